@@ -1,0 +1,55 @@
+#include "jit/target.h"
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+
+namespace rope_jit {
+namespace {
+
+bool IsAmdFeature(absl::string_view feature) {
+  return (absl::EndsWith(feature, "+") || absl::EndsWith(feature, "-")) && feature.size() > 1;
+}
+
+bool AllAlnum(absl::string_view s) {
+  for (char c : s) {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c))) return false;
+  }
+  return !s.empty();
+}
+
+bool AllDigits(absl::string_view s) {
+  for (char c : s) {
+    if (!absl::ascii_isdigit(static_cast<unsigned char>(c))) return false;
+  }
+  return !s.empty();
+}
+
+}  // namespace
+
+absl::string_view VendorName(Vendor vendor) {
+  return vendor == Vendor::kAmd ? "amd" : "nvidia";
+}
+
+absl::StatusOr<Vendor> VendorOfTarget(absl::string_view target) {
+  if (absl::StartsWith(target, "gfx")) {
+    std::vector<absl::string_view> parts = absl::StrSplit(target, ':');
+    bool ok = AllAlnum(parts[0].substr(3));
+    for (size_t i = 1; ok && i < parts.size(); ++i) ok = IsAmdFeature(parts[i]);
+    if (ok) return Vendor::kAmd;
+  } else if (absl::StartsWith(target, "sm_")) {
+    absl::string_view digits = target.substr(3);
+    if (absl::EndsWith(digits, "a") || absl::EndsWith(digits, "f")) digits.remove_suffix(1);
+    if (AllDigits(digits) && digits.size() >= 2) return Vendor::kNvidia;
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      "'", target, "' is not a GPU target id; expected an AMD target such as gfx90a or ",
+      "gfx90a:sramecc+:xnack-, or an NVIDIA one such as sm_80, sm_90 or sm_90a"));
+}
+
+absl::string_view AmdProcessor(absl::string_view target) {
+  return target.substr(0, target.find(':'));
+}
+
+}  // namespace rope_jit

@@ -1,0 +1,29 @@
+// GPU target ids: which vendor a target string belongs to, and its canonical form.
+//
+//   ASSIGN_OR_RETURN(Vendor vendor, VendorOfTarget("gfx90a:sramecc+:xnack-"));
+//
+// The full target id (features and the `a` of sm_90a included) is what the cache key
+// holds: gfx1030 and gfx1032, or sm_90 and sm_90a, produce different code.
+#ifndef ROPE_JIT_JIT_TARGET_H_
+#define ROPE_JIT_JIT_TARGET_H_
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace rope_jit {
+
+enum class Vendor { kAmd, kNvidia };
+
+absl::string_view VendorName(Vendor vendor);
+
+// InvalidArgument for a string that is neither a gfx target id nor an sm_XX[a] name.
+absl::StatusOr<Vendor> VendorOfTarget(absl::string_view target);
+
+// The processor part of an AMD target id: "gfx90a:sramecc+:xnack-" -> "gfx90a".
+absl::string_view AmdProcessor(absl::string_view target);
+
+}  // namespace rope_jit
+
+#endif  // ROPE_JIT_JIT_TARGET_H_
