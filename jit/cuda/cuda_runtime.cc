@@ -1,0 +1,426 @@
+#include "jit/cuda/cuda_runtime.h"
+
+#include <elf.h>
+
+#include <cstdint>
+#include <cstring>
+#include <utility>
+#include <vector>
+
+#include "absl/base/optimization.h"
+#include "absl/strings/str_cat.h"
+#include "jit/dynamic_library.h"
+#include "jit/status_macros.h"
+
+namespace rope_jit {
+namespace {
+
+// The slice of cuda.h we use, declared here so that no CUDA header is needed to build.
+using CUresult = int;  // enum cudaError_enum
+using CUdevice = int;
+using CUdeviceptr = unsigned long long;  // NOLINT: the driver's 64-bit CUdeviceptr_v2
+using CUcontext = struct CUctx_st*;
+using CUmodule = struct CUmod_st*;
+using CUfunction = struct CUfunc_st*;
+using CUstream = struct CUstream_st*;
+using CUevent = struct CUevent_st*;
+
+constexpr CUresult CUDA_SUCCESS = 0;
+constexpr CUresult CUDA_ERROR_NO_DEVICE = 100;
+constexpr int CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR = 75;
+constexpr int CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR = 76;
+constexpr unsigned CU_STREAM_DEFAULT = 0;
+constexpr unsigned CU_EVENT_DEFAULT = 0;
+
+// One list generates both the function-pointer table and its loader: (member, exported
+// symbol, result, parameters). The versioned symbols are what cuda.h maps the names to;
+// the unversioned ones are the legacy 32-bit-size entry points.
+#define ROPE_JIT_CUDA_SYMBOLS(X)                                                            \
+  X(cuInit, "cuInit", CUresult, (unsigned))                                                 \
+  X(cuGetErrorName, "cuGetErrorName", CUresult, (CUresult, const char**))                   \
+  X(cuDeviceGetCount, "cuDeviceGetCount", CUresult, (int*))                                 \
+  X(cuDeviceGet, "cuDeviceGet", CUresult, (CUdevice*, int))                                 \
+  X(cuDeviceGetName, "cuDeviceGetName", CUresult, (char*, int, CUdevice))                   \
+  X(cuDeviceGetAttribute, "cuDeviceGetAttribute", CUresult, (int*, int, CUdevice))          \
+  X(cuDevicePrimaryCtxRetain, "cuDevicePrimaryCtxRetain", CUresult, (CUcontext*, CUdevice)) \
+  X(cuCtxGetCurrent, "cuCtxGetCurrent", CUresult, (CUcontext*))                             \
+  X(cuCtxSetCurrent, "cuCtxSetCurrent", CUresult, (CUcontext))                              \
+  X(cuModuleLoadData, "cuModuleLoadData", CUresult, (CUmodule*, const void*))               \
+  X(cuModuleUnload, "cuModuleUnload", CUresult, (CUmodule))                                 \
+  X(cuModuleGetFunction, "cuModuleGetFunction", CUresult, (CUfunction*, CUmodule, const char*)) \
+  X(cuLaunchKernel, "cuLaunchKernel", CUresult,                                             \
+    (CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned,      \
+     CUstream, void**, void**))                                                             \
+  X(cuMemAlloc, "cuMemAlloc_v2", CUresult, (CUdeviceptr*, size_t))                          \
+  X(cuMemFree, "cuMemFree_v2", CUresult, (CUdeviceptr))                                     \
+  X(cuMemcpyHtoD, "cuMemcpyHtoD_v2", CUresult, (CUdeviceptr, const void*, size_t))          \
+  X(cuMemcpyDtoH, "cuMemcpyDtoH_v2", CUresult, (void*, CUdeviceptr, size_t))               \
+  X(cuMemcpyDtoDAsync, "cuMemcpyDtoDAsync_v2", CUresult,                                    \
+    (CUdeviceptr, CUdeviceptr, size_t, CUstream))                                           \
+  X(cuMemsetD8Async, "cuMemsetD8Async", CUresult,                                           \
+    (CUdeviceptr, unsigned char, size_t, CUstream))                                         \
+  X(cuStreamCreate, "cuStreamCreate", CUresult, (CUstream*, unsigned))                      \
+  X(cuStreamDestroy, "cuStreamDestroy_v2", CUresult, (CUstream))                            \
+  X(cuStreamSynchronize, "cuStreamSynchronize", CUresult, (CUstream))                       \
+  X(cuEventCreate, "cuEventCreate", CUresult, (CUevent*, unsigned))                         \
+  X(cuEventDestroy, "cuEventDestroy_v2", CUresult, (CUevent))                               \
+  X(cuEventRecord, "cuEventRecord", CUresult, (CUevent, CUstream))                          \
+  X(cuEventSynchronize, "cuEventSynchronize", CUresult, (CUevent))                          \
+  X(cuEventElapsedTime, "cuEventElapsedTime", CUresult, (float*, CUevent, CUevent))
+
+struct CudaApi {
+#define ROPE_JIT_CUDA_POINTER(member, symbol, result, params) result(*member) params = nullptr;
+  ROPE_JIT_CUDA_SYMBOLS(ROPE_JIT_CUDA_POINTER)
+#undef ROPE_JIT_CUDA_POINTER
+};
+
+absl::Status BindCuda(const DynamicLibrary& library, CudaApi* api) {
+#define ROPE_JIT_CUDA_BIND(member, symbol, result, params) \
+  RETURN_IF_ERROR(library.Bind(symbol, &api->member));
+  ROPE_JIT_CUDA_SYMBOLS(ROPE_JIT_CUDA_BIND)
+#undef ROPE_JIT_CUDA_BIND
+  return absl::OkStatus();
+}
+
+absl::StatusCode CodeOf(CUresult result) {
+  switch (result) {
+    case 1:    // CUDA_ERROR_INVALID_VALUE
+    case 101:  // CUDA_ERROR_INVALID_DEVICE
+    case 400:  // CUDA_ERROR_INVALID_HANDLE
+    case 200:  // CUDA_ERROR_INVALID_IMAGE
+    case 209:  // CUDA_ERROR_NO_BINARY_FOR_GPU
+    case 218:  // CUDA_ERROR_INVALID_PTX
+    case 222:  // CUDA_ERROR_UNSUPPORTED_PTX_VERSION
+      return absl::StatusCode::kInvalidArgument;
+    case 2:    // CUDA_ERROR_OUT_OF_MEMORY
+    case 701:  // CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES
+      return absl::StatusCode::kResourceExhausted;
+    case 3:    // CUDA_ERROR_NOT_INITIALIZED
+    case 4:    // CUDA_ERROR_DEINITIALIZED
+    case 34:   // CUDA_ERROR_STUB_LIBRARY
+    case 35:   // CUDA_ERROR_INSUFFICIENT_DRIVER
+    case 46:   // CUDA_ERROR_DEVICE_UNAVAILABLE
+    case 100:  // CUDA_ERROR_NO_DEVICE
+    case 802:  // CUDA_ERROR_SYSTEM_NOT_READY
+    case 803:  // CUDA_ERROR_SYSTEM_DRIVER_MISMATCH
+    case 804:  // CUDA_ERROR_COMPAT_NOT_SUPPORTED_ON_DEVICE
+      return absl::StatusCode::kUnavailable;
+    case 500:  // CUDA_ERROR_NOT_FOUND
+      return absl::StatusCode::kNotFound;
+    default:
+      return absl::StatusCode::kInternal;
+  }
+}
+
+// A code object whose headers point past its end would make the driver read out of bounds;
+// refuse it here. Non-ELF input (a fatbin or PTX text) is left to the driver.
+absl::Status CheckElfBounds(absl::string_view image) {
+  if (image.size() < 4 || std::memcmp(image.data(), ELFMAG, SELFMAG) != 0) {
+    return absl::OkStatus();
+  }
+  auto fits = [&](uint64_t offset, uint64_t count, uint64_t size) {
+    return offset <= image.size() && (size == 0 || count <= (image.size() - offset) / size);
+  };
+  Elf64_Ehdr header;
+  if (image.size() < sizeof(header) || image[EI_CLASS] != ELFCLASS64) {
+    return absl::InvalidArgumentError("code object: truncated or not a 64-bit ELF");
+  }
+  std::memcpy(&header, image.data(), sizeof(header));
+  if (!fits(header.e_phoff, header.e_phnum, header.e_phentsize) ||
+      !fits(header.e_shoff, header.e_shnum, header.e_shentsize) ||
+      (header.e_shnum > 0 && header.e_shentsize < sizeof(Elf64_Shdr))) {
+    return absl::InvalidArgumentError("code object: ELF headers point past its end (truncated?)");
+  }
+  for (uint16_t i = 0; i < header.e_shnum; ++i) {
+    Elf64_Shdr section;
+    std::memcpy(&section, image.data() + header.e_shoff + uint64_t{i} * header.e_shentsize,
+                sizeof(section));
+    if (section.sh_type != SHT_NOBITS && !fits(section.sh_offset, 1, section.sh_size)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("code object: ELF section ", i, " lies past its end (truncated?)"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+CUdeviceptr ToDevice(DevicePointer pointer) {
+  return static_cast<CUdeviceptr>(reinterpret_cast<uintptr_t>(pointer));
+}
+
+}  // namespace
+
+struct CudaRuntime::Driver {
+  DynamicLibrary library;
+  CudaApi api;
+  std::vector<CUdevice> devices;
+
+  absl::Status Error(CUresult result, const char* call) const {
+    const char* name = nullptr;
+    if (api.cuGetErrorName == nullptr || api.cuGetErrorName(result, &name) != CUDA_SUCCESS ||
+        name == nullptr) {
+      return absl::Status(CodeOf(result), absl::StrCat(call, " failed: CUresult ", result));
+    }
+    return absl::Status(CodeOf(result), absl::StrCat(call, " failed: ", name));
+  }
+  absl::Status Check(CUresult result, const char* call) const {
+    if (ABSL_PREDICT_TRUE(result == CUDA_SUCCESS)) return absl::OkStatus();
+    return Error(result, call);
+  }
+};
+
+CudaRuntime::CudaRuntime() = default;
+CudaRuntime::~CudaRuntime() = default;
+
+absl::StatusOr<const CudaRuntime::Driver*> CudaRuntime::Init() {
+  absl::call_once(init_once_, [this] {
+    // The driver comes with the kernel module, not the toolkit: only the loader's path.
+    LibrarySearch search;
+    search.names = {"libcuda.so.1"};
+    search.required_symbol = "cuInit";
+    auto library = DynamicLibrary::Open(search);
+    if (!library.ok()) {
+      init_status_ = library.status();
+      return;
+    }
+    auto driver = std::make_unique<Driver>(Driver{std::move(*library), {}, {}});
+    if (init_status_ = BindCuda(driver->library, &driver->api); !init_status_.ok()) return;
+    const CudaApi& api = driver->api;
+    const CUresult initialized = api.cuInit(0);
+    if (initialized != CUDA_SUCCESS) {
+      no_device_ = initialized == CUDA_ERROR_NO_DEVICE;
+      init_status_ = driver->Error(initialized, "cuInit");
+      // Whatever the driver said, no device of it is usable.
+      init_status_ = absl::UnavailableError(init_status_.message());
+      return;
+    }
+    int count = 0;
+    if (init_status_ = driver->Check(api.cuDeviceGetCount(&count), "cuDeviceGetCount");
+        !init_status_.ok()) {
+      return;
+    }
+    driver->devices.resize(count);
+    for (int i = 0; i < count; ++i) {
+      init_status_ = driver->Check(api.cuDeviceGet(&driver->devices[i], i), "cuDeviceGet");
+      if (!init_status_.ok()) return;
+    }
+    driver_ = std::move(driver);
+  });
+  if (!init_status_.ok()) return init_status_;
+  return driver_.get();
+}
+
+absl::StatusOr<int> CudaRuntime::DeviceCount() {
+  auto driver = Init();
+  if (!driver.ok()) {
+    if (no_device_) return 0;
+    return driver.status();
+  }
+  return static_cast<int>((*driver)->devices.size());
+}
+
+absl::StatusOr<int> CudaRuntime::CheckedDevice(int device) {
+  ASSIGN_OR_RETURN(const Driver* driver, Init());
+  const int count = static_cast<int>(driver->devices.size());
+  if (device < 0 || device >= count) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("CUDA device ", device, " does not exist; there are ", count));
+  }
+  if (device >= kMaxDevices) {
+    return absl::UnimplementedError(
+        absl::StrCat("CUDA device ", device, ": at most ", kMaxDevices, " devices are supported"));
+  }
+  return driver->devices[device];
+}
+
+absl::StatusOr<std::string> CudaRuntime::DeviceTarget(int device) {
+  ASSIGN_OR_RETURN(CUdevice handle, CheckedDevice(device));
+  const CudaApi& api = driver_->api;
+  int major = 0, minor = 0;
+  RETURN_IF_ERROR(driver_->Check(
+      api.cuDeviceGetAttribute(&major, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, handle),
+      "cuDeviceGetAttribute(COMPUTE_CAPABILITY_MAJOR)"));
+  RETURN_IF_ERROR(driver_->Check(
+      api.cuDeviceGetAttribute(&minor, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, handle),
+      "cuDeviceGetAttribute(COMPUTE_CAPABILITY_MINOR)"));
+  return absl::StrCat("sm_", major, minor);
+}
+
+absl::StatusOr<std::string> CudaRuntime::DeviceName(int device) {
+  ASSIGN_OR_RETURN(CUdevice handle, CheckedDevice(device));
+  char name[256] = {};
+  RETURN_IF_ERROR(driver_->Check(driver_->api.cuDeviceGetName(name, sizeof(name) - 1, handle),
+                                 "cuDeviceGetName"));
+  return std::string(name);
+}
+
+absl::StatusOr<void*> CudaRuntime::RetainContext(int device) {
+  ASSIGN_OR_RETURN(CUdevice handle, CheckedDevice(device));
+  absl::MutexLock lock(&retain_mutex_);
+  if (void* context = contexts_[device].load(std::memory_order_acquire)) return context;
+  CUcontext context = nullptr;
+  RETURN_IF_ERROR(driver_->Check(driver_->api.cuDevicePrimaryCtxRetain(&context, handle),
+                                 "cuDevicePrimaryCtxRetain"));
+  // Never released: the primary context outlives every module and buffer we hand out.
+  contexts_[device].store(context, std::memory_order_release);
+  return static_cast<void*>(context);
+}
+
+absl::Status CudaRuntime::MakeCurrent(int device) {
+  if (ABSL_PREDICT_FALSE(device < 0 || device >= kMaxDevices)) {
+    return CheckedDevice(device).status();
+  }
+  void* context = contexts_[device].load(std::memory_order_acquire);
+  if (ABSL_PREDICT_FALSE(context == nullptr)) {
+    ASSIGN_OR_RETURN(context, RetainContext(device));
+  }
+  // driver_ was set before any context was published.
+  const CudaApi& api = driver_->api;
+  CUcontext current = nullptr;
+  RETURN_IF_ERROR(driver_->Check(api.cuCtxGetCurrent(&current), "cuCtxGetCurrent"));
+  if (current == static_cast<CUcontext>(context)) return absl::OkStatus();
+  return driver_->Check(api.cuCtxSetCurrent(static_cast<CUcontext>(context)), "cuCtxSetCurrent");
+}
+
+absl::Status CudaRuntime::SetDevice(int device) { return MakeCurrent(device); }
+
+absl::StatusOr<ModuleHandle> CudaRuntime::LoadModule(int device, absl::string_view code_object) {
+  if (code_object.empty()) return absl::InvalidArgumentError("empty code object");
+  RETURN_IF_ERROR(CheckElfBounds(code_object));
+  RETURN_IF_ERROR(MakeCurrent(device));
+  // A NUL-terminated copy: the driver reads anything that is not ELF or a fatbin as PTX
+  // text, up to a NUL.
+  const std::string image(code_object);
+  CUmodule module = nullptr;
+  RETURN_IF_ERROR(driver_->Check(driver_->api.cuModuleLoadData(&module, image.c_str()),
+                                 "cuModuleLoadData"));
+  return static_cast<ModuleHandle>(module);
+}
+
+absl::Status CudaRuntime::UnloadModule(int device, ModuleHandle module) {
+  RETURN_IF_ERROR(MakeCurrent(device));
+  return driver_->Check(driver_->api.cuModuleUnload(static_cast<CUmodule>(module)),
+                        "cuModuleUnload");
+}
+
+absl::StatusOr<FunctionHandle> CudaRuntime::GetFunction(ModuleHandle module, const char* name) {
+  ASSIGN_OR_RETURN(const Driver* driver, Init());
+  CUfunction function = nullptr;
+  const CUresult result =
+      driver->api.cuModuleGetFunction(&function, static_cast<CUmodule>(module), name);
+  if (result != CUDA_SUCCESS) {
+    absl::Status status = driver->Error(result, "cuModuleGetFunction");
+    return absl::Status(status.code(), absl::StrCat(status.message(), " (", name, ")"));
+  }
+  return static_cast<FunctionHandle>(function);
+}
+
+absl::Status CudaRuntime::Launch(int device, FunctionHandle function, Dim3 grid, Dim3 block,
+                                 uint32_t shared_bytes, StreamHandle stream, void** args) {
+  RETURN_IF_ERROR(MakeCurrent(device));
+  return driver_->Check(
+      driver_->api.cuLaunchKernel(static_cast<CUfunction>(function), grid.x, grid.y, grid.z,
+                                  block.x, block.y, block.z, shared_bytes,
+                                  static_cast<CUstream>(stream), args, nullptr),
+      "cuLaunchKernel");
+}
+
+absl::StatusOr<DevicePointer> CudaRuntime::Allocate(int device, size_t bytes) {
+  RETURN_IF_ERROR(MakeCurrent(device));
+  CUdeviceptr pointer = 0;
+  RETURN_IF_ERROR(driver_->Check(driver_->api.cuMemAlloc(&pointer, bytes), "cuMemAlloc"));
+  return reinterpret_cast<DevicePointer>(static_cast<uintptr_t>(pointer));
+}
+
+absl::Status CudaRuntime::Free(int device, DevicePointer pointer) {
+  if (pointer == nullptr) return absl::OkStatus();
+  RETURN_IF_ERROR(MakeCurrent(device));
+  return driver_->Check(driver_->api.cuMemFree(ToDevice(pointer)), "cuMemFree");
+}
+
+absl::Status CudaRuntime::CopyToDevice(int device, DevicePointer dst, const void* src,
+                                       size_t bytes) {
+  if (bytes == 0) return absl::OkStatus();
+  RETURN_IF_ERROR(MakeCurrent(device));
+  return driver_->Check(driver_->api.cuMemcpyHtoD(ToDevice(dst), src, bytes), "cuMemcpyHtoD");
+}
+
+absl::Status CudaRuntime::CopyToHost(int device, void* dst, DevicePointer src, size_t bytes) {
+  if (bytes == 0) return absl::OkStatus();
+  RETURN_IF_ERROR(MakeCurrent(device));
+  return driver_->Check(driver_->api.cuMemcpyDtoH(dst, ToDevice(src), bytes), "cuMemcpyDtoH");
+}
+
+absl::Status CudaRuntime::CopyDeviceToDeviceAsync(int device, DevicePointer dst, DevicePointer src,
+                                                  size_t bytes, StreamHandle stream) {
+  if (bytes == 0) return absl::OkStatus();
+  RETURN_IF_ERROR(MakeCurrent(device));
+  return driver_->Check(driver_->api.cuMemcpyDtoDAsync(ToDevice(dst), ToDevice(src), bytes,
+                                                       static_cast<CUstream>(stream)),
+                        "cuMemcpyDtoDAsync");
+}
+
+absl::Status CudaRuntime::MemsetAsync(int device, DevicePointer dst, uint8_t value, size_t bytes,
+                                      StreamHandle stream) {
+  if (bytes == 0) return absl::OkStatus();
+  RETURN_IF_ERROR(MakeCurrent(device));
+  return driver_->Check(
+      driver_->api.cuMemsetD8Async(ToDevice(dst), value, bytes, static_cast<CUstream>(stream)),
+      "cuMemsetD8Async");
+}
+
+absl::StatusOr<StreamHandle> CudaRuntime::CreateStream(int device) {
+  RETURN_IF_ERROR(MakeCurrent(device));
+  CUstream stream = nullptr;
+  RETURN_IF_ERROR(
+      driver_->Check(driver_->api.cuStreamCreate(&stream, CU_STREAM_DEFAULT), "cuStreamCreate"));
+  return static_cast<StreamHandle>(stream);
+}
+
+absl::Status CudaRuntime::DestroyStream(int device, StreamHandle stream) {
+  if (stream == nullptr) return absl::OkStatus();  // the legacy default stream
+  RETURN_IF_ERROR(MakeCurrent(device));
+  return driver_->Check(driver_->api.cuStreamDestroy(static_cast<CUstream>(stream)),
+                        "cuStreamDestroy");
+}
+
+absl::Status CudaRuntime::SynchronizeStream(int device, StreamHandle stream) {
+  RETURN_IF_ERROR(MakeCurrent(device));
+  return driver_->Check(driver_->api.cuStreamSynchronize(static_cast<CUstream>(stream)),
+                        "cuStreamSynchronize");
+}
+
+absl::StatusOr<EventHandle> CudaRuntime::CreateEvent(int device) {
+  RETURN_IF_ERROR(MakeCurrent(device));
+  CUevent event = nullptr;
+  RETURN_IF_ERROR(
+      driver_->Check(driver_->api.cuEventCreate(&event, CU_EVENT_DEFAULT), "cuEventCreate"));
+  return static_cast<EventHandle>(event);
+}
+
+absl::Status CudaRuntime::DestroyEvent(int device, EventHandle event) {
+  if (event == nullptr) return absl::OkStatus();
+  RETURN_IF_ERROR(MakeCurrent(device));
+  return driver_->Check(driver_->api.cuEventDestroy(static_cast<CUevent>(event)),
+                        "cuEventDestroy");
+}
+
+absl::Status CudaRuntime::RecordEvent(int device, EventHandle event, StreamHandle stream) {
+  RETURN_IF_ERROR(MakeCurrent(device));
+  return driver_->Check(
+      driver_->api.cuEventRecord(static_cast<CUevent>(event), static_cast<CUstream>(stream)),
+      "cuEventRecord");
+}
+
+absl::StatusOr<float> CudaRuntime::ElapsedMs(int device, EventHandle start, EventHandle end) {
+  RETURN_IF_ERROR(MakeCurrent(device));
+  RETURN_IF_ERROR(driver_->Check(driver_->api.cuEventSynchronize(static_cast<CUevent>(end)),
+                                 "cuEventSynchronize"));
+  float milliseconds = 0;
+  RETURN_IF_ERROR(driver_->Check(
+      driver_->api.cuEventElapsedTime(&milliseconds, static_cast<CUevent>(start),
+                                      static_cast<CUevent>(end)),
+      "cuEventElapsedTime"));
+  return milliseconds;
+}
+
+}  // namespace rope_jit

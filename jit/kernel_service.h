@@ -1,0 +1,115 @@
+// The kernel service: compiled code objects by key, through three tiers.
+//
+//   KernelService& service = KernelService::Default();   // env-configured, process-wide
+//   ASSIGN_OR_RETURN(FunctionHandle fn,
+//                    service.GetFunction(spec, runtime, device, "rope_apply_aligned"));
+//
+//   memory tier  per device: (spec, device) -> loaded module and its functions; a hit
+//                is one hash-map lookup under a reader lock
+//   disk tier    one self-validating file per key (jit/disk_cache.h)
+//   compile      hipRTC / NVRTC, single-flight: N threads of this process missing one
+//                key cause one compile (the rest wait for its result), and N processes
+//                sharing the cache directory compile it once (per-key lock file)
+//
+// GetCodeObject needs no GPU (prewarming, AOT/JIT parity). An entry that validates but
+// that the driver refuses to load is dropped, counted and recompiled once.
+#ifndef ROPE_JIT_JIT_KERNEL_SERVICE_H_
+#define ROPE_JIT_JIT_KERNEL_SERVICE_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "jit/compiler.h"
+#include "jit/device_runtime.h"
+#include "jit/disk_cache.h"
+#include "jit/kernel_spec.h"
+
+namespace rope_jit {
+
+struct ServiceOptions {
+  DiskCacheOptions disk;
+  static ServiceOptions FromEnvironment();
+};
+
+struct ServiceStats {
+  uint64_t memory_hits = 0;
+  uint64_t disk_hits = 0;
+  uint64_t misses = 0;  // requests that found the key in no tier
+  uint64_t compiles = 0;
+  uint64_t compile_failures = 0;
+  double compile_ms = 0;
+  uint64_t loads = 0;  // module loads onto a device
+  uint64_t load_failures = 0;
+  double load_ms = 0;
+  uint64_t inflight_waits = 0;  // threads that waited for another thread's compile
+  DiskCacheStats disk;          // lock waits, corrupt entries, evictions, ...
+};
+
+class KernelService {
+ public:
+  explicit KernelService(ServiceOptions options);
+  KernelService(const KernelService&) = delete;
+  KernelService& operator=(const KernelService&) = delete;
+
+  // The process-wide service configured from the environment (ROPE_JIT_CACHE_DIR, ...).
+  static KernelService& Default();
+
+  // The key `spec` has with this machine's compiler for spec.target.
+  absl::StatusOr<CacheKey> KeyFor(const KernelSpec& spec);
+
+  // The code object for spec.target, from disk or compiled; no device needed.
+  absl::StatusOr<std::string> GetCodeObject(const KernelSpec& spec);
+
+  // Whether the disk tier holds a valid entry for `spec` (no compile; for --dry_run).
+  absl::StatusOr<bool> IsCached(const KernelSpec& spec);
+
+  // A function of the module built from `spec` for `device`'s own target (spec.target
+  // is ignored), loaded on that device; memory tier first.
+  absl::StatusOr<FunctionHandle> GetFunction(const KernelSpec& spec, DeviceRuntime& runtime,
+                                             int device, absl::string_view function_name);
+
+  ServiceStats stats() const;
+  DiskCache& disk() { return disk_; }
+
+ private:
+  struct Resolved {  // what a spec means on this machine
+    Compiler* compiler;
+    CacheKey key;
+  };
+  struct InFlight {
+    absl::Notification done;
+    absl::StatusOr<std::string> result;
+  };
+  struct LoadedModule {
+    ModuleHandle module = nullptr;
+    absl::flat_hash_map<std::string, FunctionHandle> functions;
+  };
+
+  absl::StatusOr<Resolved> Resolve(const KernelSpec& spec);
+  // Disk tier, then a compile under the per-key lock. `from_disk` says which.
+  absl::StatusOr<std::string> FetchOrCompile(const KernelSpec& spec, const Resolved& resolved,
+                                             bool* from_disk);
+  absl::StatusOr<std::string> CompileAndPublish(const KernelSpec& spec, const Resolved& resolved);
+  absl::StatusOr<std::string> DeviceTarget(DeviceRuntime& runtime, int device);
+
+  DiskCache disk_;
+  std::atomic<uint64_t> memory_hits_{0};  // counted outside the lock: the hot path reads only
+  mutable absl::Mutex mu_;
+  ServiceStats stats_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, std::shared_ptr<InFlight>> in_flight_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, std::string> device_targets_ ABSL_GUARDED_BY(mu_);
+  // Memory tier, keyed by vendor/device/kernel/source/defines (no hashing of the source).
+  absl::flat_hash_map<std::string, LoadedModule> modules_ ABSL_GUARDED_BY(mu_);
+  // Serializes module loads so that two threads never load the same module twice.
+  absl::Mutex load_mu_;
+};
+
+}  // namespace rope_jit
+
+#endif  // ROPE_JIT_JIT_KERNEL_SERVICE_H_

@@ -1,0 +1,407 @@
+#include "jit/rocm/hiprtc_compiler.h"
+
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <utility>
+
+#include "absl/algorithm/container.h"
+#include "absl/base/const_init.h"
+#include "absl/cleanup/cleanup.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
+#include "jit/dynamic_library.h"
+#include "jit/status_macros.h"
+
+namespace rope_jit {
+namespace {
+
+// The slices of hiprtc.h and amd_comgr.h we use, declared here so that no ROCm header is
+// needed to build.
+using hiprtcResult = int;  // enum hiprtcResult
+constexpr hiprtcResult HIPRTC_SUCCESS = 0;
+constexpr hiprtcResult HIPRTC_ERROR_COMPILATION = 6;
+using hiprtcProgram = struct _hiprtcProgram*;
+
+using amd_comgr_status_t = int;  // enum amd_comgr_status_s
+constexpr amd_comgr_status_t AMD_COMGR_STATUS_SUCCESS = 0;
+struct amd_comgr_metadata_node_t {
+  uint64_t handle;
+};
+using amd_comgr_metadata_kind_t = int;  // enum amd_comgr_metadata_kind_s
+constexpr amd_comgr_metadata_kind_t AMD_COMGR_METADATA_KIND_STRING = 1;
+constexpr amd_comgr_metadata_kind_t AMD_COMGR_METADATA_KIND_MAP = 2;
+using MapCallback = amd_comgr_status_t (*)(amd_comgr_metadata_node_t, amd_comgr_metadata_node_t,
+                                           void*);
+
+constexpr absl::string_view kIsaPrefix = "amdgcn-amd-amdhsa--";
+
+// One list per library generates both the function-pointer table and its loader.
+#define ROPE_JIT_HIPRTC_SYMBOLS(X)                                                  \
+  X(hiprtcGetErrorString, const char*, (hiprtcResult))                              \
+  X(hiprtcVersion, hiprtcResult, (int*, int*))                                      \
+  X(hiprtcCreateProgram, hiprtcResult,                                              \
+    (hiprtcProgram*, const char*, const char*, int, const char**, const char**))    \
+  X(hiprtcDestroyProgram, hiprtcResult, (hiprtcProgram*))                           \
+  X(hiprtcCompileProgram, hiprtcResult, (hiprtcProgram, int, const char**))         \
+  X(hiprtcGetProgramLogSize, hiprtcResult, (hiprtcProgram, size_t*))                \
+  X(hiprtcGetProgramLog, hiprtcResult, (hiprtcProgram, char*))                      \
+  X(hiprtcGetCodeSize, hiprtcResult, (hiprtcProgram, size_t*))                      \
+  X(hiprtcGetCode, hiprtcResult, (hiprtcProgram, char*))
+
+#define ROPE_JIT_COMGR_SYMBOLS(X)                                                              \
+  X(amd_comgr_get_version, void, (size_t*, size_t*))                                           \
+  X(amd_comgr_get_isa_count, amd_comgr_status_t, (size_t*))                                   \
+  X(amd_comgr_get_isa_name, amd_comgr_status_t, (size_t, const char**))                        \
+  X(amd_comgr_get_isa_metadata, amd_comgr_status_t, (const char*, amd_comgr_metadata_node_t*)) \
+  X(amd_comgr_metadata_lookup, amd_comgr_status_t,                                             \
+    (amd_comgr_metadata_node_t, const char*, amd_comgr_metadata_node_t*))                      \
+  X(amd_comgr_get_metadata_kind, amd_comgr_status_t,                                           \
+    (amd_comgr_metadata_node_t, amd_comgr_metadata_kind_t*))                                   \
+  X(amd_comgr_get_metadata_string, amd_comgr_status_t,                                         \
+    (amd_comgr_metadata_node_t, size_t*, char*))                                               \
+  X(amd_comgr_iterate_map_metadata, amd_comgr_status_t,                                        \
+    (amd_comgr_metadata_node_t, MapCallback, void*))                                           \
+  X(amd_comgr_destroy_metadata, amd_comgr_status_t, (amd_comgr_metadata_node_t))
+
+#define ROPE_JIT_POINTER(name, result, params) result(*name) params = nullptr;
+#define ROPE_JIT_BIND(name, result, params) RETURN_IF_ERROR(library.Bind(#name, &api->name));
+
+struct HiprtcApi {
+  ROPE_JIT_HIPRTC_SYMBOLS(ROPE_JIT_POINTER)
+};
+struct ComgrApi {
+  ROPE_JIT_COMGR_SYMBOLS(ROPE_JIT_POINTER)
+};
+
+absl::Status BindHiprtc(const DynamicLibrary& library, HiprtcApi* api) {
+  ROPE_JIT_HIPRTC_SYMBOLS(ROPE_JIT_BIND)
+  return absl::OkStatus();
+}
+absl::Status BindComgr(const DynamicLibrary& library, ComgrApi* api) {
+  ROPE_JIT_COMGR_SYMBOLS(ROPE_JIT_BIND)
+  return absl::OkStatus();
+}
+
+#undef ROPE_JIT_POINTER
+#undef ROPE_JIT_BIND
+
+// hipRTC and comgr calls, process-wide: hipRTC 5.2 is not documented as thread-safe.
+ABSL_CONST_INIT absl::Mutex g_hiprtc_mutex(absl::kConstInit);
+
+absl::string_view Basename(absl::string_view path) {
+  const size_t slash = path.rfind('/');
+  return slash == absl::string_view::npos ? path : path.substr(slash + 1);
+}
+
+std::vector<std::string> RocmDirectories() {
+  std::vector<std::string> directories;
+  if (const char* rocm = std::getenv("ROCM_PATH"); rocm != nullptr && *rocm) {
+    directories.push_back(absl::StrCat(rocm, "/lib"));
+  }
+  directories.push_back("/opt/rocm/lib");
+  return directories;
+}
+
+// LLVM's messages for what does not fit the hardware.
+bool MentionsResourceExhaustion(absl::string_view log) {
+  const std::string lower = absl::AsciiStrToLower(log);
+  for (const char* pattern : {"ran out of registers", "register allocation failed",
+                              "insufficient registers", "exceeds limit", "too many registers",
+                              "scratch size"}) {
+    if (absl::StrContains(lower, pattern)) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+struct HiprtcCompiler::Library {
+  DynamicLibrary hiprtc;
+  DynamicLibrary comgr;
+  std::vector<DynamicLibrary> llvm;  // comgr's own LLVM, when it is a separate library
+  HiprtcApi api;
+  ComgrApi comgr_api;
+  int major = 0, minor = 0;
+  size_t comgr_major = 0, comgr_minor = 0;
+  std::vector<std::string> processors;  // in comgr's order, without duplicates
+
+  std::string ErrorName(hiprtcResult result) const {
+    const char* name = api.hiprtcGetErrorString(result);
+    return name != nullptr ? name : absl::StrCat("hiprtcResult ", result);
+  }
+  absl::Status Check(hiprtcResult result, const char* call) const {
+    if (result == HIPRTC_SUCCESS) return absl::OkStatus();
+    return absl::InternalError(absl::StrCat(call, " failed: ", ErrorName(result)));
+  }
+
+  // Feature names ("sramecc", "xnack") comgr lists for a processor. Caller holds the mutex.
+  absl::StatusOr<std::vector<std::string>> Features(absl::string_view processor) const {
+    const std::string isa = absl::StrCat(kIsaPrefix, processor);
+    amd_comgr_metadata_node_t metadata{0};
+    if (comgr_api.amd_comgr_get_isa_metadata(isa.c_str(), &metadata) !=
+        AMD_COMGR_STATUS_SUCCESS) {
+      return absl::InternalError(absl::StrCat("amd_comgr_get_isa_metadata(", isa, ") failed"));
+    }
+    absl::Cleanup destroy_metadata = [&] { comgr_api.amd_comgr_destroy_metadata(metadata); };
+    amd_comgr_metadata_node_t features{0};
+    if (comgr_api.amd_comgr_metadata_lookup(metadata, "Features", &features) !=
+        AMD_COMGR_STATUS_SUCCESS) {
+      return std::vector<std::string>();  // an older comgr without the key: no features known
+    }
+    absl::Cleanup destroy_features = [&] { comgr_api.amd_comgr_destroy_metadata(features); };
+    amd_comgr_metadata_kind_t kind = 0;
+    if (comgr_api.amd_comgr_get_metadata_kind(features, &kind) != AMD_COMGR_STATUS_SUCCESS ||
+        kind != AMD_COMGR_METADATA_KIND_MAP) {
+      return std::vector<std::string>();
+    }
+    struct Collected {
+      const ComgrApi* api;
+      std::vector<std::string> names;
+    } collected{&comgr_api, {}};
+    MapCallback collect = [](amd_comgr_metadata_node_t key, amd_comgr_metadata_node_t,
+                             void* data) -> amd_comgr_status_t {
+      auto* out = static_cast<Collected*>(data);
+      amd_comgr_metadata_kind_t key_kind = 0;
+      size_t size = 0;
+      if (out->api->amd_comgr_get_metadata_kind(key, &key_kind) != AMD_COMGR_STATUS_SUCCESS ||
+          key_kind != AMD_COMGR_METADATA_KIND_STRING ||
+          out->api->amd_comgr_get_metadata_string(key, &size, nullptr) !=
+              AMD_COMGR_STATUS_SUCCESS) {
+        return AMD_COMGR_STATUS_SUCCESS;
+      }
+      std::string name(size, '\0');
+      if (out->api->amd_comgr_get_metadata_string(key, &size, &name[0]) ==
+          AMD_COMGR_STATUS_SUCCESS) {
+        name.resize(std::strlen(name.c_str()));
+        out->names.push_back(std::move(name));
+      }
+      return AMD_COMGR_STATUS_SUCCESS;
+    };
+    comgr_api.amd_comgr_iterate_map_metadata(features, collect, &collected);
+    return collected.names;
+  }
+};
+
+HiprtcCompiler::HiprtcCompiler() = default;
+HiprtcCompiler::~HiprtcCompiler() = default;
+
+absl::StatusOr<const HiprtcCompiler::Library*> HiprtcCompiler::Load() {
+  absl::call_once(load_once_, [this] {
+    absl::MutexLock lock(&g_hiprtc_mutex);
+    // hipRTC first: loading it may bring in the comgr it uses, which the comgr search then
+    // reuses rather than picking another installed version.
+    LibrarySearch hiprtc_search;
+    hiprtc_search.names = {"libhiprtc.so.6", "libhiprtc.so.5", "libamdhip64.so.6",
+                           "libamdhip64.so.5"};
+    hiprtc_search.directories = RocmDirectories();
+    hiprtc_search.required_symbol = "hiprtcCreateProgram";
+    auto hiprtc = DynamicLibrary::Open(hiprtc_search);
+    if (!hiprtc.ok()) {
+      load_status_ = hiprtc.status();
+      return;
+    }
+    LibrarySearch comgr_search;
+    comgr_search.names = {"libamd_comgr.so.3", "libamd_comgr.so.2"};
+    comgr_search.directories = RocmDirectories();
+    comgr_search.required_symbol = "amd_comgr_get_isa_count";
+    auto comgr = DynamicLibrary::Open(comgr_search);
+    if (!comgr.ok()) {
+      load_status_ = absl::UnavailableError(absl::StrCat(
+          "hipRTC needs comgr to validate targets before compiling: ", comgr.status().message()));
+      return;
+    }
+    auto library =
+        std::unique_ptr<Library>(new Library{std::move(*hiprtc), std::move(*comgr)});
+    if (load_status_ = BindHiprtc(library->hiprtc, &library->api); !load_status_.ok()) return;
+    if (load_status_ = BindComgr(library->comgr, &library->comgr_api); !load_status_.ok()) {
+      return;
+    }
+    for (const std::string& needed : library->comgr.NeededLibraries()) {
+      if (!absl::StartsWith(needed, "libLLVM")) continue;
+      LibrarySearch llvm_search;
+      llvm_search.names = {needed};
+      if (auto llvm = DynamicLibrary::Open(llvm_search); llvm.ok()) {
+        library->llvm.push_back(std::move(*llvm));
+      }
+    }
+    library->comgr_api.amd_comgr_get_version(&library->comgr_major, &library->comgr_minor);
+    // hiprtcVersion reports a fixed number; it is part of the identity, not all of it.
+    if (load_status_ = library->Check(library->api.hiprtcVersion(&library->major, &library->minor),
+                                      "hiprtcVersion");
+        !load_status_.ok()) {
+      return;
+    }
+    size_t count = 0;
+    if (library->comgr_api.amd_comgr_get_isa_count(&count) != AMD_COMGR_STATUS_SUCCESS) {
+      load_status_ = absl::InternalError("amd_comgr_get_isa_count failed");
+      return;
+    }
+    for (size_t i = 0; i < count; ++i) {
+      const char* name = nullptr;
+      if (library->comgr_api.amd_comgr_get_isa_name(i, &name) != AMD_COMGR_STATUS_SUCCESS ||
+          name == nullptr) {
+        load_status_ = absl::InternalError(absl::StrCat("amd_comgr_get_isa_name(", i, ") failed"));
+        return;
+      }
+      // "amdgcn-amd-amdhsa--gfx90a" (newer comgr may append ":sramecc+:xnack-").
+      absl::string_view isa = name;
+      if (!absl::ConsumePrefix(&isa, kIsaPrefix)) continue;
+      std::string processor(AmdProcessor(isa));
+      if (!absl::c_linear_search(library->processors, processor)) {
+        library->processors.push_back(std::move(processor));
+      }
+    }
+    library_ = std::move(library);
+  });
+  if (!load_status_.ok()) return load_status_;
+  return library_.get();
+}
+
+absl::StatusOr<std::string> HiprtcCompiler::Identity() {
+  absl::call_once(identity_once_, [this] {
+    auto library = Load();
+    if (!library.ok()) {
+      identity_ = library.status();
+      return;
+    }
+    const Library& lib = **library;
+    std::string identity = absl::StrCat("hiprtc ", lib.major, ".", lib.minor, "; comgr ",
+                                        lib.comgr_major, ".", lib.comgr_minor);
+    std::vector<const DynamicLibrary*> parts = {&lib.hiprtc, &lib.comgr};
+    for (const DynamicLibrary& llvm : lib.llvm) parts.push_back(&llvm);
+    for (const DynamicLibrary* part : parts) {
+      auto id = part->ContentIdentity();
+      if (!id.ok()) {
+        identity_ = id.status();
+        return;
+      }
+      absl::StrAppend(&identity, "; ", Basename(part->path()), " ", *id);
+    }
+    identity_ = std::move(identity);
+  });
+  return identity_;
+}
+
+absl::StatusOr<std::vector<std::string>> HiprtcCompiler::SupportedTargets() {
+  ASSIGN_OR_RETURN(const Library* library, Load());
+  return library->processors;
+}
+
+absl::Status HiprtcCompiler::ValidateTarget(absl::string_view target) {
+  ASSIGN_OR_RETURN(Vendor vendor, VendorOfTarget(target));
+  if (vendor != Vendor::kAmd) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", target, "' is an NVIDIA target; hipRTC compiles for gfx targets"));
+  }
+  ASSIGN_OR_RETURN(const Library* library, Load());
+  const absl::string_view processor = AmdProcessor(target);
+  if (!absl::c_linear_search(library->processors, processor)) {
+    return absl::UnimplementedError(absl::StrCat(
+        "hipRTC ", library->major, ".", library->minor, " (comgr ", library->comgr_major, ".",
+        library->comgr_minor, ") cannot compile for ", processor, "; it supports ",
+        absl::StrJoin(library->processors, ", ")));
+  }
+
+  std::vector<absl::string_view> features = absl::StrSplit(target, ':');
+  features.erase(features.begin());
+  if (features.empty()) return absl::OkStatus();
+  std::vector<absl::string_view> names;
+  for (absl::string_view feature : features) names.push_back(feature.substr(0, feature.size() - 1));
+  for (size_t i = 1; i < names.size(); ++i) {
+    if (names[i] <= names[i - 1]) {
+      std::vector<absl::string_view> canonical = features;
+      absl::c_sort(canonical);
+      return absl::InvalidArgumentError(absl::StrCat(
+          "'", target, "': features must appear once each, in alphabetical order (",
+          processor, ":", absl::StrJoin(canonical, ":"), ")"));
+    }
+  }
+
+  absl::MutexLock lock(&g_hiprtc_mutex);
+  ASSIGN_OR_RETURN(std::vector<std::string> supported, library->Features(processor));
+  for (absl::string_view name : names) {
+    if (!absl::c_linear_search(supported, name)) {
+      return absl::UnimplementedError(absl::StrCat(
+          processor, " has no '", name, "' feature (", target, "); its features: ",
+          supported.empty() ? "none" : absl::StrJoin(supported, ", ")));
+    }
+  }
+  // Last word to comgr, which parses target ids as the compiler does.
+  const std::string isa = absl::StrCat(kIsaPrefix, target);
+  amd_comgr_metadata_node_t metadata{0};
+  if (library->comgr_api.amd_comgr_get_isa_metadata(isa.c_str(), &metadata) !=
+      AMD_COMGR_STATUS_SUCCESS) {
+    return absl::UnimplementedError(absl::StrCat("comgr does not accept the target id ", isa));
+  }
+  library->comgr_api.amd_comgr_destroy_metadata(metadata);
+  return absl::OkStatus();
+}
+
+std::vector<std::string> HiprtcCompiler::Options(absl::string_view target) const {
+  return {absl::StrCat("--offload-arch=", target), "-O3", "-std=c++17", "-ffp-contract=fast"};
+}
+
+absl::StatusOr<std::string> HiprtcCompiler::Compile(const CompileRequest& request) {
+  // Before anything reaches hipRTC: an unknown arch corrupts the heap in ROCm 5.2.
+  RETURN_IF_ERROR(ValidateTarget(request.target));
+  ASSIGN_OR_RETURN(const Library* library, Load());
+  const HiprtcApi& api = library->api;
+
+  std::vector<std::string> options = Options(request.target);
+  for (const std::string& define : request.defines) {
+    if (define.empty() || define[0] == '=') {
+      return absl::InvalidArgumentError(absl::StrCat("malformed define '", define, "'"));
+    }
+    options.push_back(absl::StrCat("-D", define));
+  }
+  std::vector<const char*> argv;
+  for (const std::string& option : options) argv.push_back(option.c_str());
+
+  const std::string source(request.source);
+  const std::string name(request.source_name.empty() ? "source.hip" : request.source_name);
+
+  absl::MutexLock lock(&g_hiprtc_mutex);
+  hiprtcProgram program = nullptr;
+  RETURN_IF_ERROR(library->Check(
+      api.hiprtcCreateProgram(&program, source.c_str(), name.c_str(), 0, nullptr, nullptr),
+      "hiprtcCreateProgram"));
+  absl::Cleanup destroy = [&] { api.hiprtcDestroyProgram(&program); };
+
+  const hiprtcResult compiled =
+      api.hiprtcCompileProgram(program, static_cast<int>(argv.size()), argv.data());
+  std::string log;
+  size_t log_size = 0;
+  if (api.hiprtcGetProgramLogSize(program, &log_size) == HIPRTC_SUCCESS && log_size > 1) {
+    log.resize(log_size);
+    if (api.hiprtcGetProgramLog(program, &log[0]) != HIPRTC_SUCCESS) log.clear();
+    while (!log.empty() && (log.back() == '\0' || absl::ascii_isspace(log.back()))) {
+      log.pop_back();
+    }
+  }
+  if (compiled != HIPRTC_SUCCESS) {
+    std::string message = absl::StrCat("hipRTC ", library->major, ".", library->minor,
+                                       " failed to compile ", name, " for ", request.target, " (",
+                                       library->ErrorName(compiled), ") with ",
+                                       absl::StrJoin(options, " "), ":\n", log);
+    if (compiled == HIPRTC_ERROR_COMPILATION && MentionsResourceExhaustion(log)) {
+      return absl::ResourceExhaustedError(message);
+    }
+    return absl::InternalError(message);
+  }
+
+  size_t code_size = 0;
+  RETURN_IF_ERROR(library->Check(api.hiprtcGetCodeSize(program, &code_size), "hiprtcGetCodeSize"));
+  if (code_size == 0) {
+    return absl::InternalError(absl::StrCat("hipRTC produced no code object for ", request.target));
+  }
+  std::string code(code_size, '\0');
+  RETURN_IF_ERROR(library->Check(api.hiprtcGetCode(program, &code[0]), "hiprtcGetCode"));
+  return code;
+}
+
+}  // namespace rope_jit

@@ -1,0 +1,15 @@
+// RoPE over Q and K in one launch (ApplyPositionEmbeddingsDevice): Q [tokens, q_heads,
+// head_dim] and K [tokens, kv_heads, head_dim] with their own strides (views into one
+// packed QKV buffer work), sharing each token's cos/sin. GQA/MQA is just different head
+// counts. Same baked parameters as rope.hip.
+#include "kernels/rope.hip"
+
+extern "C" __global__ void __launch_bounds__(ROPE_THREADS_PER_BLOCK)
+    rope_qk_apply_aligned(RopeLaunchArgs args) {
+  rope_apply_impl<2, ROPE_VEC, true>(args);
+}
+
+extern "C" __global__ void __launch_bounds__(ROPE_THREADS_PER_BLOCK)
+    rope_qk_apply_unaligned(RopeLaunchArgs args) {
+  rope_apply_impl<2, ROPE_UNALIGNED_VEC, false>(args);
+}

@@ -1,0 +1,107 @@
+// What a model's RoPE is: dimensions, pairing style, storage dtype and the frequency
+// scaling variant, with Hugging Face `rope_scaling` semantics.
+//
+//   RopeConfig config;
+//   config.head_dim = 128;
+//   config.theta = 500000;
+//   config.dtype = DType::kBF16;
+//   config.max_position = 131072;
+//   config.scaling.type = ScalingType::kLlama3;
+//   config.scaling.factor = 8;
+//   config.scaling.original_max_position_embeddings = 8192;
+//   ASSIGN_OR_RETURN(RopeFrequencies freqs, ComputeFrequencies(config));  // float64
+#ifndef ROPE_JIT_ROPE_CONFIG_H_
+#define ROPE_JIT_ROPE_CONFIG_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace rope_jit {
+
+enum class DType { kF32 = 0, kF16 = 1, kBF16 = 2 };
+int DTypeSize(DType dtype);
+const char* DTypeName(DType dtype);  // "f32", "f16", "bf16"
+
+// kNeox pairs (x[i], x[i + rot/2]) (rotate-half); kInterleaved pairs (x[2i], x[2i+1])
+// (GPT-J, GLM).
+enum class RopeStyle { kNeox = 0, kInterleaved = 1 };
+const char* StyleName(RopeStyle style);  // "neox", "interleaved"
+
+enum class ScalingType { kDefault, kLinear, kDynamic, kYarn, kLlama3, kLongrope };
+
+// Hugging Face `rope_scaling` parameters. d below is RopeConfig::SegmentDim().
+//
+// `factor` is used exactly as given. Recent transformers versions recompute it for yarn
+// and longrope as max_position_embeddings / original_max_position_embeddings when the
+// latter is present; a caller that wants that behaviour passes the ratio as `factor`.
+// dynamic and longrope are evaluated once at seq_len = RopeConfig::max_position.
+// original_max_position_embeddings: required (> 0) for dynamic and llama3; for yarn and
+// longrope 0 means RopeConfig::max_position, as HF falls back to max_position_embeddings.
+struct RopeScaling {
+  ScalingType type = ScalingType::kDefault;
+  double factor = 1.0;  // linear, dynamic, yarn, llama3, longrope
+  // yarn and longrope: overrides the computed attention factor when set.
+  std::optional<double> attention_factor;
+  // yarn
+  double beta_fast = 32.0;
+  double beta_slow = 1.0;
+  std::optional<double> mscale;
+  std::optional<double> mscale_all_dim;
+  bool truncate = true;
+  // dynamic, yarn, llama3, longrope: the model's pre-scaling context length.
+  int64_t original_max_position_embeddings = 0;
+  // llama3
+  double low_freq_factor = 1.0;
+  double high_freq_factor = 4.0;
+  // longrope: rotary_dim/2 entries each (per position column segment).
+  std::vector<double> short_factor;
+  std::vector<double> long_factor;
+};
+
+struct RopeConfig {
+  int head_dim = 128;
+  int rotary_dim = 0;  // 0 means head_dim; must be even and <= head_dim
+  double theta = 10000.0;
+  RopeStyle style = RopeStyle::kNeox;
+  DType dtype = DType::kBF16;
+  // Positions must be < max_position. Also the sequence length that dynamic NTK and
+  // longrope evaluate their formulas at (fixed at Create, as vLLM does).
+  int64_t max_position = 8192;
+  RopeScaling scaling;
+  // 1: one position per token. 2: ChatGLM-6B (v1) 2D positions: the rotary part is split
+  // in two halves; half c is rotated (in `style` pairing within the half) by position
+  // column c. Positions are then [tokens, 2].
+  int position_columns = 1;
+
+  int EffectiveRotaryDim() const { return rotary_dim == 0 ? head_dim : rotary_dim; }
+  // Width rotated by one position column.
+  int SegmentDim() const { return EffectiveRotaryDim() / position_columns; }
+
+  // GLM-2/3/4: rotary_dim = head_dim/2, interleaved pairs.
+  static RopeConfig Glm(int head_dim, DType dtype, int64_t max_position, double theta = 10000.0);
+  // ChatGLM-6B v1: 2D positions, NeoX pairing within each half of the head.
+  static RopeConfig ChatGlmV1(int head_dim, DType dtype, int64_t max_position);
+};
+
+// InvalidArgument naming the offending field: head_dim even in [32, 512], rotary_dim
+// even, > 0, <= head_dim, divisible by 2 * position_columns; theta > 0; max_position in
+// [1, 2^31); scaling parameters in range; longrope factor lists of SegmentDim()/2.
+absl::Status ValidateConfig(const RopeConfig& config);
+
+// The float64 result of the scaling variant: one inverse frequency per pair of a
+// segment (SegmentDim()/2 entries), and the factor that scales both cos and sin.
+struct RopeFrequencies {
+  std::vector<double> inv_freq;
+  double attention_factor = 1.0;
+};
+
+absl::StatusOr<RopeFrequencies> ComputeFrequencies(const RopeConfig& config);
+
+}  // namespace rope_jit
+
+#endif  // ROPE_JIT_ROPE_CONFIG_H_

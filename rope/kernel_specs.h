@@ -1,0 +1,40 @@
+// The kernels a RopeConfig needs, as KernelSpecs: the one place that turns a config into
+// baked parameters, shared by Rope::Create, tools/jit_warm and the tests.
+//
+//   ASSIGN_OR_RETURN(KernelSpec spec, RopeKernelSpec(config, RopeKernel::kPositionEmbeddings, "sm_90"));
+#ifndef ROPE_JIT_ROPE_KERNEL_SPECS_H_
+#define ROPE_JIT_ROPE_KERNEL_SPECS_H_
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "jit/kernel_spec.h"
+#include "rope/config.h"
+
+namespace rope_jit {
+
+enum class RopeKernel { kRope, kPositionEmbeddings };
+const char* RopeKernelName(RopeKernel kernel);  // "rope", "position_embeddings"
+absl::StatusOr<RopeKernel> ParseRopeKernel(absl::string_view name);
+
+// Function names inside each module: the vector path needs pointers and strides aligned
+// to VectorWidth() elements; the other path makes no alignment assumption.
+const char* AlignedFunctionName(RopeKernel kernel);
+const char* UnalignedFunctionName(RopeKernel kernel);
+
+// Elements per vector access: the widest power of two that fits 16 bytes and divides
+// the pairing (NeoX: the pairs of a segment; interleaved: an even count).
+int VectorWidth(const RopeConfig& config);
+// Elements per access of the unaligned path.
+int UnalignedVectorWidth(const RopeConfig& config);
+// Threads per (token, head): one per vector-wide group of pairs.
+int LanesPerHead(const RopeConfig& config, int vector_width);
+
+// Validates `config` and returns the spec; `target` may be empty (filled per device).
+absl::StatusOr<KernelSpec> RopeKernelSpec(const RopeConfig& config, RopeKernel kernel,
+                                          absl::string_view target);
+
+}  // namespace rope_jit
+
+#endif  // ROPE_JIT_ROPE_KERNEL_SPECS_H_

@@ -1,0 +1,97 @@
+#include "rope/reference.h"
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+
+namespace rope_jit {
+namespace {
+
+struct CosSin {
+  long double cos;
+  long double sin;
+};
+
+// Splits a double into a head with at most 27 significant bits and the exact remainder
+// (at most 26 bits), by clearing the low 26 stored significand bits.
+void SplitDouble(double value, double* head, double* tail) {
+  uint64_t bits;
+  std::memcpy(&bits, &value, sizeof(bits));
+  bits &= ~((uint64_t{1} << 26) - 1);
+  std::memcpy(head, &bits, sizeof(bits));
+  *tail = value - *head;  // exact: the cleared bits
+}
+
+// attention_factor * (cos, sin) of position * inv_freq.
+//
+// A plain long double product position * inv_freq keeps 64 significant bits of an up to
+// 84-bit result: about 1e-10 rad of phase error at position 2^31. Splitting inv_freq
+// makes both partial products exact in the 64-bit significand for |position| < 2^37,
+// and the angle-addition formula combines them without ever forming the rounded sum.
+CosSin PhaseCosSin(int64_t position, double inv_freq, double attention_factor) {
+  double head, tail;
+  SplitDouble(inv_freq, &head, &tail);
+  const long double p = static_cast<long double>(position);
+  const long double big = p * head;    // exact
+  const long double small = p * tail;  // exact, |small| <= |big| * 2^-26
+  const long double cos_big = cosl(big), sin_big = sinl(big);
+  const long double cos_small = cosl(small), sin_small = sinl(small);
+  const long double scale = attention_factor;
+  return {scale * (cos_big * cos_small - sin_big * sin_small),
+          scale * (sin_big * cos_small + cos_big * sin_small)};
+}
+
+}  // namespace
+
+void ReferenceCosSin(const RopeFrequencies& freqs, int64_t position, int pair, double* cos,
+                     double* sin) {
+  if (pair < 0 || pair >= static_cast<int>(freqs.inv_freq.size())) {
+    *cos = *sin = std::numeric_limits<double>::quiet_NaN();
+    return;
+  }
+  const CosSin cs = PhaseCosSin(position, freqs.inv_freq[pair], freqs.attention_factor);
+  *cos = static_cast<double>(cs.cos);
+  *sin = static_cast<double>(cs.sin);
+}
+
+std::vector<double> ReferenceApply(const RopeConfig& config, const RopeFrequencies& freqs,
+                                   absl::Span<const double> x, int tokens, int heads,
+                                   absl::Span<const int64_t> positions) {
+  const int head_dim = config.head_dim;
+  const int columns = config.position_columns;
+  const int rotary = config.EffectiveRotaryDim();
+  if (tokens < 0 || heads < 0 || head_dim <= 0 || columns < 1 || rotary <= 0 ||
+      rotary > head_dim || rotary % (2 * columns) != 0) {
+    return {};
+  }
+  const int segment = config.SegmentDim();
+  const int pairs = segment / 2;
+  if (x.size() != static_cast<size_t>(tokens) * heads * head_dim ||
+      positions.size() != static_cast<size_t>(tokens) * columns ||
+      freqs.inv_freq.size() < static_cast<size_t>(pairs)) {
+    return {};
+  }
+
+  std::vector<double> out(x.begin(), x.end());  // pass-through dims stay bit-identical
+  for (int t = 0; t < tokens; ++t) {
+    for (int c = 0; c < columns; ++c) {
+      const int64_t position = positions[static_cast<size_t>(t) * columns + c];
+      for (int j = 0; j < pairs; ++j) {
+        const CosSin cs = PhaseCosSin(position, freqs.inv_freq[j], freqs.attention_factor);
+        const int a = c * segment + (config.style == RopeStyle::kNeox ? j : 2 * j);
+        const int b = config.style == RopeStyle::kNeox ? a + pairs : a + 1;
+        for (int h = 0; h < heads; ++h) {
+          const size_t row = (static_cast<size_t>(t) * heads + h) * head_dim;
+          const long double xa = x[row + a];
+          const long double xb = x[row + b];
+          out[row + a] = static_cast<double>(xa * cs.cos - xb * cs.sin);
+          out[row + b] = static_cast<double>(xb * cs.cos + xa * cs.sin);
+        }
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace rope_jit

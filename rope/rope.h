@@ -1,0 +1,116 @@
+// The device apply API: rotary position embeddings on device tensors, asynchronously on
+// the caller's stream.
+//
+//   RopeConfig config;                       // head_dim 128, bf16, NeoX, theta 1e4
+//   ASSIGN_OR_RETURN(std::unique_ptr<Rope> rope, Rope::Create(config, runtime, /*device=*/0));
+//   DeviceTensor q{q_ptr, tokens, 32, 128, /*token_stride=*/(32 + 2 * 8) * 128,
+//                  /*head_stride=*/128, DType::kBF16};        // a view into packed QKV
+//   DeviceTensor k{k_ptr, tokens, 8, 128, (32 + 2 * 8) * 128, 128, DType::kBF16};
+//   RETURN_IF_ERROR(rope->ApplyPositionEmbeddingsDevice(q, k, Positions::Int64(pos_ptr), stream));
+//
+// Create does the host math in float64 once, uploads the inv_freq table once and
+// resolves its kernels through the kernel service (compiling at most once per machine).
+// Per apply: validation, then one launch; no allocation, no host-device copy, no
+// synchronization, no compile. Any invalid argument returns InvalidArgument naming the
+// value and nothing is launched. One Rope per device; a Rope may be used from several
+// threads at once.
+#ifndef ROPE_JIT_ROPE_ROPE_H_
+#define ROPE_JIT_ROPE_ROPE_H_
+
+#include <cstdint>
+#include <memory>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "jit/device_runtime.h"
+#include "jit/kernel_service.h"
+#include "rope/config.h"
+#include "rope/kernel_specs.h"
+
+namespace rope_jit {
+
+// A [tokens, heads, head_dim] device tensor; the last dimension is contiguous. Strides
+// count elements.
+struct DeviceTensor {
+  void* data = nullptr;
+  int64_t tokens = 0;
+  int64_t heads = 0;
+  int64_t head_dim = 0;
+  int64_t token_stride = 0;
+  int64_t head_stride = 0;
+  DType dtype = DType::kBF16;
+
+  // A dense [tokens, heads, head_dim] tensor.
+  static DeviceTensor Contiguous(void* data, int64_t tokens, int64_t heads, int64_t head_dim,
+                                 DType dtype) {
+    return DeviceTensor{data, tokens, heads, head_dim, heads * head_dim, head_dim, dtype};
+  }
+};
+
+// Positions of the tokens: a device array of int32 or int64, [tokens, position_columns]
+// (token-major), or `offset + token index` (one column only).
+struct Positions {
+  const void* data = nullptr;
+  bool is_int64 = false;
+  int64_t offset = 0;
+
+  static Positions Int32(const int32_t* device_data) { return {device_data, false, 0}; }
+  static Positions Int64(const int64_t* device_data) { return {device_data, true, 0}; }
+  static Positions FromOffset(int64_t offset) { return {nullptr, false, offset}; }
+};
+
+class Rope {
+ public:
+  static absl::StatusOr<std::unique_ptr<Rope>> Create(
+      const RopeConfig& config, DeviceRuntime& runtime, int device,
+      KernelService& service = KernelService::Default());
+  ~Rope();
+  Rope(const Rope&) = delete;
+  Rope& operator=(const Rope&) = delete;
+
+  // In place when the output is null, else into `*out` (same shape and dtype; its own
+  // strides). Dims past rotary_dim are left alone in place and copied out of place.
+  absl::Status ApplyQDevice(const DeviceTensor& q, const Positions& positions, StreamHandle stream,
+                            const DeviceTensor* q_out = nullptr) const;
+  absl::Status ApplyKDevice(const DeviceTensor& k, const Positions& positions, StreamHandle stream,
+                            const DeviceTensor* k_out = nullptr) const;
+  // Q and K in one launch; K may have fewer heads (GQA/MQA).
+  absl::Status ApplyPositionEmbeddingsDevice(const DeviceTensor& q, const DeviceTensor& k,
+                                             const Positions& positions, StreamHandle stream,
+                                             const DeviceTensor* q_out = nullptr,
+                                             const DeviceTensor* k_out = nullptr) const;
+
+  // Checked mode: launches also flag any position outside [0, max_position) on the
+  // device. TakePositionError synchronizes `stream`, returns whether a flag was raised
+  // since the last call, and clears it. Off by default (it costs a device allocation).
+  absl::Status EnableCheckedPositions();
+  absl::StatusOr<bool> TakePositionError(StreamHandle stream);
+
+  const RopeConfig& config() const { return config_; }
+  const RopeFrequencies& frequencies() const { return frequencies_; }
+  int device() const { return device_; }
+
+ private:
+  struct Kernel {  // both functions of one module
+    FunctionHandle aligned = nullptr;
+    FunctionHandle unaligned = nullptr;
+  };
+
+  Rope(const RopeConfig& config, RopeFrequencies frequencies, DeviceRuntime& runtime, int device);
+  absl::Status Launch(const Kernel& kernel, const DeviceTensor* tensors, const DeviceTensor** outs,
+                      int count, const Positions& positions, StreamHandle stream) const;
+
+  const RopeConfig config_;
+  const RopeFrequencies frequencies_;
+  DeviceRuntime& runtime_;
+  const int device_;
+  const int vector_width_;
+  DevicePointer inv_freq_ = nullptr;  // float64, uploaded once at Create
+  int* position_error_ = nullptr;     // checked mode flag
+  Kernel rope_;
+  Kernel position_embeddings_;
+};
+
+}  // namespace rope_jit
+
+#endif  // ROPE_JIT_ROPE_ROPE_H_

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs every Debian package that building, testing and running rope_jit needs.
+# Idempotent: re-running installs nothing that is already there.
+set -euo pipefail
+
+packages=(
+  bazel-bootstrap      # Bazel 4.2.3, used offline
+  g++ pkg-config python3
+  libabsl-dev          # Abseil 20220623, linked statically
+  libgtest-dev libgmock-dev
+  libxxhash-dev        # cache keys and entry checksums
+  # ROCm 5.2: hipRTC (inside libamdhip64), comgr's ISA list, device libraries.
+  libamdhip64-dev libamd-comgr-dev rocm-device-libs libhiprtc-builtins5 hipcc
+)
+
+missing=()
+for package in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" ||
+    missing+=("$package")
+done
+
+if ((${#missing[@]})); then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "setup: installing ${missing[*]}"
+  $sudo apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+else
+  echo "setup: all packages present"
+fi
+
+# NVRTC comes with the CUDA toolkit (not a Debian package); without it the NVIDIA
+# compiler reports Unavailable and its tests skip.
+if ls /usr/local/cuda/lib64/libnvrtc.so* >/dev/null 2>&1; then
+  echo "setup: CUDA toolkit found at /usr/local/cuda"
+else
+  echo "setup: no CUDA toolkit at /usr/local/cuda: NVRTC compiles will be unavailable"
+fi

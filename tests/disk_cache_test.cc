@@ -1,0 +1,838 @@
+#include "jit/disk_cache.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iterator>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/cleanup/cleanup.h"
+#include "absl/status/status.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "gtest/gtest.h"
+#include "jit/cache_entry.h"
+
+namespace rope_jit {
+namespace {
+
+namespace fs = std::filesystem;
+
+// A fresh, empty directory per test, under Bazel's per-test temp dir.
+std::string FreshDir() {
+  const char* root = getenv("TEST_TMPDIR");
+  const testing::TestInfo* test = testing::UnitTest::GetInstance()->current_test_info();
+  const std::string dir = absl::StrCat(root != nullptr ? root : "/tmp", "/",
+                                       test->test_suite_name(), ".", test->name(), ".", getpid());
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  chmod(dir.c_str(), 0700);
+  return dir;
+}
+
+CacheKey Key(int i) {
+  return {absl::StrFormat("kernel=rope;head_dim=128;target=sm_90a;n=%03d", i),
+          absl::StrFormat("%032x", 0xabc000 + i)};
+}
+
+DiskCacheOptions Options(const std::string& dir) {
+  DiskCacheOptions options;
+  options.dir = dir;
+  return options;
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+void WriteFile(const std::string& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << bytes;
+}
+
+bool Exists(const std::string& path) {
+  struct stat st;
+  return lstat(path.c_str(), &st) == 0;
+}
+
+std::string EntryPath(const std::string& dir, const CacheKey& key) {
+  return absl::StrCat(dir, "/", key.hex, ".rjc");
+}
+
+// Names in `dir` other than the lock directory.
+std::vector<std::string> ListNames(const std::string& dir) {
+  std::vector<std::string> names;
+  for (const fs::directory_entry& item : fs::directory_iterator(dir)) {
+    if (item.path().filename() != "locks") names.push_back(item.path().filename());
+  }
+  return names;
+}
+
+int CountWarnings(const std::string& captured) {
+  int lines = 0;
+  for (size_t pos = captured.find("rope_jit: "); pos != std::string::npos;
+       pos = captured.find("rope_jit: ", pos + 1)) {
+    ++lines;
+  }
+  return lines;
+}
+
+void SetMtime(const std::string& path, absl::Time mtime) {
+  const struct timespec times[2] = {absl::ToTimespec(mtime), absl::ToTimespec(mtime)};
+  ASSERT_EQ(utimensat(AT_FDCWD, path.c_str(), times, AT_SYMLINK_NOFOLLOW), 0) << path;
+}
+
+// Runs `body` in a forked child and returns its wait status. The child leaves through
+// _exit so that nothing of the test process (gtest, atexit) runs twice.
+int RunInChild(const std::function<int()>& body) {
+  fflush(stdout);
+  fflush(stderr);
+  const pid_t pid = fork();
+  if (pid == 0) _exit(body());
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return status;
+}
+
+std::string DescribeWaitStatus(int status) {
+  if (WIFEXITED(status)) return absl::StrCat("exit code ", WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) return absl::StrCat("killed by signal ", WTERMSIG(status));
+  return absl::StrCat("wait status ", status);
+}
+
+TEST(DiskCacheTest, WriteThenReadHits) {
+  const std::string dir = FreshDir();
+  DiskCache cache(Options(dir));
+  ASSERT_TRUE(cache.enabled()) << cache.disabled_reason();
+  EXPECT_EQ(cache.disabled_reason(), "");
+  const std::string payload("code\0object\xff", 12);
+  ASSERT_TRUE(cache.Write(Key(1), payload).ok());
+  absl::StatusOr<std::string> read = cache.Read(Key(1));
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(*read, payload);
+  EXPECT_EQ(ReadFile(EntryPath(dir, Key(1))), EncodeCacheEntry(Key(1), payload));
+  EXPECT_EQ(ListNames(dir), std::vector<std::string>{Key(1).hex + ".rjc"});  // no temp left
+
+  const DiskCacheStats stats = cache.stats();
+  EXPECT_EQ(stats.hits, 1u);
+  EXPECT_EQ(stats.misses, 0u);
+  EXPECT_EQ(stats.writes, 1u);
+  EXPECT_GT(stats.read_ms, 0.0);
+}
+
+TEST(DiskCacheTest, MissIsNotFound) {
+  DiskCache cache(Options(FreshDir()));
+  absl::StatusOr<std::string> read = cache.Read(Key(1));
+  EXPECT_EQ(read.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(cache.stats().misses, 1u);
+  EXPECT_EQ(cache.stats().corrupt_entries, 0u);
+}
+
+TEST(DiskCacheTest, CreatesPrivateDirectoriesAndFiles) {
+  const std::string dir = FreshDir() + "/a/b/cache";
+  DiskCache cache(Options(dir));
+  ASSERT_TRUE(cache.enabled()) << cache.disabled_reason();
+  ASSERT_TRUE(cache.Write(Key(1), "x").ok());
+  struct stat st;
+  ASSERT_EQ(stat(dir.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0700u);
+  ASSERT_EQ(stat((dir + "/locks").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0700u);
+  ASSERT_EQ(stat(EntryPath(dir, Key(1)).c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0600u);
+}
+
+TEST(DiskCacheTest, RejectsMalformedKeyHex) {
+  DiskCache cache(Options(FreshDir()));
+  for (const char* hex :
+       {"", "abc", "00112233445566778899AABBCCDDEEFF", "00112233445566778899aabbccddeefg",
+        "../../../../../../../etc/passwd", "00112233445566778899aabbccddeeff0"}) {
+    const CacheKey key{"text", hex};
+    EXPECT_EQ(cache.Read(key).status().code(), absl::StatusCode::kInvalidArgument) << hex;
+    EXPECT_EQ(cache.Write(key, "x").code(), absl::StatusCode::kInvalidArgument) << hex;
+    EXPECT_EQ(cache.Remove(key).code(), absl::StatusCode::kInvalidArgument) << hex;
+    EXPECT_FALSE(cache.LockKey(key).held()) << hex;
+  }
+  EXPECT_TRUE(cache.enabled());
+}
+
+struct Fault {
+  const char* name;
+  // Damages the entry at `path` (a valid entry of `key` is there).
+  std::function<void(const std::string& dir, const std::string& path, const CacheKey& key)> apply;
+};
+
+std::vector<Fault> Faults() {
+  return {
+      {"truncated", [](const std::string&, const std::string& path,
+                       const CacheKey&) { ASSERT_EQ(truncate(path.c_str(), 30), 0); }},
+      {"flipped payload byte",
+       [](const std::string&, const std::string& path, const CacheKey&) {
+         std::string bytes = ReadFile(path);
+         bytes.back() ^= 0x10;
+         WriteFile(path, bytes);
+       }},
+      {"wrong magic",
+       [](const std::string&, const std::string& path, const CacheKey&) {
+         std::string bytes = ReadFile(path);
+         bytes[1] = 'X';
+         WriteFile(path, bytes);
+       }},
+      {"another key's entry",
+       [](const std::string&, const std::string& path, const CacheKey& key) {
+         WriteFile(path, EncodeCacheEntry({"another key", key.hex}, "other payload"));
+       }},
+      {"trailing bytes", [](const std::string&, const std::string& path,
+                            const CacheKey&) { WriteFile(path, ReadFile(path) + "garbage"); }},
+      {"zero length", [](const std::string&, const std::string& path,
+                         const CacheKey&) { ASSERT_EQ(truncate(path.c_str(), 0), 0); }},
+      {"directory",
+       [](const std::string&, const std::string& path, const CacheKey&) {
+         ASSERT_EQ(unlink(path.c_str()), 0);
+         ASSERT_EQ(mkdir(path.c_str(), 0700), 0);
+         ASSERT_EQ(mkdir((path + "/sub").c_str(), 0700), 0);
+         WriteFile(path + "/sub/file", "x");
+       }},
+      {"symlink",
+       [](const std::string& dir, const std::string& path, const CacheKey& key) {
+         // Even a link to a valid entry of this very key is refused: links are never
+         // followed out of the directory.
+         const std::string target = dir + "/../symlink_target";
+         WriteFile(target, EncodeCacheEntry(key, "linked payload"));
+         ASSERT_EQ(unlink(path.c_str()), 0);
+         ASSERT_EQ(symlink(target.c_str(), path.c_str()), 0);
+       }},
+      {"fifo",
+       [](const std::string&, const std::string& path, const CacheKey&) {
+         ASSERT_EQ(unlink(path.c_str()), 0);
+         ASSERT_EQ(mkfifo(path.c_str(), 0600), 0);
+       }},
+  };
+}
+
+TEST(DiskCacheTest, DamagedEntriesAreCountedRemovedAndReplaced) {
+  const std::string root = FreshDir();
+  const std::vector<Fault> faults = Faults();
+  for (size_t i = 0; i < faults.size(); ++i) {
+    const Fault& fault = faults[i];
+    SCOPED_TRACE(fault.name);
+    const std::string dir = absl::StrCat(root, "/", i, "/cache");
+    DiskCache cache(Options(dir));
+    ASSERT_TRUE(cache.enabled()) << cache.disabled_reason();
+    const CacheKey key = Key(7);
+    const std::string path = EntryPath(dir, key);
+    ASSERT_TRUE(cache.Write(key, "first payload").ok());
+    fault.apply(dir, path, key);
+
+    absl::StatusOr<std::string> read = cache.Read(key);
+    EXPECT_EQ(read.status().code(), absl::StatusCode::kNotFound) << read.status();
+    EXPECT_FALSE(Exists(path));
+    DiskCacheStats stats = cache.stats();
+    EXPECT_EQ(stats.corrupt_entries, 1u);
+    EXPECT_EQ(stats.misses, 1u);
+
+    ASSERT_TRUE(cache.Write(key, "second payload").ok());
+    read = cache.Read(key);
+    ASSERT_TRUE(read.ok()) << read.status();
+    EXPECT_EQ(*read, "second payload");
+    EXPECT_EQ(cache.stats().hits, 1u);
+    EXPECT_TRUE(cache.enabled());
+  }
+  // The symlink's target was left alone.
+  for (size_t i = 0; i < faults.size(); ++i) {
+    if (absl::string_view(faults[i].name) == "symlink") {
+      EXPECT_TRUE(Exists(absl::StrCat(root, "/", i, "/symlink_target")));
+    }
+  }
+}
+
+TEST(DiskCacheTest, WriteReplacesDirectoryWhereEntryGoes) {
+  const std::string dir = FreshDir();
+  DiskCache cache(Options(dir));
+  const std::string path = EntryPath(dir, Key(1));
+  ASSERT_EQ(mkdir(path.c_str(), 0700), 0);
+  WriteFile(path + "/file", "x");
+  ASSERT_TRUE(cache.Write(Key(1), "payload").ok());
+  EXPECT_EQ(*cache.Read(Key(1)), "payload");
+  EXPECT_EQ(cache.stats().corrupt_entries, 1u);
+  EXPECT_TRUE(cache.enabled());
+}
+
+TEST(DiskCacheTest, RemoveDropsEntry) {
+  const std::string dir = FreshDir();
+  DiskCache cache(Options(dir));
+  ASSERT_TRUE(cache.Write(Key(1), "payload").ok());
+  EXPECT_TRUE(cache.Remove(Key(1)).ok());
+  EXPECT_FALSE(Exists(EntryPath(dir, Key(1))));
+  EXPECT_EQ(cache.Read(Key(1)).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(cache.Remove(Key(1)).ok());  // already gone
+}
+
+TEST(DiskCacheTest, DisabledWhenDirIsEmpty) {
+  testing::internal::CaptureStderr();
+  DiskCache cache(DiskCacheOptions{});
+  EXPECT_EQ(CountWarnings(testing::internal::GetCapturedStderr()), 0);  // asked for
+  EXPECT_FALSE(cache.enabled());
+  EXPECT_FALSE(cache.disabled_reason().empty());
+  EXPECT_EQ(cache.Read(Key(1)).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(cache.Write(Key(1), "x").code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_FALSE(cache.LockKey(Key(1)).held());
+  EXPECT_EQ(cache.TotalBytes(), 0u);
+  EXPECT_EQ(cache.stats().misses, 0u);
+}
+
+TEST(DiskCacheTest, DisabledWithOneWarningWhenParentIsAFile) {
+  const std::string file = FreshDir() + "/file";
+  WriteFile(file, "x");
+  testing::internal::CaptureStderr();
+  DiskCache cache(Options(file + "/cache"));
+  const std::string captured = testing::internal::GetCapturedStderr();
+  EXPECT_FALSE(cache.enabled());
+  EXPECT_TRUE(absl::StrContains(cache.disabled_reason(), "Not a directory"))
+      << cache.disabled_reason();
+  EXPECT_EQ(CountWarnings(captured), 1) << captured;
+  EXPECT_EQ(captured.back(), '\n');
+}
+
+TEST(DiskCacheTest, RefusesDirectoryThatIsAFile) {
+  const std::string file = FreshDir() + "/file";
+  WriteFile(file, "x");
+  DiskCache cache(Options(file));
+  EXPECT_FALSE(cache.enabled());
+  EXPECT_TRUE(absl::StrContains(cache.disabled_reason(), "not a directory"))
+      << cache.disabled_reason();
+}
+
+TEST(DiskCacheTest, RefusesGroupOrOtherWritableDirectory) {
+  for (mode_t mode : {0770, 0707, 0777, 01777}) {
+    const std::string dir = FreshDir() + absl::StrFormat("/mode%o", mode);
+    ASSERT_EQ(mkdir(dir.c_str(), 0700), 0);
+    ASSERT_EQ(chmod(dir.c_str(), mode), 0);
+    DiskCache cache(Options(dir));
+    EXPECT_FALSE(cache.enabled()) << std::oct << mode;
+    EXPECT_TRUE(absl::StrContains(cache.disabled_reason(), "writable by group or others"))
+        << cache.disabled_reason();
+  }
+}
+
+TEST(DiskCacheTest, RefusesDirectoryOwnedByAnotherUser) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to chown";
+  const std::string dir = FreshDir() + "/theirs";
+  ASSERT_EQ(mkdir(dir.c_str(), 0700), 0);
+  if (chown(dir.c_str(), 65534, 65534) != 0) {
+    ASSERT_EQ(errno, EINVAL) << strerror(errno);
+    GTEST_SKIP() << "uid 65534 does not exist in this user namespace (a sandbox?)";
+  }
+  DiskCache cache(Options(dir));
+  EXPECT_FALSE(cache.enabled());
+  EXPECT_TRUE(absl::StrContains(cache.disabled_reason(), "owned by uid 65534"))
+      << cache.disabled_reason();
+}
+
+TEST(DiskCacheTest, UnprivilegedUserCannotUseRootsDirectory) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to switch users";
+  // Under /tmp rather than TEST_TMPDIR: the user must be able to reach the directory
+  // for the ownership check (and not just a search permission) to be what refuses it.
+  char scratch[] = "/tmp/rope_jit_disk_cache_test.XXXXXX";
+  ASSERT_NE(mkdtemp(scratch), nullptr);
+  const std::string dir = absl::StrCat(scratch, "/roots");
+  absl::Cleanup remove_scratch = [&] { fs::remove_all(scratch); };
+  ASSERT_EQ(chmod(scratch, 0755), 0);
+  ASSERT_EQ(mkdir(dir.c_str(), 0755), 0);
+  ASSERT_EQ(chmod(dir.c_str(), 0755), 0);
+  constexpr int kCannotDropPrivileges = 77;
+  const int status = RunInChild([&] {
+    if (setgroups(0, nullptr) != 0 || setgid(65534) != 0 || setuid(65534) != 0) {
+      return kCannotDropPrivileges;
+    }
+    DiskCache cache(Options(dir));
+    if (cache.enabled()) return 1;
+    if (!absl::StrContains(cache.disabled_reason(), "owned by uid 0")) return 2;
+    if (cache.Write(Key(1), "x").ok()) return 3;
+    return 0;
+  });
+  if (WIFEXITED(status) && WEXITSTATUS(status) == kCannotDropPrivileges) {
+    GTEST_SKIP() << "uid 65534 does not exist in this user namespace (a sandbox?)";
+  }
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << DescribeWaitStatus(status);
+  EXPECT_TRUE(ListNames(dir).empty());
+}
+
+TEST(DiskCacheTest, FailedWriteDisablesWithOneWarning) {
+  const std::string dir = FreshDir() + "/cache";
+  DiskCache cache(Options(dir));
+  ASSERT_TRUE(cache.enabled());
+  fs::remove_all(dir);  // as if the disk went away
+  testing::internal::CaptureStderr();
+  const absl::Status first = cache.Write(Key(1), "x");
+  const absl::Status second = cache.Write(Key(2), "y");
+  const std::string captured = testing::internal::GetCapturedStderr();
+  EXPECT_FALSE(first.ok());
+  EXPECT_TRUE(absl::StrContains(first.message(), dir)) << first;
+  EXPECT_EQ(second.code(), absl::StatusCode::kFailedPrecondition) << second;
+  EXPECT_FALSE(cache.enabled());
+  EXPECT_EQ(cache.disabled_reason(), first.message());
+  EXPECT_EQ(CountWarnings(captured), 1) << captured;
+  EXPECT_EQ(cache.stats().write_failures, 1u);
+  EXPECT_EQ(cache.Read(Key(1)).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_FALSE(cache.LockKey(Key(1)).held());
+}
+
+// In a child with RLIMIT_FSIZE of 4 KiB: writes a 64 KiB entry to `dir` with stderr on
+// `stderr_fd`. Exit code 0 when the write failed cleanly and the cache disabled itself.
+int WriteOverFileSizeLimit(const std::string& dir, int stderr_fd) {
+  if (dup2(stderr_fd, STDERR_FILENO) < 0) return 9;
+  DiskCache cache(Options(dir));
+  if (!cache.enabled()) return 10;
+  const struct rlimit limit = {4096, 4096};
+  if (setrlimit(RLIMIT_FSIZE, &limit) != 0) return 11;
+  const absl::Status written = cache.Write(Key(1), std::string(64 * 1024, 'x'));
+  if (written.ok()) return 12;
+  if (!absl::StrContains(written.message(), "RLIMIT_FSIZE")) return 13;
+  if (cache.enabled()) return 14;
+  if (cache.stats().write_failures != 1) return 15;
+  usleep(10000);  // a signal consumed late would kill the process now
+  return 0;
+}
+
+TEST(DiskCacheTest, FileSizeLimitFailsWriteCleanly) {
+  const std::string dir = FreshDir() + "/cache";
+  int warnings[2];
+  ASSERT_EQ(pipe(warnings), 0);
+  const int status = RunInChild([&] { return WriteOverFileSizeLimit(dir, warnings[1]); });
+  close(warnings[1]);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << DescribeWaitStatus(status);
+  EXPECT_TRUE(ListNames(dir).empty()) << "temp file or entry left behind";
+  char buffer[4096];
+  const ssize_t n = read(warnings[0], buffer, sizeof(buffer));
+  close(warnings[0]);
+  const std::string captured(buffer, n > 0 ? n : 0);
+  EXPECT_EQ(CountWarnings(captured), 1) << captured;
+  EXPECT_TRUE(absl::StrContains(captured, "File too large")) << captured;
+}
+
+TEST(DiskCacheTest, WarningToStderrFilePastFileSizeLimitDoesNotKill) {
+  // stderr is a log file already past the limit, so the warning itself hits RLIMIT_FSIZE.
+  const std::string root = FreshDir();
+  const std::string log = root + "/stderr.log";
+  WriteFile(log, std::string(8192, '.'));
+  const int log_fd = open(log.c_str(), O_WRONLY | O_APPEND);
+  ASSERT_GE(log_fd, 0);
+  const int status = RunInChild([&] { return WriteOverFileSizeLimit(root + "/cache", log_fd); });
+  close(log_fd);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << DescribeWaitStatus(status);
+}
+
+TEST(DiskCacheTest, EvictsLeastRecentlyUsedFirst) {
+  const std::string dir = FreshDir();
+  const size_t entry_size = EncodeCacheEntry(Key(0), std::string(1000, 'p')).size();
+  DiskCacheOptions options = Options(dir);
+  options.max_bytes = 3 * entry_size + entry_size / 2;  // room for three
+  DiskCache cache(options);
+  const std::string payload(1000, 'p');
+  const absl::Time now = absl::Now();
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(cache.Write(Key(i), payload).ok());
+    SetMtime(EntryPath(dir, Key(i)), now - absl::Seconds(300 - 100 * i));
+  }
+  EXPECT_EQ(cache.TotalBytes(), 3 * entry_size);
+  EXPECT_EQ(cache.stats().evictions, 0u);
+
+  // Key 0 is the oldest by writing but was used just now.
+  ASSERT_TRUE(cache.Read(Key(0)).ok());
+  ASSERT_TRUE(cache.Write(Key(3), payload).ok());
+  EXPECT_FALSE(Exists(EntryPath(dir, Key(1))));
+  EXPECT_TRUE(Exists(EntryPath(dir, Key(0))));
+  EXPECT_TRUE(Exists(EntryPath(dir, Key(2))));
+  EXPECT_TRUE(Exists(EntryPath(dir, Key(3))));
+  EXPECT_EQ(cache.stats().evictions, 1u);
+  EXPECT_LE(cache.TotalBytes(), options.max_bytes);
+
+  ASSERT_TRUE(cache.Write(Key(4), payload).ok());
+  EXPECT_FALSE(Exists(EntryPath(dir, Key(2))));
+  EXPECT_EQ(cache.stats().evictions, 2u);
+  EXPECT_EQ(cache.Read(Key(1)).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(cache.Read(Key(0)).ok());
+}
+
+TEST(DiskCacheTest, NewestEntryStaysEvenOverBudget) {
+  const std::string dir = FreshDir();
+  DiskCacheOptions options = Options(dir);
+  options.max_bytes = 10;
+  DiskCache cache(options);
+  ASSERT_TRUE(cache.Write(Key(1), "first").ok());
+  ASSERT_TRUE(cache.Write(Key(2), "second").ok());
+  EXPECT_FALSE(Exists(EntryPath(dir, Key(1))));
+  EXPECT_EQ(*cache.Read(Key(2)), "second");
+}
+
+TEST(DiskCacheTest, TotalBytesCountsOnlyEntries) {
+  const std::string dir = FreshDir();
+  DiskCache cache(Options(dir));
+  ASSERT_TRUE(cache.Write(Key(1), "abc").ok());
+  ASSERT_TRUE(cache.Write(Key(2), "defgh").ok());
+  WriteFile(dir + "/unrelated.txt", std::string(100, 'x'));
+  WriteFile(dir + "/.tmp-in-progress", std::string(100, 'x'));
+  EXPECT_EQ(cache.TotalBytes(),
+            EncodeCacheEntry(Key(1), "abc").size() + EncodeCacheEntry(Key(2), "defgh").size());
+}
+
+TEST(DiskCacheTest, StaleTempFilesAreCleanedUp) {
+  const std::string dir = FreshDir();
+  DiskCacheOptions options = Options(dir);
+  options.max_bytes = 0;  // every write scans the directory
+  DiskCache cache(options);
+  const std::string stale = dir + "/.tmp-" + Key(1).hex + "-AAAAAA";
+  const std::string fresh = dir + "/.tmp-" + Key(2).hex + "-BBBBBB";
+  WriteFile(stale, "partial");
+  WriteFile(fresh, "partial");
+  SetMtime(stale, absl::Now() - absl::Hours(2));
+  ASSERT_TRUE(cache.Write(Key(3), "x").ok());
+  EXPECT_FALSE(Exists(stale));
+  EXPECT_TRUE(Exists(fresh));  // may be another process's write in progress
+}
+
+TEST(DiskCacheTest, LockIsExclusiveAcrossThreads) {
+  DiskCacheOptions options = Options(FreshDir());
+  options.lock_timeout = absl::Seconds(30);
+  DiskCache cache(options);
+  std::atomic<int> inside{0};
+  std::atomic<int> most_inside{0};
+  std::atomic<int> counter{0};
+  std::atomic<int> not_held{0};
+  constexpr int kThreads = 8;
+  constexpr int kRounds = 10;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&] {
+      for (int round = 0; round < kRounds; ++round) {
+        DiskCache::KeyLock lock = cache.LockKey(Key(1));
+        if (!lock.held()) ++not_held;
+        const int now_inside = ++inside;
+        int seen = most_inside.load();
+        while (now_inside > seen && !most_inside.compare_exchange_weak(seen, now_inside)) {
+        }
+        // A read-sleep-write that loses updates unless the lock excludes.
+        const int value = counter.load(std::memory_order_relaxed);
+        absl::SleepFor(absl::Microseconds(200));
+        counter.store(value + 1, std::memory_order_relaxed);
+        --inside;
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  EXPECT_EQ(not_held.load(), 0);
+  EXPECT_EQ(most_inside.load(), 1);
+  EXPECT_EQ(counter.load(), kThreads * kRounds);
+  EXPECT_GT(cache.stats().lock_waits, 0u);
+  EXPECT_EQ(cache.stats().lock_timeouts, 0u);
+  // Each holder removes its lock file on release: none pile up.
+  EXPECT_TRUE(fs::is_empty(cache.lock_dir()));
+}
+
+TEST(DiskCacheTest, LockIsExclusiveAcrossProcesses) {
+  const std::string dir = FreshDir();
+  struct Shared {
+    std::atomic<int> inside;
+    std::atomic<int> most_inside;
+    std::atomic<int> counter;
+  };
+  void* memory =
+      mmap(nullptr, sizeof(Shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(memory, MAP_FAILED);
+  Shared* shared = new (memory) Shared{{0}, {0}, {0}};
+  constexpr int kChildren = 4;
+  constexpr int kRounds = 10;
+  std::vector<pid_t> children;
+  fflush(stderr);
+  for (int c = 0; c < kChildren; ++c) {
+    const pid_t pid = fork();
+    if (pid == 0) {
+      DiskCacheOptions options = Options(dir);
+      options.lock_timeout = absl::Seconds(30);
+      DiskCache cache(options);  // each process its own cache, as in real use
+      for (int round = 0; round < kRounds; ++round) {
+        DiskCache::KeyLock lock = cache.LockKey(Key(1));
+        if (!lock.held()) _exit(2);
+        const int now_inside = ++shared->inside;
+        int seen = shared->most_inside.load();
+        while (now_inside > seen && !shared->most_inside.compare_exchange_weak(seen, now_inside)) {
+        }
+        const int value = shared->counter.load();
+        usleep(300);
+        shared->counter.store(value + 1);
+        --shared->inside;
+      }
+      _exit(0);
+    }
+    children.push_back(pid);
+  }
+  for (pid_t pid : children) {
+    int status = 0;
+    waitpid(pid, &status, 0);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << DescribeWaitStatus(status);
+  }
+  EXPECT_EQ(shared->most_inside.load(), 1);
+  EXPECT_EQ(shared->counter.load(), kChildren * kRounds);
+  munmap(memory, sizeof(Shared));
+}
+
+TEST(DiskCacheTest, ProcessesRacingOnAMissCompileOnce) {
+  // The service's flow: Read, miss, LockKey, Read again, compile only if still missing.
+  const std::string dir = FreshDir();
+  void* memory = mmap(nullptr, sizeof(std::atomic<int>), PROT_READ | PROT_WRITE,
+                      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(memory, MAP_FAILED);
+  std::atomic<int>* compiles = new (memory) std::atomic<int>(0);
+  constexpr int kChildren = 4;
+  std::vector<pid_t> children;
+  fflush(stderr);
+  for (int c = 0; c < kChildren; ++c) {
+    const pid_t pid = fork();
+    if (pid == 0) {
+      DiskCache cache(Options(dir));
+      absl::StatusOr<std::string> code = cache.Read(Key(1));
+      if (!code.ok()) {
+        DiskCache::KeyLock lock = cache.LockKey(Key(1));
+        code = cache.Read(Key(1));
+        if (!code.ok()) {
+          ++*compiles;
+          absl::SleepFor(absl::Milliseconds(50));  // the compile
+          code = std::string("compiled code");
+          if (!cache.Write(Key(1), *code).ok()) _exit(3);
+        }
+      }
+      _exit(*code == "compiled code" ? 0 : 4);
+    }
+    children.push_back(pid);
+  }
+  for (pid_t pid : children) {
+    int status = 0;
+    waitpid(pid, &status, 0);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << DescribeWaitStatus(status);
+  }
+  EXPECT_EQ(compiles->load(), 1);
+  munmap(memory, sizeof(std::atomic<int>));
+}
+
+TEST(DiskCacheTest, LockTimeoutReturnsUnheldLockAndCountsIt) {
+  DiskCacheOptions options = Options(FreshDir());
+  options.lock_timeout = absl::Milliseconds(60);
+  DiskCache cache(options);
+  DiskCache::KeyLock holder = cache.LockKey(Key(1));
+  ASSERT_TRUE(holder.held());
+  const absl::Time start = absl::Now();
+  DiskCache::KeyLock waiter = cache.LockKey(Key(1));
+  const absl::Duration waited = absl::Now() - start;
+  EXPECT_FALSE(waiter.held());
+  EXPECT_GE(waited, absl::Milliseconds(60));
+  EXPECT_LT(waited, absl::Seconds(2));
+  DiskCacheStats stats = cache.stats();
+  EXPECT_EQ(stats.lock_waits, 1u);
+  EXPECT_EQ(stats.lock_timeouts, 1u);
+  EXPECT_GE(stats.lock_wait_ms, 60.0);
+
+  // Another key is not blocked, and the first one is free once released.
+  EXPECT_TRUE(cache.LockKey(Key(2)).held());
+  holder.Release();
+  EXPECT_FALSE(holder.held());
+  EXPECT_TRUE(cache.LockKey(Key(1)).held());
+  EXPECT_EQ(cache.stats().lock_timeouts, 1u);
+}
+
+TEST(DiskCacheTest, LockMovesAndReleasesOnce) {
+  DiskCacheOptions options = Options(FreshDir());
+  options.lock_timeout = absl::ZeroDuration();
+  DiskCache cache(options);
+  DiskCache::KeyLock first = cache.LockKey(Key(1));
+  ASSERT_TRUE(first.held());
+  DiskCache::KeyLock moved(std::move(first));
+  EXPECT_FALSE(first.held());  // NOLINT(bugprone-use-after-move): moved-from is empty
+  EXPECT_TRUE(moved.held());
+  EXPECT_FALSE(cache.LockKey(Key(1)).held());
+  DiskCache::KeyLock assigned;
+  assigned = std::move(moved);
+  EXPECT_TRUE(assigned.held());
+  assigned = DiskCache::KeyLock();  // releases
+  EXPECT_TRUE(cache.LockKey(Key(1)).held());
+}
+
+TEST(DiskCacheTest, KilledHolderDoesNotBlockOthers) {
+  const std::string dir = FreshDir();
+  int ready[2];
+  ASSERT_EQ(pipe(ready), 0);
+  fflush(stderr);
+  const pid_t child = fork();
+  if (child == 0) {
+    close(ready[0]);
+    DiskCache cache(Options(dir));
+    DiskCache::KeyLock lock = cache.LockKey(Key(1));
+    const char held = lock.held() ? 'y' : 'n';
+    if (write(ready[1], &held, 1) != 1) _exit(1);
+    pause();  // holds the lock until killed
+    _exit(0);
+  }
+  close(ready[1]);
+  char held = 0;
+  ASSERT_EQ(read(ready[0], &held, 1), 1);
+  close(ready[0]);
+  ASSERT_EQ(held, 'y');
+
+  DiskCacheOptions options = Options(dir);
+  options.lock_timeout = absl::Milliseconds(50);
+  {
+    DiskCache cache(options);
+    EXPECT_FALSE(cache.LockKey(Key(1)).held()) << "the child should hold it";
+  }
+  ASSERT_EQ(kill(child, SIGKILL), 0);
+  int status = 0;
+  waitpid(child, &status, 0);
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << DescribeWaitStatus(status);
+
+  options.lock_timeout = absl::Seconds(10);
+  DiskCache cache(options);
+  const absl::Time start = absl::Now();
+  EXPECT_TRUE(cache.LockKey(Key(1)).held());
+  EXPECT_LT(absl::Now() - start, absl::Seconds(1));
+  EXPECT_EQ(cache.stats().lock_waits, 0u);
+}
+
+TEST(DiskCacheTest, LockDirOptionIsHonoured) {
+  const std::string root = FreshDir();
+  DiskCacheOptions options = Options(root + "/cache");
+  options.lock_dir = root + "/node_local/locks";
+  DiskCache cache(options);
+  ASSERT_TRUE(cache.enabled()) << cache.disabled_reason();
+  EXPECT_EQ(cache.lock_dir(), options.lock_dir);
+  DiskCache::KeyLock lock = cache.LockKey(Key(1));
+  ASSERT_TRUE(lock.held());
+  EXPECT_TRUE(Exists(absl::StrCat(options.lock_dir, "/", Key(1).hex, ".lock")));
+  EXPECT_FALSE(Exists(root + "/cache/locks"));
+}
+
+TEST(DiskCacheTest, UnusableLockDirDisablesCache) {
+  const std::string root = FreshDir();
+  ASSERT_EQ(mkdir((root + "/shared_locks").c_str(), 0777), 0);
+  ASSERT_EQ(chmod((root + "/shared_locks").c_str(), 0777), 0);
+  DiskCacheOptions options = Options(root + "/cache");
+  options.lock_dir = root + "/shared_locks";
+  DiskCache cache(options);
+  EXPECT_FALSE(cache.enabled());
+  EXPECT_TRUE(absl::StrContains(cache.disabled_reason(), "shared_locks"));
+}
+
+// Sets environment variables for one test and restores them after it.
+class ScopedEnvironment {
+ public:
+  ScopedEnvironment() {
+    for (const char* name : kNames) {
+      const char* value = getenv(name);
+      saved_.emplace_back(name,
+                          value != nullptr ? std::optional<std::string>(value) : std::nullopt);
+      unsetenv(name);
+    }
+  }
+  ~ScopedEnvironment() {
+    for (const auto& [name, value] : saved_) {
+      if (value.has_value()) {
+        setenv(name, value->c_str(), 1);
+      } else {
+        unsetenv(name);
+      }
+    }
+  }
+  void Set(const char* name, const char* value) { setenv(name, value, 1); }
+
+ private:
+  static constexpr const char* kNames[] = {"ROPE_JIT_CACHE_DIR",       "ROPE_JIT_CACHE_DISABLE",
+                                           "ROPE_JIT_CACHE_MAX_BYTES", "ROPE_JIT_LOCK_DIR",
+                                           "XDG_CACHE_HOME",           "HOME"};
+  std::vector<std::pair<const char*, std::optional<std::string>>> saved_;
+};
+
+TEST(DiskCacheOptionsTest, CacheDirVariableComesFirst) {
+  ScopedEnvironment env;
+  env.Set("ROPE_JIT_CACHE_DIR", "/scratch/kernels");
+  env.Set("XDG_CACHE_HOME", "/xdg");
+  env.Set("HOME", "/home/user");
+  EXPECT_EQ(DiskCacheOptions::FromEnvironment().dir, "/scratch/kernels");
+}
+
+TEST(DiskCacheOptionsTest, XdgCacheHomeThenHome) {
+  ScopedEnvironment env;
+  env.Set("XDG_CACHE_HOME", "/xdg");
+  env.Set("HOME", "/home/user");
+  EXPECT_EQ(DiskCacheOptions::FromEnvironment().dir, "/xdg/rope_jit");
+  env.Set("XDG_CACHE_HOME", "relative/ignored");
+  EXPECT_EQ(DiskCacheOptions::FromEnvironment().dir, "/home/user/.cache/rope_jit");
+  unsetenv("XDG_CACHE_HOME");
+  EXPECT_EQ(DiskCacheOptions::FromEnvironment().dir, "/home/user/.cache/rope_jit");
+}
+
+TEST(DiskCacheOptionsTest, WithoutHomeUsesPasswdHome) {
+  ScopedEnvironment env;
+  const std::string dir = DiskCacheOptions::FromEnvironment().dir;
+  EXPECT_TRUE(dir.empty() || absl::EndsWith(dir, "/.cache/rope_jit")) << dir;
+}
+
+TEST(DiskCacheOptionsTest, DisableVariableEmptiesDir) {
+  ScopedEnvironment env;
+  env.Set("ROPE_JIT_CACHE_DIR", "/scratch/kernels");
+  for (const char* yes : {"1", "true", "YES", "on"}) {
+    env.Set("ROPE_JIT_CACHE_DISABLE", yes);
+    EXPECT_EQ(DiskCacheOptions::FromEnvironment().dir, "") << yes;
+  }
+  for (const char* no : {"0", "false", ""}) {
+    env.Set("ROPE_JIT_CACHE_DISABLE", no);
+    EXPECT_EQ(DiskCacheOptions::FromEnvironment().dir, "/scratch/kernels") << no;
+  }
+}
+
+TEST(DiskCacheOptionsTest, MaxBytesVariable) {
+  ScopedEnvironment env;
+  EXPECT_EQ(DiskCacheOptions::FromEnvironment().max_bytes, DiskCacheOptions{}.max_bytes);
+  const std::pair<const char*, uint64_t> cases[] = {{"12345", 12345},       {"0", 0},
+                                                    {"512M", 512ull << 20}, {"4g", 4ull << 30},
+                                                    {"64KiB", 64ull << 10}, {"2TB", 2ull << 40}};
+  for (const auto& [text, bytes] : cases) {
+    env.Set("ROPE_JIT_CACHE_MAX_BYTES", text);
+    EXPECT_EQ(DiskCacheOptions::FromEnvironment().max_bytes, bytes) << text;
+  }
+  for (const char* bad : {"lots", "-1", "12X", "99999999999999999999", "1.5G"}) {
+    env.Set("ROPE_JIT_CACHE_MAX_BYTES", bad);
+    testing::internal::CaptureStderr();
+    EXPECT_EQ(DiskCacheOptions::FromEnvironment().max_bytes, DiskCacheOptions{}.max_bytes) << bad;
+    EXPECT_EQ(CountWarnings(testing::internal::GetCapturedStderr()), 1) << bad;
+  }
+}
+
+TEST(DiskCacheOptionsTest, LockDirVariable) {
+  ScopedEnvironment env;
+  EXPECT_EQ(DiskCacheOptions::FromEnvironment().lock_dir, "");
+  env.Set("ROPE_JIT_LOCK_DIR", "/local/locks");
+  EXPECT_EQ(DiskCacheOptions::FromEnvironment().lock_dir, "/local/locks");
+}
+
+}  // namespace
+}  // namespace rope_jit

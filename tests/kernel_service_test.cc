@@ -1,0 +1,306 @@
+// The kernel service without a GPU: real compiles (NVRTC for sm_80/sm_90, hipRTC for
+// gfx90a), the key, the memory and disk tiers, faults, and single flight across threads
+// and processes.
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "gtest/gtest.h"
+#include "jit/backends.h"
+#include "jit/kernel_service.h"
+#include "rope/kernel_specs.h"
+#include "tests/fake_runtime.h"
+
+namespace rope_jit {
+namespace {
+
+std::string FreshDir(const std::string& name) {
+  static int counter = 0;
+  std::string dir = absl::StrCat(std::getenv("TEST_TMPDIR"), "/", name, "_", getpid(), "_", counter++);
+  return dir;
+}
+
+ServiceOptions OptionsFor(const std::string& dir) {
+  ServiceOptions options;
+  options.disk.dir = dir;
+  return options;
+}
+
+KernelSpec Spec(const std::string& target, int head_dim = 128, DType dtype = DType::kBF16) {
+  RopeConfig config;
+  config.head_dim = head_dim;
+  config.dtype = dtype;
+  auto spec = RopeKernelSpec(config, RopeKernel::kRope, target);
+  EXPECT_TRUE(spec.ok()) << spec.status();
+  return *spec;
+}
+
+
+#define REQUIRE_COMPILER(vendor)                                                        \
+  do {                                                                                  \
+    auto identity = CompilerForVendor(vendor).Identity();                               \
+    if (!identity.ok()) GTEST_SKIP() << "compiler not installed: " << identity.status(); \
+  } while (0)
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+void WriteFile(const std::string& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << bytes;
+}
+
+TEST(KernelServiceTest, CompilesRealKernelsForNamedArchsWithoutAGpu) {
+  KernelService service(OptionsFor(FreshDir("archs")));
+  int compiled = 0;
+  for (const char* target : {"sm_80", "sm_90", "gfx90a", "gfx1030"}) {
+    Vendor vendor = *VendorOfTarget(target);
+    if (!CompilerForVendor(vendor).Identity().ok()) continue;
+    for (RopeKernel kernel : {RopeKernel::kRope, RopeKernel::kPositionEmbeddings}) {
+      RopeConfig config;
+      auto spec = RopeKernelSpec(config, kernel, target);
+      ASSERT_TRUE(spec.ok()) << spec.status();
+      auto code = service.GetCodeObject(*spec);
+      ASSERT_TRUE(code.ok()) << target << ": " << code.status();
+      EXPECT_TRUE(absl::StartsWith(*code, "\x7f" "ELF")) << target;
+      EXPECT_TRUE(absl::StrContains(*code, AlignedFunctionName(kernel))) << target;
+      ++compiled;
+    }
+  }
+  if (compiled == 0) GTEST_SKIP() << "neither NVRTC nor hipRTC is installed";
+  EXPECT_EQ(service.stats().compiles, static_cast<uint64_t>(compiled));
+}
+
+TEST(KernelServiceTest, UnsupportedOrGarbageArchIsAClearErrorAndTheProcessLives) {
+  KernelService service(OptionsFor(FreshDir("badarch")));
+  for (const char* target : {"gfx1100", "gfx942", "gfx1200", "sm_10"}) {
+    Vendor vendor = *VendorOfTarget(target);
+    if (!CompilerForVendor(vendor).Identity().ok()) continue;
+    auto code = service.GetCodeObject(Spec(target));
+    EXPECT_EQ(code.status().code(), absl::StatusCode::kUnimplemented) << target << ": " << code.status();
+  }
+  for (const char* target : {"banana", "gfx90a;rm", ""}) {
+    RopeConfig config;
+    auto spec = RopeKernelSpec(config, RopeKernel::kRope, target);
+    ASSERT_TRUE(spec.ok());
+    EXPECT_EQ(service.GetCodeObject(*spec).status().code(), absl::StatusCode::kInvalidArgument) << target;
+  }
+  EXPECT_EQ(service.stats().compiles, 0u);
+}
+
+TEST(KernelServiceTest, EveryKeyInputChangesTheKey) {
+  const KernelSpec base = Spec("sm_90");
+  const std::vector<std::string> options = {"-O3"};
+  const std::string key = MakeCacheKey(base, "nvrtc-1", options).hex;
+  std::set<std::string> keys = {key};
+  auto add = [&](const KernelSpec& spec, const std::string& identity, const std::vector<std::string>& opts) {
+    keys.insert(MakeCacheKey(spec, identity, opts).hex);
+  };
+  KernelSpec other = base;
+  other.target = "sm_90a";
+  add(other, "nvrtc-1", options);
+  other = base;
+  other.source_hash = "0" + other.source_hash.substr(1);
+  add(other, "nvrtc-1", options);
+  other = base;
+  other.kernel = "position_embeddings";
+  add(other, "nvrtc-1", options);
+  for (size_t i = 0; i < base.defines.size(); ++i) {
+    other = base;
+    other.defines[i] += "0";
+    add(other, "nvrtc-1", options);
+  }
+  add(base, "nvrtc-2", options);
+  add(base, "nvrtc-1", {"-O2"});
+  add(base, "nvrtc-1", {"-O3", "-DX"});
+  EXPECT_EQ(keys.size(), 7u + base.defines.size());  // base, 3 spec fields, identity, 2 option lists
+  // Same inputs, same key; and a baked parameter seen through RopeKernelSpec.
+  EXPECT_EQ(MakeCacheKey(base, "nvrtc-1", options).hex, key);
+  EXPECT_NE(MakeCacheKey(Spec("sm_90", 64), "nvrtc-1", options).hex, key);
+  EXPECT_NE(MakeCacheKey(Spec("sm_90", 128, DType::kF16), "nvrtc-1", options).hex, key);
+  EXPECT_EQ(key.size(), 32u);
+}
+
+std::string RunChild(const std::string& args) {
+  std::string command = absl::StrCat(std::getenv("TEST_SRCDIR"), "/", std::getenv("TEST_WORKSPACE"),
+                                     "/tests/service_child ", args);
+  FILE* pipe = popen(command.c_str(), "r");
+  std::string output;
+  char buffer[512];
+  while (pipe != nullptr && fgets(buffer, sizeof(buffer), pipe) != nullptr) output += buffer;
+  if (pipe != nullptr) {
+    EXPECT_EQ(pclose(pipe), 0) << command << " -> " << output;
+  }
+  return output;
+}
+
+std::string Field(const std::string& line, const std::string& name) {
+  for (absl::string_view part : absl::StrSplit(line, absl::ByAnyChar(" \n"))) {
+    if (absl::StartsWith(part, name + "=")) return std::string(part.substr(name.size() + 1));
+  }
+  return "";
+}
+
+TEST(KernelServiceTest, KeyIsTheSameInAnotherProcess) {
+  REQUIRE_COMPILER(Vendor::kNvidia);
+  KernelService service(OptionsFor(FreshDir("samekey")));
+  RopeConfig config;
+  auto key = service.KeyFor(*RopeKernelSpec(config, RopeKernel::kRope, "sm_90"));
+  ASSERT_TRUE(key.ok()) << key.status();
+  std::string child = RunChild(FreshDir("samekey_child") + " sm_90");
+  EXPECT_EQ(Field(child, "key"), key->hex) << child;
+}
+
+TEST(KernelServiceTest, MemoryThenDiskHitsWithoutCompiling) {
+  REQUIRE_COMPILER(Vendor::kNvidia);
+  const std::string dir = FreshDir("tiers");
+  FakeRuntime runtime("sm_90");
+  const KernelSpec spec = Spec("");
+  {
+    KernelService service(OptionsFor(dir));
+    ASSERT_TRUE(service.GetFunction(spec, runtime, 0, "rope_apply_aligned").ok());
+    ASSERT_TRUE(service.GetFunction(spec, runtime, 0, "rope_apply_aligned").ok());
+    ServiceStats stats = service.stats();
+    EXPECT_EQ(stats.compiles, 1u);
+    EXPECT_EQ(stats.misses, 1u);
+    EXPECT_EQ(stats.memory_hits, 1u);
+    EXPECT_EQ(stats.loads, 1u);
+  }
+  KernelService fresh(OptionsFor(dir));
+  ASSERT_TRUE(fresh.GetFunction(spec, runtime, 0, "rope_apply_aligned").ok());
+  ServiceStats stats = fresh.stats();
+  EXPECT_EQ(stats.compiles, 0u);
+  EXPECT_EQ(stats.disk_hits, 1u);
+  EXPECT_EQ(stats.memory_hits, 0u);
+  auto missing = fresh.GetFunction(spec, runtime, 0, "no_such_function");
+  EXPECT_FALSE(missing.ok());
+}
+
+// A corrupted entry is a miss: recompiled, replaced, then served from disk again.
+TEST(KernelServiceTest, CorruptEntryIsRecompiledAndReplaced) {
+  REQUIRE_COMPILER(Vendor::kNvidia);
+  const std::string dir = FreshDir("corrupt");
+  const KernelSpec spec = Spec("sm_90");
+  std::string path;
+  {
+    KernelService service(OptionsFor(dir));
+    ASSERT_TRUE(service.GetCodeObject(spec).ok());
+    path = dir + "/" + service.KeyFor(spec)->hex + ".rjc";
+  }
+  std::string bytes = ReadFile(path);
+  ASSERT_FALSE(bytes.empty()) << path;
+  bytes[bytes.size() / 2] ^= 0x40;
+  WriteFile(path, bytes);
+  {
+    KernelService service(OptionsFor(dir));
+    auto code = service.GetCodeObject(spec);
+    ASSERT_TRUE(code.ok()) << code.status();
+    ServiceStats stats = service.stats();
+    EXPECT_EQ(stats.compiles, 1u);
+    EXPECT_EQ(stats.disk.corrupt_entries, 1u);
+  }
+  KernelService service(OptionsFor(dir));
+  ASSERT_TRUE(service.GetCodeObject(spec).ok());
+  EXPECT_EQ(service.stats().compiles, 0u);
+  EXPECT_EQ(service.stats().disk_hits, 1u);
+}
+
+// An entry that validates but that the driver refuses is dropped and rebuilt once.
+TEST(KernelServiceTest, EntryTheDriverRefusesIsRebuilt) {
+  REQUIRE_COMPILER(Vendor::kNvidia);
+  const std::string dir = FreshDir("refused");
+  FakeRuntime runtime("sm_90");
+  KernelService service(OptionsFor(dir));
+  const KernelSpec spec = Spec("sm_90");
+  auto key = service.KeyFor(spec);
+  ASSERT_TRUE(key.ok());
+  ASSERT_TRUE(service.disk().Write(*key, "not a code object").ok());
+  auto function = service.GetFunction(Spec(""), runtime, 0, "rope_apply_aligned");
+  ASSERT_TRUE(function.ok()) << function.status();
+  ServiceStats stats = service.stats();
+  EXPECT_EQ(stats.load_failures, 1u);
+  EXPECT_EQ(stats.compiles, 1u);
+  EXPECT_EQ(runtime.loads(), 2);
+}
+
+TEST(KernelServiceTest, EightThreadsOnOneColdKeyCompileOnce) {
+  REQUIRE_COMPILER(Vendor::kNvidia);
+  KernelService service(OptionsFor(FreshDir("threads")));
+  const KernelSpec spec = Spec("sm_80", 64, DType::kF16);
+  std::vector<std::thread> threads;
+  std::vector<absl::StatusOr<std::string>> results(8);
+  for (int i = 0; i < 8; ++i) {
+    threads.emplace_back([&, i] { results[i] = service.GetCodeObject(spec); });
+  }
+  for (std::thread& thread : threads) thread.join();
+  for (const auto& result : results) {
+    ASSERT_TRUE(result.ok()) << result.status();
+    EXPECT_EQ(*result, *results[0]);
+  }
+  EXPECT_EQ(service.stats().compiles, 1u);
+}
+
+TEST(KernelServiceTest, FourProcessesOnOneColdKeyCompileOnce) {
+  REQUIRE_COMPILER(Vendor::kNvidia);
+  const std::string dir = FreshDir("processes");
+  const std::string go = dir + "_go";
+  std::vector<FILE*> pipes;
+  for (int i = 0; i < 4; ++i) {
+    std::string command = absl::StrCat(std::getenv("TEST_SRCDIR"), "/", std::getenv("TEST_WORKSPACE"),
+                                       "/tests/service_child ", dir, " sm_90 ", go);
+    pipes.push_back(popen(command.c_str(), "r"));
+    ASSERT_NE(pipes.back(), nullptr);
+  }
+  WriteFile(go, "go");
+  int compiles = 0, hits = 0;
+  std::set<std::string> keys;
+  for (FILE* pipe : pipes) {
+    std::string output;
+    char buffer[512];
+    while (fgets(buffer, sizeof(buffer), pipe) != nullptr) output += buffer;
+    EXPECT_EQ(pclose(pipe), 0) << output;
+    compiles += std::atoi(Field(output, "compiles").c_str());
+    hits += std::atoi(Field(output, "disk_hits").c_str());
+    keys.insert(Field(output, "key"));
+  }
+  EXPECT_EQ(compiles, 1);
+  EXPECT_EQ(hits, 3);
+  EXPECT_EQ(keys.size(), 1u);
+}
+
+TEST(KernelServiceTest, UnusableCacheDirectoryStillServesFromMemory) {
+  REQUIRE_COMPILER(Vendor::kNvidia);
+  const std::string file = FreshDir("not_a_dir");
+  WriteFile(file, "x");
+  KernelService service(OptionsFor(file + "/cache"));  // parent is a file: cannot exist
+  EXPECT_FALSE(service.disk().enabled());
+  FakeRuntime runtime("sm_90");
+  ASSERT_TRUE(service.GetFunction(Spec(""), runtime, 0, "rope_apply_aligned").ok());
+  ASSERT_TRUE(service.GetFunction(Spec(""), runtime, 0, "rope_apply_aligned").ok());
+  EXPECT_EQ(service.stats().compiles, 1u);
+  EXPECT_EQ(service.stats().memory_hits, 1u);
+}
+
+TEST(KernelServiceTest, DisabledCacheKeepsEverythingInMemory) {
+  REQUIRE_COMPILER(Vendor::kNvidia);
+  KernelService service(OptionsFor(""));
+  EXPECT_FALSE(service.disk().enabled());
+  ASSERT_TRUE(service.GetCodeObject(Spec("sm_90")).ok());
+  EXPECT_EQ(service.stats().compiles, 1u);
+}
+
+}  // namespace
+}  // namespace rope_jit

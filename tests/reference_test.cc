@@ -1,0 +1,413 @@
+#include "rope/reference.h"
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "rope/config.h"
+#include "rope/dtype.h"
+
+namespace rope_jit {
+namespace {
+
+std::vector<double> RandomValues(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<double> dist(-2.0, 2.0);
+  std::vector<double> values(n);
+  for (double& v : values) v = dist(rng);
+  return values;
+}
+
+RopeFrequencies MustCompute(const RopeConfig& config) {
+  absl::StatusOr<RopeFrequencies> freqs = ComputeFrequencies(config);
+  EXPECT_TRUE(freqs.ok()) << freqs.status();
+  return freqs.ok() ? *std::move(freqs) : RopeFrequencies{};
+}
+
+// A config the reference accepts even where ValidateConfig would not (tiny head_dim).
+RopeConfig SmallConfig(int head_dim, RopeStyle style) {
+  RopeConfig config;
+  config.head_dim = head_dim;
+  config.style = style;
+  return config;
+}
+
+TEST(ReferenceTest, PositionZeroIsIdentity) {
+  for (RopeStyle style : {RopeStyle::kNeox, RopeStyle::kInterleaved}) {
+    RopeConfig config;
+    config.style = style;
+    const RopeFrequencies freqs = MustCompute(config);
+    const int tokens = 3, heads = 4;
+    const std::vector<double> x = RandomValues(tokens * heads * config.head_dim, 1);
+    const std::vector<int64_t> positions(tokens, 0);
+    EXPECT_EQ(ReferenceApply(config, freqs, x, tokens, heads, positions), x)
+        << StyleName(style);
+  }
+}
+
+TEST(ReferenceTest, RotationScalesEachPairNormByAttentionFactorSquared) {
+  RopeConfig config;
+  config.head_dim = 128;
+  config.max_position = 131072;
+  config.scaling.type = ScalingType::kYarn;
+  config.scaling.factor = 16;
+  config.scaling.original_max_position_embeddings = 8192;
+  const RopeFrequencies freqs = MustCompute(config);
+  ASSERT_GT(freqs.attention_factor, 1.2);
+  const double af2 = freqs.attention_factor * freqs.attention_factor;
+
+  const int tokens = 5, heads = 3, half = 64;
+  const std::vector<double> x = RandomValues(tokens * heads * 128, 2);
+  const std::vector<int64_t> positions = {0, 1, 4097, 65535, 131071};
+  const std::vector<double> out = ReferenceApply(config, freqs, x, tokens, heads, positions);
+  ASSERT_EQ(out.size(), x.size());
+  for (int row = 0; row < tokens * heads; ++row) {
+    for (int j = 0; j < half; ++j) {
+      const size_t a = row * 128 + j, b = a + half;
+      const double before = x[a] * x[a] + x[b] * x[b];
+      const double after = out[a] * out[a] + out[b] * out[b];
+      EXPECT_NEAR(after, af2 * before, 1e-14 * af2 * before + 1e-300) << row << " " << j;
+    }
+  }
+}
+
+TEST(ReferenceTest, NeoxAndInterleavedPairDifferentDims) {
+  // A unit vector along dim 1. NeoX: dim 1 is the first member of pair 1 = (1, 5), so it
+  // becomes (cos, sin) of 7 * 0.5 in dims 1 and 5. Interleaved: dim 1 is the second member
+  // of pair 0 = (0, 1), so it becomes (-sin, cos) of 7 * 1 in dims 0 and 1.
+  RopeFrequencies freqs;
+  freqs.inv_freq = {1.0, 0.5, 0.25, 0.125};
+  const int64_t position = 7;
+  const std::vector<double> e1 = {0, 1, 0, 0, 0, 0, 0, 0};
+
+  const std::vector<double> neox =
+      ReferenceApply(SmallConfig(8, RopeStyle::kNeox), freqs, e1, 1, 1, {&position, 1});
+  const std::vector<double> neox_expected = {0, std::cos(3.5), 0, 0, 0, std::sin(3.5), 0, 0};
+  ASSERT_EQ(neox.size(), 8u);
+  for (int d = 0; d < 8; ++d) EXPECT_NEAR(neox[d], neox_expected[d], 1e-15) << d;
+
+  const std::vector<double> interleaved =
+      ReferenceApply(SmallConfig(8, RopeStyle::kInterleaved), freqs, e1, 1, 1, {&position, 1});
+  const std::vector<double> interleaved_expected = {-std::sin(7.0), std::cos(7.0), 0, 0,
+                                                    0, 0, 0, 0};
+  ASSERT_EQ(interleaved.size(), 8u);
+  for (int d = 0; d < 8; ++d) EXPECT_NEAR(interleaved[d], interleaved_expected[d], 1e-15) << d;
+}
+
+TEST(ReferenceTest, HandComputedHeadDim4) {
+  // theta 10000, d 4: inv_freq = {1, 0.01}; x = [1, 2, 3, 4] at position 3. Expected values
+  // from mpmath at 60 digits.
+  RopeConfig config = SmallConfig(4, RopeStyle::kNeox);
+  RopeFrequencies freqs;
+  freqs.inv_freq = {1.0, 0.01};
+  const std::vector<double> x = {1, 2, 3, 4};
+  const int64_t position = 3;
+
+  const std::vector<double> neox = ReferenceApply(config, freqs, x, 1, 1, {&position, 1});
+  const double neox_expected[] = {-1.413352520780047, 1.8791180666879923, -2.828857481741469,
+                                  4.058191135400941};
+  ASSERT_EQ(neox.size(), 4u);
+  for (int d = 0; d < 4; ++d) EXPECT_NEAR(neox[d], neox_expected[d], 4e-16 * 4) << d;
+
+  config.style = RopeStyle::kInterleaved;
+  const std::vector<double> interleaved = ReferenceApply(config, freqs, x, 1, 1, {&position, 1});
+  const double interleaved_expected[] = {-1.27223251272018, -1.8388649851410237,
+                                         2.87866810043698, 4.088186635603437};
+  ASSERT_EQ(interleaved.size(), 4u);
+  for (int d = 0; d < 4; ++d) EXPECT_NEAR(interleaved[d], interleaved_expected[d], 4e-16 * 4) << d;
+
+  // Both cos and sin carry the attention factor.
+  freqs.attention_factor = 0.5;
+  const std::vector<double> scaled = ReferenceApply(config, freqs, x, 1, 1, {&position, 1});
+  for (int d = 0; d < 4; ++d) EXPECT_NEAR(scaled[d], 0.5 * interleaved_expected[d], 8e-16) << d;
+}
+
+TEST(ReferenceTest, CosSinExactAtLargePositions) {
+  // cos/sin of p * 0.7498942093324559 (the double, exactly), from mpmath at 60 digits. A
+  // phase rounded to 64 bits would be off by ~1e-10 here; double math by ~1e-7.
+  struct Case {
+    int64_t position;
+    double cos, sin;
+  };
+  const Case cases[] = {
+      {1048577, 0.9995881375007191, 0.028697654396198178},
+      {2000000000, -0.8837589436500942, 0.46794244252735784},
+      {2147483647, 0.35879339351447087, -0.9334170026147853},
+  };
+  RopeFrequencies freqs;
+  freqs.inv_freq = {1.0, 0.7498942093324559};
+  for (const Case& c : cases) {
+    double cos, sin;
+    ReferenceCosSin(freqs, c.position, 1, &cos, &sin);
+    EXPECT_NEAR(cos, c.cos, 2.3e-16) << c.position;
+    EXPECT_NEAR(sin, c.sin, 2.3e-16) << c.position;
+  }
+  freqs.attention_factor = 1.5;
+  double cos, sin;
+  ReferenceCosSin(freqs, cases[1].position, 1, &cos, &sin);
+  EXPECT_NEAR(cos, 1.5 * cases[1].cos, 4e-16);
+  EXPECT_NEAR(sin, 1.5 * cases[1].sin, 4e-16);
+
+  ReferenceCosSin(freqs, 5, 2, &cos, &sin);
+  EXPECT_TRUE(std::isnan(cos) && std::isnan(sin));
+  ReferenceCosSin(freqs, 5, -1, &cos, &sin);
+  EXPECT_TRUE(std::isnan(cos) && std::isnan(sin));
+}
+
+TEST(ReferenceTest, AnglesAddAtLargePositions) {
+  RopeConfig config;
+  config.head_dim = 128;
+  config.theta = 500000;
+  config.max_position = 1 << 22;
+  const RopeFrequencies freqs = MustCompute(config);
+  const int tokens = 4, heads = 2;
+  const std::vector<double> x = RandomValues(tokens * heads * 128, 3);
+  const std::vector<int64_t> p = {(1 << 20) + 1, (1 << 20) + 12345, 3 << 19, (1 << 21) - 1};
+  const std::vector<int64_t> q = {(1 << 20) - 7, 999983, (1 << 20) + 1, 1};
+  std::vector<int64_t> sum(tokens);
+  for (int t = 0; t < tokens; ++t) sum[t] = p[t] + q[t];
+
+  for (RopeStyle style : {RopeStyle::kNeox, RopeStyle::kInterleaved}) {
+    config.style = style;
+    const std::vector<double> twice = ReferenceApply(
+        config, freqs, ReferenceApply(config, freqs, x, tokens, heads, p), tokens, heads, q);
+    const std::vector<double> once = ReferenceApply(config, freqs, x, tokens, heads, sum);
+    ASSERT_EQ(twice.size(), x.size());
+    ASSERT_EQ(once.size(), x.size());
+    for (size_t i = 0; i < x.size(); ++i) EXPECT_NEAR(twice[i], once[i], 2e-15) << i;
+  }
+}
+
+TEST(ReferenceTest, PartialRotaryLeavesTailBitIdentical) {
+  for (const RopeConfig& config :
+       {RopeConfig::Glm(128, DType::kBF16, 4096), [] {
+          RopeConfig c;
+          c.head_dim = 80;
+          c.rotary_dim = 20;
+          return c;
+        }()}) {
+    const RopeFrequencies freqs = MustCompute(config);
+    const int tokens = 3, heads = 2, rotary = config.EffectiveRotaryDim();
+    std::vector<double> x = RandomValues(tokens * heads * config.head_dim, 4);
+    x[rotary] = -0.0;  // signed zero and a subnormal must survive as bits
+    x[rotary + 1] = 4.9e-324;
+    const std::vector<int64_t> positions = {17, 4000, 1234};
+    const std::vector<double> out = ReferenceApply(config, freqs, x, tokens, heads, positions);
+    ASSERT_EQ(out.size(), x.size());
+    bool rotated_something = false;
+    for (int row = 0; row < tokens * heads; ++row) {
+      for (int d = 0; d < config.head_dim; ++d) {
+        const size_t i = row * config.head_dim + d;
+        if (d >= rotary) {
+          EXPECT_EQ(std::memcmp(&out[i], &x[i], sizeof(double)), 0) << row << " " << d;
+        } else {
+          rotated_something |= out[i] != x[i];
+        }
+      }
+    }
+    EXPECT_TRUE(rotated_something);
+  }
+}
+
+TEST(ReferenceTest, ChatGlmColumnsRotateIndependentHalves) {
+  const RopeConfig config = RopeConfig::ChatGlmV1(128, DType::kF16, 4096);
+  const RopeFrequencies freqs = MustCompute(config);
+  // Each half behaves like a 64-wide NeoX head rotated by its own column.
+  RopeConfig half = SmallConfig(64, RopeStyle::kNeox);
+  const int tokens = 2, heads = 3;
+  const std::vector<double> x = RandomValues(tokens * heads * 128, 5);
+  const std::vector<int64_t> positions = {100, 7, 2047, 0};  // token-major [tokens, 2]
+  const std::vector<double> out = ReferenceApply(config, freqs, x, tokens, heads, positions);
+  ASSERT_EQ(out.size(), x.size());
+
+  for (int t = 0; t < tokens; ++t) {
+    for (int h = 0; h < heads; ++h) {
+      const size_t row = (t * heads + h) * 128;
+      for (int c = 0; c < 2; ++c) {
+        const std::vector<double> segment(x.begin() + row + c * 64, x.begin() + row + c * 64 + 64);
+        const int64_t position = positions[t * 2 + c];
+        const std::vector<double> expected =
+            ReferenceApply(half, freqs, segment, 1, 1, {&position, 1});
+        ASSERT_EQ(expected.size(), 64u);
+        for (int d = 0; d < 64; ++d) {
+          EXPECT_EQ(out[row + c * 64 + d], expected[d]) << t << " " << h << " " << c << " " << d;
+        }
+      }
+    }
+  }
+  // Token 1's block position is 0: its second half is untouched.
+  for (int h = 0; h < heads; ++h) {
+    const size_t row = (1 * heads + h) * 128;
+    for (int d = 64; d < 128; ++d) EXPECT_EQ(out[row + d], x[row + d]);
+  }
+}
+
+TEST(ReferenceTest, EveryHeadOfATokenGetsTheSameRotation) {
+  RopeConfig config;
+  const RopeFrequencies freqs = MustCompute(config);
+  const std::vector<double> head = RandomValues(128, 6);
+  std::vector<double> x;
+  for (int h = 0; h < 8; ++h) x.insert(x.end(), head.begin(), head.end());
+  const int64_t position = 5000;
+  const std::vector<double> out = ReferenceApply(config, freqs, x, 1, 8, {&position, 1});
+  ASSERT_EQ(out.size(), x.size());
+  for (int h = 1; h < 8; ++h) {
+    for (int d = 0; d < 128; ++d) EXPECT_EQ(out[h * 128 + d], out[d]);
+  }
+}
+
+TEST(ReferenceTest, ShapeMismatchYieldsEmpty) {
+  RopeConfig config;
+  const RopeFrequencies freqs = MustCompute(config);
+  const std::vector<double> x(2 * 128, 1.0);
+  const std::vector<int64_t> positions = {1, 2};
+  EXPECT_EQ(ReferenceApply(config, freqs, x, 2, 1, positions).size(), x.size());
+  EXPECT_TRUE(ReferenceApply(config, freqs, x, 2, 2, positions).empty());
+  EXPECT_TRUE(ReferenceApply(config, freqs, x, 2, 1, {positions.data(), 1}).empty());
+  RopeFrequencies short_freqs = freqs;
+  short_freqs.inv_freq.resize(10);
+  EXPECT_TRUE(ReferenceApply(config, short_freqs, x, 2, 1, positions).empty());
+  RopeConfig odd = config;
+  odd.rotary_dim = 63;
+  EXPECT_TRUE(ReferenceApply(odd, freqs, x, 2, 1, positions).empty());
+  RopeConfig two_columns = config;
+  two_columns.position_columns = 2;  // now needs 4 positions
+  EXPECT_TRUE(ReferenceApply(two_columns, freqs, x, 2, 1, positions).empty());
+}
+
+// ---- dtype conversions ----
+
+uint16_t HalfOf(float value) { return FloatToHalfBits(value); }
+uint16_t Bf16Of(float value) { return FloatToBf16Bits(value); }
+
+TEST(DTypeTest, HalfRoundsToNearestEven) {
+  EXPECT_EQ(HalfOf(1.0f), 0x3c00);
+  EXPECT_EQ(HalfOf(1.0f + 0x1p-11f), 0x3c00);                 // tie, even stays
+  EXPECT_EQ(HalfOf(1.0f + 3 * 0x1p-11f), 0x3c02);             // tie, odd rounds up
+  EXPECT_EQ(HalfOf(1.0f + 0x1p-11f + 0x1p-20f), 0x3c01);      // just above the tie
+  EXPECT_EQ(HalfOf(-(1.0f + 0x1p-11f)), 0xbc00);
+  EXPECT_EQ(HalfOf(2047.0f + 0.5f), HalfOf(2048.0f));          // carry into the exponent
+  EXPECT_EQ(HalfOf(65504.0f), 0x7bff);
+  EXPECT_EQ(HalfOf(65519.99f), 0x7bff);
+  EXPECT_EQ(HalfOf(65520.0f), 0x7c00);                        // tie to even overflows
+  EXPECT_EQ(HalfOf(-65520.0f), 0xfc00);
+  EXPECT_EQ(HalfOf(1e10f), 0x7c00);
+  EXPECT_EQ(HalfOf(0x1p-14f), 0x0400);                        // smallest normal
+  EXPECT_EQ(HalfOf(1023.5f * 0x1p-24f), 0x0400);              // subnormal tie into normal
+  EXPECT_EQ(HalfOf(0x1p-24f), 0x0001);                        // smallest subnormal
+  EXPECT_EQ(HalfOf(0x1p-25f), 0x0000);                        // tie to even zero
+  EXPECT_EQ(HalfOf(1.5f * 0x1p-25f), 0x0001);
+  EXPECT_EQ(HalfOf(3 * 0x1p-25f), 0x0002);                    // tie 1.5 units -> 2
+  EXPECT_EQ(HalfOf(5 * 0x1p-25f), 0x0002);                    // tie 2.5 units -> 2
+  EXPECT_EQ(HalfOf(1e-30f), 0x0000);
+  EXPECT_EQ(HalfOf(-0.0f), 0x8000);
+  EXPECT_EQ(HalfBitsToFloat(0x0001), 0x1p-24f);
+  EXPECT_EQ(HalfBitsToFloat(0x83ff), -1023 * 0x1p-24f);
+  EXPECT_EQ(HalfBitsToFloat(0x7bff), 65504.0f);
+  EXPECT_EQ(HalfBitsToFloat(0x3555), 0.333251953125f);
+  EXPECT_TRUE(std::signbit(HalfBitsToFloat(0x8000)));
+}
+
+TEST(DTypeTest, HalfInfAndNan) {
+  const float inf = std::numeric_limits<float>::infinity();
+  EXPECT_EQ(HalfOf(inf), 0x7c00);
+  EXPECT_EQ(HalfOf(-inf), 0xfc00);
+  EXPECT_EQ(HalfBitsToFloat(0x7c00), inf);
+  EXPECT_EQ(HalfBitsToFloat(0xfc00), -inf);
+  const uint16_t nan = HalfOf(std::numeric_limits<float>::quiet_NaN());
+  EXPECT_EQ(nan & 0x7c00, 0x7c00);
+  EXPECT_NE(nan & 0x03ff, 0);
+  // A signaling NaN whose payload lives only in the low float bits must stay NaN.
+  uint32_t snan_bits = 0xff800001u;
+  float snan;
+  std::memcpy(&snan, &snan_bits, sizeof(snan));
+  const uint16_t from_snan = HalfOf(snan);
+  EXPECT_EQ(from_snan & 0xfc00, 0xfc00);
+  EXPECT_NE(from_snan & 0x03ff, 0);
+  EXPECT_TRUE(std::isnan(HalfBitsToFloat(0x7c01)));
+  EXPECT_TRUE(std::isnan(HalfBitsToFloat(0xfe00)));
+}
+
+TEST(DTypeTest, EveryHalfRoundTrips) {
+  for (uint32_t bits = 0; bits <= 0xffff; ++bits) {
+    const uint16_t half = static_cast<uint16_t>(bits);
+    const float value = HalfBitsToFloat(half);
+    if ((half & 0x7c00) == 0x7c00 && (half & 0x03ff) != 0) {
+      EXPECT_TRUE(std::isnan(value)) << std::hex << bits;
+      EXPECT_TRUE(std::isnan(HalfBitsToFloat(HalfOf(value)))) << std::hex << bits;
+    } else {
+      EXPECT_EQ(HalfOf(value), half) << std::hex << bits;
+    }
+  }
+}
+
+#if defined(__FLT16_MAX__) && !defined(__clang__)
+// GCC's _Float16 (libgcc's correctly rounded conversion) as an independent oracle over a
+// strided sweep of every float exponent.
+TEST(DTypeTest, HalfMatchesCompilerFloat16) {
+  for (uint64_t bits = 0; bits <= 0xffffffffu; bits += 4093) {
+    const uint32_t b = static_cast<uint32_t>(bits);
+    float value;
+    std::memcpy(&value, &b, sizeof(value));
+    if (std::isnan(value)) continue;
+    const _Float16 expected = static_cast<_Float16>(value);
+    uint16_t expected_bits;
+    std::memcpy(&expected_bits, &expected, sizeof(expected_bits));
+    ASSERT_EQ(HalfOf(value), expected_bits) << std::hex << b;
+  }
+}
+#endif
+
+TEST(DTypeTest, Bf16RoundsToNearestEven) {
+  EXPECT_EQ(Bf16Of(1.0f), 0x3f80);
+  EXPECT_EQ(Bf16Of(1.0f + 0x1p-8f), 0x3f80);                  // tie, even stays
+  EXPECT_EQ(Bf16Of(1.0f + 3 * 0x1p-8f), 0x3f82);              // tie, odd rounds up
+  EXPECT_EQ(Bf16Of(1.0f + 0x1p-8f + 0x1p-20f), 0x3f81);       // above the tie
+  EXPECT_EQ(Bf16Of(-(1.0f + 3 * 0x1p-8f)), 0xbf82);
+  EXPECT_EQ(Bf16Of(3.14159265f), 0x4049);
+  EXPECT_EQ(Bf16Of(std::numeric_limits<float>::max()), 0x7f80);  // rounds past max: Inf
+  EXPECT_EQ(Bf16Of(std::numeric_limits<float>::denorm_min()), 0x0000);
+  EXPECT_EQ(Bf16Of(-0.0f), 0x8000);
+  EXPECT_EQ(Bf16BitsToFloat(0x7f7f), 0x1.fep127f);
+  EXPECT_EQ(Bf16BitsToFloat(0x0001), 0x1p-133f);  // bf16 keeps float's subnormals
+}
+
+TEST(DTypeTest, Bf16InfAndNan) {
+  const float inf = std::numeric_limits<float>::infinity();
+  EXPECT_EQ(Bf16Of(inf), 0x7f80);
+  EXPECT_EQ(Bf16Of(-inf), 0xff80);
+  // A NaN whose payload is only in the low 16 bits must not round to Inf.
+  uint32_t nan_bits = 0x7f800001u;
+  float nan;
+  std::memcpy(&nan, &nan_bits, sizeof(nan));
+  const uint16_t from_nan = Bf16Of(nan);
+  EXPECT_EQ(from_nan & 0x7f80, 0x7f80);
+  EXPECT_NE(from_nan & 0x007f, 0);
+  EXPECT_TRUE(std::isnan(Bf16BitsToFloat(Bf16Of(-std::numeric_limits<float>::quiet_NaN()))));
+  EXPECT_TRUE(std::signbit(Bf16BitsToFloat(Bf16Of(-std::numeric_limits<float>::quiet_NaN()))));
+}
+
+TEST(DTypeTest, EveryBf16RoundTrips) {
+  for (uint32_t bits = 0; bits <= 0xffff; ++bits) {
+    const uint16_t bf16 = static_cast<uint16_t>(bits);
+    const float value = Bf16BitsToFloat(bf16);
+    if ((bf16 & 0x7f80) == 0x7f80 && (bf16 & 0x007f) != 0) {
+      EXPECT_TRUE(std::isnan(value)) << std::hex << bits;
+    } else {
+      EXPECT_EQ(Bf16Of(value), bf16) << std::hex << bits;
+      EXPECT_EQ(RoundToBf16(value), value) << std::hex << bits;
+    }
+  }
+}
+
+TEST(DTypeTest, RoundToHelpers) {
+  EXPECT_EQ(RoundToHalf(0.1f), 0.0999755859375f);
+  EXPECT_EQ(RoundToBf16(0.1f), 0.10009765625f);
+}
+
+}  // namespace
+}  // namespace rope_jit

@@ -1,0 +1,214 @@
+// The apply API without a GPU: real NVRTC compiles through the kernel service, a fake
+// device runtime that records launches. Checks validation (every bad argument is
+// InvalidArgument naming it, and nothing is launched), kernel choice and launch shape.
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "gtest/gtest.h"
+#include "jit/backends.h"
+#include "jit/kernel_service.h"
+#include "rope/rope.h"
+#include "tests/fake_runtime.h"
+
+namespace rope_jit {
+namespace {
+
+class RopeApiTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    Compiler& nvrtc = CompilerForVendor(Vendor::kNvidia);
+    absl::StatusOr<std::string> identity = nvrtc.Identity();
+    if (!identity.ok()) GTEST_SKIP() << "NVRTC is not installed here: " << identity.status();
+    ServiceOptions options;
+    options.disk.dir = std::string(std::getenv("TEST_TMPDIR")) + "/rope_api_cache";
+    service_ = std::make_unique<KernelService>(options);
+  }
+
+  std::unique_ptr<Rope> Make(const RopeConfig& config) {
+    auto rope = Rope::Create(config, runtime_, 0, *service_);
+    EXPECT_TRUE(rope.ok()) << rope.status();
+    return rope.ok() ? std::move(*rope) : nullptr;
+  }
+
+  FakeRuntime runtime_{"sm_90"};
+  std::unique_ptr<KernelService> service_;
+  // Never dereferenced: the fake runtime launches nothing.
+  alignas(16) char storage_[64];
+  void* data_ = storage_;
+};
+
+RopeConfig Bf16Config() {
+  RopeConfig config;
+  config.head_dim = 128;
+  config.dtype = DType::kBF16;
+  config.max_position = 4096;
+  return config;
+}
+
+TEST_F(RopeApiTest, PositionEmbeddingsLaunchOnceWithTheViewsGiven) {
+  std::unique_ptr<Rope> rope = Make(Bf16Config());
+  ASSERT_NE(rope, nullptr);
+  const int64_t row = (32 + 2 * 8) * 128;
+  DeviceTensor q{data_, 4096, 32, 128, row, 128, DType::kBF16};
+  DeviceTensor k{static_cast<char*>(data_) + 32 * 128 * 2, 4096, 8, 128, row, 128, DType::kBF16};
+  ASSERT_TRUE(rope->ApplyPositionEmbeddingsDevice(q, k, Positions::FromOffset(0), nullptr).ok());
+  std::vector<FakeRuntime::LaunchRecord> launches = runtime_.launches();
+  ASSERT_EQ(launches.size(), 1u);
+  const RopeLaunchArgs& args = launches[0].args;
+  EXPECT_EQ(runtime_.FunctionName(launches[0].function), "rope_qk_apply_aligned");
+  EXPECT_EQ(args.total_heads, 40);
+  EXPECT_EQ(args.tensors[0].in_token_stride, row);
+  EXPECT_EQ(args.tensors[1].in, k.data);
+  EXPECT_EQ(args.tensors[1].out, k.data);  // in place
+  EXPECT_EQ(args.num_tokens, 4096);
+  EXPECT_EQ(launches[0].block.x, 256u);
+  // bf16, head_dim 128, NeoX: 8 elements per access, 8 lanes per head.
+  const int64_t threads = int64_t{4096} * 8 * args.head_splits;
+  EXPECT_EQ(launches[0].grid.x, static_cast<uint32_t>((threads + 255) / 256));
+}
+
+TEST_F(RopeApiTest, DecodeSplitsHeadsAcrossThreadsPrefillDoesNot) {
+  std::unique_ptr<Rope> rope = Make(Bf16Config());
+  ASSERT_NE(rope, nullptr);
+  DeviceTensor q1 = DeviceTensor::Contiguous(data_, 1, 32, 128, DType::kBF16);
+  DeviceTensor k1 = DeviceTensor::Contiguous(data_, 1, 8, 128, DType::kBF16);
+  ASSERT_TRUE(rope->ApplyPositionEmbeddingsDevice(q1, k1, Positions::FromOffset(7), nullptr).ok());
+  DeviceTensor qn = DeviceTensor::Contiguous(data_, 32768, 32, 128, DType::kBF16);
+  DeviceTensor kn = DeviceTensor::Contiguous(data_, 32768, 8, 128, DType::kBF16);
+  RopeConfig long_config = Bf16Config();
+  long_config.max_position = 65536;
+  std::unique_ptr<Rope> long_rope = Make(long_config);
+  ASSERT_TRUE(long_rope->ApplyPositionEmbeddingsDevice(qn, kn, Positions::FromOffset(0), nullptr).ok());
+  std::vector<FakeRuntime::LaunchRecord> launches = runtime_.launches();
+  ASSERT_EQ(launches.size(), 2u);
+  EXPECT_EQ(launches[0].args.head_splits, 40);
+  EXPECT_EQ(launches[0].args.position_offset, 7);
+  EXPECT_EQ(launches[1].args.head_splits, 1);
+}
+
+TEST_F(RopeApiTest, MisalignedViewTakesTheUnalignedKernel) {
+  std::unique_ptr<Rope> rope = Make(Bf16Config());
+  ASSERT_NE(rope, nullptr);
+  DeviceTensor x = DeviceTensor::Contiguous(static_cast<char*>(data_) + 2, 3, 2, 128, DType::kBF16);
+  ASSERT_TRUE(rope->ApplyKDevice(x, Positions::FromOffset(0), nullptr).ok());
+  DeviceTensor strided{data_, 3, 2, 128, 2 * 128 + 1, 128, DType::kBF16};
+  ASSERT_TRUE(rope->ApplyQDevice(strided, Positions::FromOffset(0), nullptr).ok());
+  std::vector<FakeRuntime::LaunchRecord> launches = runtime_.launches();
+  ASSERT_EQ(launches.size(), 2u);
+  EXPECT_EQ(runtime_.FunctionName(launches[0].function), "rope_apply_unaligned");
+  EXPECT_EQ(runtime_.FunctionName(launches[1].function), "rope_apply_unaligned");
+}
+
+TEST_F(RopeApiTest, ZeroTokensLaunchNothing) {
+  std::unique_ptr<Rope> rope = Make(Bf16Config());
+  ASSERT_NE(rope, nullptr);
+  DeviceTensor x = DeviceTensor::Contiguous(data_, 0, 4, 128, DType::kBF16);
+  EXPECT_TRUE(rope->ApplyQDevice(x, Positions::FromOffset(0), nullptr).ok());
+  EXPECT_TRUE(runtime_.launches().empty());
+}
+
+TEST_F(RopeApiTest, SecondCreateIsServedFromMemory) {
+  ASSERT_NE(Make(Bf16Config()), nullptr);
+  const ServiceStats first = service_->stats();
+  ASSERT_NE(Make(Bf16Config()), nullptr);
+  const ServiceStats second = service_->stats();
+  EXPECT_EQ(second.compiles, first.compiles);
+  EXPECT_EQ(second.loads, first.loads);
+  EXPECT_EQ(second.memory_hits, first.memory_hits + 4);  // 2 kernels x 2 functions
+}
+
+// Every bad argument: InvalidArgument that names it, and nothing launched.
+TEST_F(RopeApiTest, BadInputMatrix) {
+  std::unique_ptr<Rope> rope = Make(Bf16Config());
+  ASSERT_NE(rope, nullptr);
+  const DeviceTensor good_q = DeviceTensor::Contiguous(data_, 4, 8, 128, DType::kBF16);
+  const DeviceTensor good_k = DeviceTensor::Contiguous(data_, 4, 2, 128, DType::kBF16);
+  struct BadCase {
+    std::string expect_in_message;
+    DeviceTensor q, k;
+    Positions positions;
+    const DeviceTensor* q_out;
+  };
+  DeviceTensor null_data = good_q;
+  null_data.data = nullptr;
+  DeviceTensor wrong_dim = good_q;
+  wrong_dim.head_dim = 64;
+  DeviceTensor wrong_dtype = good_q;
+  wrong_dtype.dtype = DType::kF16;
+  DeviceTensor negative_tokens = good_q;
+  negative_tokens.tokens = -1;
+  DeviceTensor no_heads = good_q;
+  no_heads.heads = 0;
+  DeviceTensor overlapping_heads = good_q;
+  overlapping_heads.head_stride = 64;
+  DeviceTensor overlapping_tokens = good_q;
+  overlapping_tokens.token_stride = 128;
+  DeviceTensor fewer_tokens = good_k;
+  fewer_tokens.tokens = 3;
+  DeviceTensor out_wrong_heads = DeviceTensor::Contiguous(data_, 4, 7, 128, DType::kBF16);
+  DeviceTensor out_wrong_dtype = DeviceTensor::Contiguous(data_, 4, 8, 128, DType::kF32);
+  std::vector<BadCase> cases = {
+      {"q.data", null_data, good_k, Positions::FromOffset(0), nullptr},
+      {"q.head_dim = 64", wrong_dim, good_k, Positions::FromOffset(0), nullptr},
+      {"q.dtype = f16", wrong_dtype, good_k, Positions::FromOffset(0), nullptr},
+      {"q.tokens = -1", negative_tokens, good_k, Positions::FromOffset(0), nullptr},
+      {"q.heads = 0", no_heads, good_k, Positions::FromOffset(0), nullptr},
+      {"q.head_stride = 64", overlapping_heads, good_k, Positions::FromOffset(0), nullptr},
+      {"q.token_stride = 128", overlapping_tokens, good_k, Positions::FromOffset(0), nullptr},
+      {"k.tokens = 3", good_q, fewer_tokens, Positions::FromOffset(0), nullptr},
+      {"q_out is [4, 7, 128]", good_q, good_k, Positions::FromOffset(0), &out_wrong_heads},
+      {"q_out.dtype = f32", good_q, good_k, Positions::FromOffset(0), &out_wrong_dtype},
+      {"offset 4093", good_q, good_k, Positions::FromOffset(4093), nullptr},
+      {"offset -1", good_q, good_k, Positions::FromOffset(-1), nullptr},
+  };
+  for (const BadCase& c : cases) {
+    absl::Status status = rope->ApplyPositionEmbeddingsDevice(c.q, c.k, c.positions, nullptr, c.q_out);
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << c.expect_in_message << ": " << status;
+    EXPECT_TRUE(absl::StrContains(status.message(), c.expect_in_message))
+        << "message '" << status.message() << "' does not name '" << c.expect_in_message << "'";
+  }
+  // The single-tensor entry points validate the same way.
+  EXPECT_EQ(rope->ApplyQDevice(null_data, Positions::FromOffset(0), nullptr).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(rope->ApplyKDevice(wrong_dim, Positions::FromOffset(0), nullptr).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(runtime_.launches().empty());
+}
+
+TEST_F(RopeApiTest, BadConfigOrDeviceFailsCreate) {
+  std::vector<std::pair<std::string, RopeConfig>> configs;
+  RopeConfig odd = Bf16Config();
+  odd.head_dim = 127;
+  configs.emplace_back("head_dim", odd);
+  RopeConfig huge = Bf16Config();
+  huge.head_dim = 514;
+  configs.emplace_back("head_dim", huge);
+  RopeConfig wide = Bf16Config();
+  wide.rotary_dim = 256;
+  configs.emplace_back("rotary_dim", wide);
+  for (const auto& [field, config] : configs) {
+    auto rope = Rope::Create(config, runtime_, 0, *service_);
+    EXPECT_EQ(rope.status().code(), absl::StatusCode::kInvalidArgument) << field;
+    EXPECT_TRUE(absl::StrContains(rope.status().message(), field)) << rope.status();
+  }
+  auto no_device = Rope::Create(Bf16Config(), runtime_, 1, *service_);
+  EXPECT_EQ(no_device.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StrContains(no_device.status().message(), "device = 1"));
+}
+
+TEST_F(RopeApiTest, ChatGlmNeedsPositionArrays) {
+  std::unique_ptr<Rope> rope = Make(RopeConfig::ChatGlmV1(128, DType::kF16, 2048));
+  ASSERT_NE(rope, nullptr);
+  DeviceTensor x = DeviceTensor::Contiguous(data_, 2, 2, 128, DType::kF16);
+  absl::Status status = rope->ApplyQDevice(x, Positions::FromOffset(0), nullptr);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(runtime_.launches().empty());
+  ASSERT_TRUE(rope->ApplyQDevice(x, Positions::Int32(reinterpret_cast<const int32_t*>(data_)), nullptr).ok());
+  EXPECT_EQ(runtime_.launches().size(), 1u);
+}
+
+}  // namespace
+}  // namespace rope_jit
