@@ -486,6 +486,13 @@ TEST(RopeGpuTest, ReportMaxErrors) {
   for (const auto& [dtype, error] : MaxErrorByDtype()) {
     std::printf("max abs error %s: %.3g on %s\n", dtype.c_str(), error, name.ok() ? name->c_str() : "?");
   }
+  // Run twice over one ROPE_JIT_CACHE_DIR: the second process should show disk hits only.
+  const ServiceStats stats = KernelService::Default().stats();
+  std::printf("service: compiles=%llu (%.1f ms) disk_hits=%llu memory_hits=%llu loads=%llu (%.1f ms)\n",
+              static_cast<unsigned long long>(stats.compiles), stats.compile_ms,
+              static_cast<unsigned long long>(stats.disk_hits),
+              static_cast<unsigned long long>(stats.memory_hits),
+              static_cast<unsigned long long>(stats.loads), stats.load_ms);
 }
 
 }  // namespace
