@@ -133,15 +133,18 @@ absl::StatusOr<DynamicLibrary> DynamicLibrary::Open(const LibrarySearch& search)
     return library;
   };
 
+  std::vector<std::string> candidates;
   for (const std::string& name : search.names) {
     dlerror();
     void* handle = dlopen(name.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
-    if (handle == nullptr) continue;  // not loaded yet: not a failure
+    if (handle == nullptr) {  // not loaded yet: not a failure
+      candidates.push_back(name);
+      continue;
+    }
     auto library = accept(handle, name, /*reused=*/true);
     if (library.ok()) return library;
   }
 
-  std::vector<std::string> candidates = search.names;
   for (const std::string& directory : search.directories) {
     if (directory.empty()) continue;
     for (const std::string& name : search.names) {

@@ -11,8 +11,9 @@
 // current device per thread; every call taking a device leaves it current, and Launch calls
 // hipSetDevice only when hipGetDevice says another one is current.
 //
-// Honesty note: no AMD GPU has been available to test this file. The calls are the plain
-// HIP module API that mirrors the CUDA driver API (tested on an H100); DeviceTarget reads
+// Honesty note: no AMD GPU has been available to test this file. It is the plain HIP
+// module API, call for call the twin of CudaRuntime (which is tested on an H200); on hosts
+// without an AMD GPU it is tested to report 0 devices and return errors. DeviceTarget reads
 // gcnArchName out of hipDeviceProp_t at an offset taken from the headers (see the .cc) and
 // refuses anything that does not parse as a gfx target id.
 #ifndef ROPE_JIT_JIT_ROCM_HIP_RUNTIME_H_

@@ -121,6 +121,9 @@ bool MentionsResourceExhaustion(absl::string_view log) {
 }  // namespace
 
 struct HiprtcCompiler::Library {
+  Library(DynamicLibrary hiprtc_library, DynamicLibrary comgr_library)
+      : hiprtc(std::move(hiprtc_library)), comgr(std::move(comgr_library)) {}
+
   DynamicLibrary hiprtc;
   DynamicLibrary comgr;
   std::vector<DynamicLibrary> llvm;  // comgr's own LLVM, when it is a separate library
@@ -215,8 +218,7 @@ absl::StatusOr<const HiprtcCompiler::Library*> HiprtcCompiler::Load() {
           "hipRTC needs comgr to validate targets before compiling: ", comgr.status().message()));
       return;
     }
-    auto library =
-        std::unique_ptr<Library>(new Library{std::move(*hiprtc), std::move(*comgr)});
+    auto library = std::make_unique<Library>(std::move(*hiprtc), std::move(*comgr));
     if (load_status_ = BindHiprtc(library->hiprtc, &library->api); !load_status_.ok()) return;
     if (load_status_ = BindComgr(library->comgr, &library->comgr_api); !load_status_.ok()) {
       return;
