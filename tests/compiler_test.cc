@@ -324,6 +324,9 @@ TEST(HiprtcCompilerTest, UnsupportedArchsAreUnimplementedAndTheProcessLives) {
     ++refused;
   }
   EXPECT_GT(refused, 0);
+  // gfx6xx is listed by comgr but aborts hipRTC on real kernels: always refused.
+  EXPECT_EQ(Hiprtc().ValidateTarget("gfx600").code(), absl::StatusCode::kUnimplemented);
+  EXPECT_EQ(Hiprtc().ValidateTarget("gfx602").code(), absl::StatusCode::kUnimplemented);
   // A feature the processor does not have.
   EXPECT_EQ(Hiprtc().ValidateTarget("gfx1030:xnack+").code(), absl::StatusCode::kUnimplemented);
   // Still compiling, heap intact.

@@ -254,6 +254,9 @@ absl::StatusOr<const HiprtcCompiler::Library*> HiprtcCompiler::Load() {
       absl::string_view isa = name;
       if (!absl::ConsumePrefix(&isa, kIsaPrefix)) continue;
       std::string processor(AmdProcessor(isa));
+      // gfx6xx has no flat address space and was never a HIP target: comgr lists it, but
+      // hipRTC aborts the process in instruction selection on real kernels.
+      if (absl::StartsWith(processor, "gfx6")) continue;
       if (!absl::c_linear_search(library->processors, processor)) {
         library->processors.push_back(std::move(processor));
       }
