@@ -11,6 +11,8 @@ packages=(
   libxxhash-dev        # cache keys and entry checksums
   # ROCm 5.2: hipRTC (inside libamdhip64), comgr's ISA list, device libraries.
   libamdhip64-dev libamd-comgr-dev rocm-device-libs libhiprtc-builtins5 hipcc
+  llvm-15              # (hipcc pulls it in) llvm-objdump: AOT/JIT parity compares AMD instructions
+  clang-14 libclang-rt-14-dev  # .ci/fuzz: clang, libFuzzer and clang's sanitizer runtimes
 )
 
 missing=()

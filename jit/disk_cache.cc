@@ -116,6 +116,19 @@ absl::Status PreparePrivateDirectory(const std::string& path) {
   return CheckPrivateDirectory(path);
 }
 
+// The lock directory inside the cache directory is the cache's own: a symbolic link
+// there would send lock files wherever it points. Where locks go is the user's choice
+// only through lock_dir (ROPE_JIT_LOCK_DIR).
+absl::Status CheckNotSymlink(const std::string& path) {
+  struct stat st;
+  if (lstat(path.c_str(), &st) == 0 && S_ISLNK(st.st_mode)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        path, " is a symbolic link; links inside the cache directory are not followed (set "
+              "ROPE_JIT_LOCK_DIR to keep lock files elsewhere)"));
+  }
+  return absl::OkStatus();
+}
+
 int RemoveOne(const char* path, const struct stat*, int, struct FTW*) {
   remove(path);  // best effort: what cannot be removed is reported by the caller's miss
   return 0;
@@ -311,12 +324,14 @@ DiskCache::DiskCache(DiskCacheOptions options)
     : options_(std::move(options)),
       lock_dir_(options_.lock_dir.empty() && !options_.dir.empty()
                     ? absl::StrCat(options_.dir, "/locks")
-                    : options_.lock_dir) {
+                    : options_.lock_dir),
+      crash_before_publish_(GetEnv("ROPE_JIT_TEST_CRASH_POINT") == "before_publish") {
   if (options_.dir.empty()) {
     Disable("no cache directory configured", /*warn=*/false);
     return;
   }
   absl::Status usable = PreparePrivateDirectory(options_.dir);
+  if (usable.ok() && options_.lock_dir.empty()) usable = CheckNotSymlink(lock_dir_);
   if (usable.ok()) usable = PreparePrivateDirectory(lock_dir_);
   if (!usable.ok()) {
     Disable(usable.message(), /*warn=*/true);
@@ -326,12 +341,12 @@ DiskCache::DiskCache(DiskCacheOptions options)
 }
 
 std::string DiskCache::disabled_reason() const {
-  absl::MutexLock lock(&mutex_);
+  std::lock_guard<std::mutex> lock(mutex_);
   return disabled_reason_;
 }
 
 void DiskCache::Disable(absl::string_view reason, bool warn) {
-  absl::MutexLock lock(&mutex_);
+  std::lock_guard<std::mutex> lock(mutex_);
   if (!disabled_reason_.empty()) return;
   disabled_reason_ = reason.empty() ? "unknown error" : std::string(reason);
   enabled_.store(false, std::memory_order_release);
@@ -474,6 +489,7 @@ absl::Status DiskCache::WriteEntryFile(absl::string_view hex, absl::string_view 
     status = absl::ErrnoToStatus(errno, absl::StrCat("cannot close ", temp_path));
   }
   if (!status.ok()) return status;
+  if (crash_before_publish_) kill(getpid(), SIGKILL);  // test-only, see disk_cache.h
 
   const std::string path = EntryPath(hex);
   if (rename(temp_path.c_str(), path.c_str()) != 0) {
@@ -557,11 +573,19 @@ DiskCache::KeyLock DiskCache::LockKey(const CacheKey& key) {
   enum class Outcome { kHeld, kTimeout, kError };
   Outcome outcome;
   int fd = -1;
+  bool removed_link = false;
   while (true) {
     if (fd < 0) {
       fd = open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
       if (fd < 0) {
         if (errno == EINTR) continue;
+        // A symbolic link where the lock file goes is not followed (it could send the
+        // lock file anywhere) but removed, once, like a damaged entry.
+        if (errno == ELOOP && !removed_link) {
+          removed_link = true;
+          unlink(path.c_str());
+          continue;
+        }
         outcome = Outcome::kError;
         break;
       }

@@ -19,20 +19,26 @@
 //
 // Files: <dir>/<hex>.rjc entries (0600), <dir>/.tmp-<hex>-XXXXXX writes in progress,
 // <lock_dir>/<hex>.lock lock files, removed on release (one left by a killed holder is
-// empty and is reused by the next LockKey).
+// empty and is reused by the next LockKey). Every name inside the directories derives
+// from the 32-hex-digit key alone, and no symbolic link inside them is followed (the
+// directories themselves may be reached through links).
+//
+// Test-only fault injection: with ROPE_JIT_TEST_CRASH_POINT=before_publish in the
+// environment when a DiskCache is constructed, Write SIGKILLs its own process after the
+// temp file is complete and before it is renamed into place, so that tests can check
+// what a writer killed at that moment leaves behind. Not for production use.
 #ifndef ROPE_JIT_JIT_DISK_CACHE_H_
 #define ROPE_JIT_JIT_DISK_CACHE_H_
 
 #include <atomic>
 #include <cstdint>
+#include <mutex>
 #include <string>
 #include <utility>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "jit/cache_entry.h"
 
@@ -148,6 +154,8 @@ class DiskCache final {
 
   const DiskCacheOptions options_;
   const std::string lock_dir_;
+  // ROPE_JIT_TEST_CRASH_POINT=before_publish, read once (see the top of this file).
+  const bool crash_before_publish_;
   std::atomic<bool> enabled_{false};
 
   // Counters are atomics rather than state under mutex_ so that a hit takes no lock.
@@ -166,8 +174,10 @@ class DiskCache final {
   };
   Counters counters_;
 
-  mutable absl::Mutex mutex_;
-  std::string disabled_reason_ ABSL_GUARDED_BY(mutex_);
+  // A std::mutex, not absl::Mutex: ThreadSanitizer understands pthreads but not the
+  // system Abseil's uninstrumented mutex (see jit/kernel_service.h).
+  mutable std::mutex mutex_;
+  std::string disabled_reason_;  // guarded by mutex_
 };
 
 }  // namespace rope_jit

@@ -1,6 +1,8 @@
 #include "jit/kernel_service.h"
 
 #include <chrono>
+#include <mutex>
+#include <shared_mutex>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -30,7 +32,8 @@ ServiceOptions ServiceOptions::FromEnvironment() {
   return options;
 }
 
-KernelService::KernelService(ServiceOptions options) : disk_(std::move(options.disk)) {}
+KernelService::KernelService(ServiceOptions options)
+    : disk_(std::move(options.disk)), baked_(options.baked) {}
 
 KernelService& KernelService::Default() {
   static KernelService* const service = new KernelService(ServiceOptions::FromEnvironment());
@@ -61,7 +64,7 @@ absl::StatusOr<std::string> KernelService::CompileAndPublish(const KernelSpec& s
   absl::StatusOr<std::string> code = resolved.compiler->Compile(request);
   double ms = MillisecondsSince(start);
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::shared_mutex> lock(mu_);
     ++stats_.compiles;
     stats_.compile_ms += ms;
     if (!code.ok()) ++stats_.compile_failures;
@@ -79,7 +82,7 @@ absl::StatusOr<std::string> KernelService::FetchOrCompile(const KernelSpec& spec
   *from_disk = true;
   absl::StatusOr<std::string> cached = disk_.Read(resolved.key);
   if (cached.ok()) {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::shared_mutex> lock(mu_);
     ++stats_.disk_hits;
     return cached;
   }
@@ -87,24 +90,31 @@ absl::StatusOr<std::string> KernelService::FetchOrCompile(const KernelSpec& spec
   DiskCache::KeyLock key_lock = disk_.LockKey(resolved.key);
   cached = disk_.Read(resolved.key);
   if (cached.ok()) {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::shared_mutex> lock(mu_);
     ++stats_.disk_hits;
     return cached;
   }
   *from_disk = false;
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::shared_mutex> lock(mu_);
     ++stats_.misses;
   }
   return CompileAndPublish(spec, resolved);
 }
 
 absl::StatusOr<std::string> KernelService::GetCodeObject(const KernelSpec& spec) {
+  // Before Resolve, which loads the compiler: a baked spec needs none.
+  if (baked_ != nullptr) {
+    if (const BakedEntry* entry = FindBaked(*baked_, spec)) {
+      baked_hits_.fetch_add(1, std::memory_order_relaxed);
+      return std::string(entry->code_object);
+    }
+  }
   ASSIGN_OR_RETURN(Resolved resolved, Resolve(spec));
   std::shared_ptr<InFlight> flight;
   bool leader = false;
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::shared_mutex> lock(mu_);
     std::shared_ptr<InFlight>& slot = in_flight_[resolved.key.hex];
     if (slot == nullptr) {
       slot = std::make_shared<InFlight>();
@@ -113,30 +123,37 @@ absl::StatusOr<std::string> KernelService::GetCodeObject(const KernelSpec& spec)
     flight = slot;
   }
   if (!leader) {
-    flight->done.WaitForNotification();
-    absl::MutexLock lock(&mu_);
+    {
+      std::unique_lock<std::mutex> wait(flight->mu);
+      flight->cv.wait(wait, [&] { return flight->done; });
+    }
+    std::lock_guard<std::shared_mutex> lock(mu_);
     ++stats_.inflight_waits;
     return flight->result;
   }
   bool from_disk = false;
   flight->result = FetchOrCompile(spec, resolved, &from_disk);
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::shared_mutex> lock(mu_);
     in_flight_.erase(resolved.key.hex);
   }
-  flight->done.Notify();
+  {
+    std::lock_guard<std::mutex> wake(flight->mu);
+    flight->done = true;
+  }
+  flight->cv.notify_all();
   return flight->result;
 }
 
 absl::StatusOr<std::string> KernelService::DeviceTarget(DeviceRuntime& runtime, int device) {
   std::string slot = absl::StrCat(VendorName(runtime.vendor()), "/", device);
   {
-    absl::MutexLock lock(&mu_);
+    std::shared_lock<std::shared_mutex> lock(mu_);
     auto it = device_targets_.find(slot);
     if (it != device_targets_.end()) return it->second;
   }
   ASSIGN_OR_RETURN(std::string target, runtime.DeviceTarget(device));
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::shared_mutex> lock(mu_);
   device_targets_[slot] = target;
   return target;
 }
@@ -146,7 +163,7 @@ absl::StatusOr<FunctionHandle> KernelService::GetFunction(const KernelSpec& spec
                                                           absl::string_view function_name) {
   const std::string memory_key = MemoryKey(runtime.vendor(), device, spec);
   {
-    absl::ReaderMutexLock lock(&mu_);
+    std::shared_lock<std::shared_mutex> lock(mu_);
     auto module = modules_.find(memory_key);
     if (module != modules_.end()) {
       auto function = module->second.functions.find(function_name);
@@ -158,12 +175,23 @@ absl::StatusOr<FunctionHandle> KernelService::GetFunction(const KernelSpec& spec
   }
 
   // Slow path: one thread at a time, so a module is never loaded twice.
-  absl::MutexLock load_lock(&load_mu_);
+  std::lock_guard<std::mutex> load_lock(load_mu_);
   ModuleHandle module = nullptr;
   {
-    absl::ReaderMutexLock lock(&mu_);
+    std::shared_lock<std::shared_mutex> lock(mu_);
     auto it = modules_.find(memory_key);
     if (it != modules_.end()) module = it->second.module;
+  }
+  if (module == nullptr && baked_ != nullptr) {
+    // Baked tier: after memory, before disk. A baked object the driver refuses is left
+    // for the disk tier and the compiler below to replace.
+    ASSIGN_OR_RETURN(std::string target, DeviceTarget(runtime, device));
+    if (absl::StatusOr<ModuleHandle> baked = LoadBaked(spec, std::move(target), runtime, device);
+        baked.ok()) {
+      module = *baked;
+      std::lock_guard<std::shared_mutex> lock(mu_);
+      modules_[memory_key].module = module;
+    }
   }
   if (module == nullptr) {
     KernelSpec device_spec = spec;
@@ -176,7 +204,7 @@ absl::StatusOr<FunctionHandle> KernelService::GetFunction(const KernelSpec& spec
       auto start = std::chrono::steady_clock::now();
       absl::StatusOr<ModuleHandle> loaded = runtime.LoadModule(device, code_object);
       double ms = MillisecondsSince(start);
-      absl::MutexLock lock(&mu_);
+      std::lock_guard<std::shared_mutex> lock(mu_);
       ++stats_.loads;
       stats_.load_ms += ms;
       if (!loaded.ok()) ++stats_.load_failures;
@@ -192,23 +220,43 @@ absl::StatusOr<FunctionHandle> KernelService::GetFunction(const KernelSpec& spec
     }
     if (!loaded.ok()) return loaded.status();
     module = *loaded;
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::shared_mutex> lock(mu_);
     modules_[memory_key].module = module;
   }
   const std::string name(function_name);
   ASSIGN_OR_RETURN(FunctionHandle function, runtime.GetFunction(module, name.c_str()));
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::shared_mutex> lock(mu_);
   modules_[memory_key].functions[name] = function;
   return function;
+}
+
+absl::StatusOr<ModuleHandle> KernelService::LoadBaked(const KernelSpec& spec, std::string target,
+                                                     DeviceRuntime& runtime, int device) {
+  KernelSpec device_spec = spec;
+  device_spec.target = std::move(target);
+  const BakedEntry* entry = FindBaked(*baked_, device_spec);
+  if (entry == nullptr) return absl::NotFoundError("no baked code object");
+  auto start = std::chrono::steady_clock::now();
+  absl::StatusOr<ModuleHandle> loaded = runtime.LoadModule(device, entry->code_object);
+  double ms = MillisecondsSince(start);
+  {
+    std::lock_guard<std::shared_mutex> lock(mu_);
+    ++stats_.loads;
+    stats_.load_ms += ms;
+    if (!loaded.ok()) ++stats_.load_failures;
+  }
+  if (loaded.ok()) baked_hits_.fetch_add(1, std::memory_order_relaxed);
+  return loaded;
 }
 
 ServiceStats KernelService::stats() const {
   ServiceStats stats;
   {
-    absl::MutexLock lock(&mu_);
+    std::shared_lock<std::shared_mutex> lock(mu_);
     stats = stats_;
   }
   stats.memory_hits = memory_hits_.load(std::memory_order_relaxed);
+  stats.baked_hits = baked_hits_.load(std::memory_order_relaxed);
   stats.disk = disk_.stats();
   return stats;
 }

@@ -6,6 +6,8 @@
 //
 //   memory tier  per device: (spec, device) -> loaded module and its functions; a hit
 //                is one hash-map lookup under a reader lock
+//   baked tier   optional, read-only: code objects built at build time and linked in
+//                (ServiceOptions::baked, jit/baked_tier.h); needs no compiler
 //   disk tier    one self-validating file per key (jit/disk_cache.h)
 //   compile      hipRTC / NVRTC, single-flight: N threads of this process missing one
 //                key cause one compile (the rest wait for its result), and N processes
@@ -17,14 +19,16 @@
 #define ROPE_JIT_JIT_KERNEL_SERVICE_H_
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
+#include <mutex>
+#include <shared_mutex>
 #include <string>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
-#include "absl/synchronization/notification.h"
+#include "jit/baked_tier.h"
 #include "jit/compiler.h"
 #include "jit/device_runtime.h"
 #include "jit/disk_cache.h"
@@ -34,12 +38,16 @@ namespace rope_jit {
 
 struct ServiceOptions {
   DiskCacheOptions disk;
+  // Consulted after the memory tier and before the disk tier; not owned, must outlive the
+  // service. Null: no baked tier (FromEnvironment leaves it null).
+  const BakedTier* baked = nullptr;
   static ServiceOptions FromEnvironment();
 };
 
 struct ServiceStats {
   uint64_t memory_hits = 0;
   uint64_t disk_hits = 0;
+  uint64_t baked_hits = 0;  // code objects served by the baked tier (no compile, no disk)
   uint64_t misses = 0;  // requests that found the key in no tier
   uint64_t compiles = 0;
   uint64_t compile_failures = 0;
@@ -82,8 +90,12 @@ class KernelService {
     Compiler* compiler;
     CacheKey key;
   };
+  // One fetch-or-compile that the other threads of this process missing the same key
+  // wait for. The leader writes `result`, then sets `done` under `mu`.
   struct InFlight {
-    absl::Notification done;
+    std::mutex mu;
+    std::condition_variable cv;
+    bool done = false;
     absl::StatusOr<std::string> result;
   };
   struct LoadedModule {
@@ -97,17 +109,27 @@ class KernelService {
                                              bool* from_disk);
   absl::StatusOr<std::string> CompileAndPublish(const KernelSpec& spec, const Resolved& resolved);
   absl::StatusOr<std::string> DeviceTarget(DeviceRuntime& runtime, int device);
+  // Loads the baked code object for `spec` at `target` onto `device`. NotFound when the
+  // tier has none; the driver's error when it refuses it (the caller falls back to JIT).
+  absl::StatusOr<ModuleHandle> LoadBaked(const KernelSpec& spec, std::string target,
+                                         DeviceRuntime& runtime, int device);
 
+  // Standard-library locks rather than absl::Mutex: they are pthreads underneath, which
+  // ThreadSanitizer understands, while the system Abseil is not built for TSan and its
+  // mutex would make every guarded field look racy (CI runs the threaded tests under TSan).
   DiskCache disk_;
+  const BakedTier* const baked_;        // may be null
+  std::atomic<uint64_t> baked_hits_{0};  // lock-free like memory_hits_
   std::atomic<uint64_t> memory_hits_{0};  // counted outside the lock: the hot path reads only
-  mutable absl::Mutex mu_;
-  ServiceStats stats_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<std::string, std::shared_ptr<InFlight>> in_flight_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<std::string, std::string> device_targets_ ABSL_GUARDED_BY(mu_);
+  // Guards everything below up to load_mu_. The memory-tier hit takes it shared.
+  mutable std::shared_mutex mu_;
+  ServiceStats stats_;
+  absl::flat_hash_map<std::string, std::shared_ptr<InFlight>> in_flight_;
+  absl::flat_hash_map<std::string, std::string> device_targets_;
   // Memory tier, keyed by vendor/device/kernel/source/defines (no hashing of the source).
-  absl::flat_hash_map<std::string, LoadedModule> modules_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, LoadedModule> modules_;
   // Serializes module loads so that two threads never load the same module twice.
-  absl::Mutex load_mu_;
+  std::mutex load_mu_;
 };
 
 }  // namespace rope_jit

@@ -31,8 +31,9 @@
 // Elements per access in the path that makes no alignment promise.
 #define ROPE_UNALIGNED_VEC (ROPE_STYLE == 0 ? 1 : 2)
 // Heads whose loads are issued before the first rotation: keeps several independent
-// memory requests in flight per thread.
-#define ROPE_HEAD_UNROLL 4
+// memory requests in flight per thread. The host splits heads so that a thread usually
+// has at most this many, i.e. one batch.
+#define ROPE_HEAD_UNROLL 8
 
 template <int kVec>
 struct RopeShape {
@@ -53,97 +54,144 @@ ROPE_DEVICE long long rope_position(const RopeLaunchArgs& a, long long token, in
 // cos and sin of pos * inv_freq, scaled by the attention factor. The angle is reduced
 // in float64 to r in [-pi/4, pi/4] and a quadrant; short Taylor polynomials (truncation
 // < 3e-8 on that interval) finish in fp32. Unlike sincosf this has no slow path for huge
-// arguments, so no stack frame and few registers.
-ROPE_DEVICE void rope_cos_sin(long long pos, double inv_freq, float scale, float* c, float* s) {
+// arguments, so no stack frame and few registers. The nearest quarter turn comes from
+// the 1.5 * 2^52 rounding trick (its low mantissa bits are the integer), which avoids a
+// float64 round and a float64-to-integer conversion per pair.
+ROPE_DEVICE void rope_cos_sin(double pos, double inv_freq, float scale, float* c, float* s) {
   const double kTwoOverPi = 0.63661977236758134308;
   const double kPiOver2Hi = 1.5707963267948965580;     // pi/2 rounded to double
   const double kPiOver2Lo = 6.123233995736766036e-17;  // pi/2 - kPiOver2Hi
-  const double angle = static_cast<double>(pos) * inv_freq;
-  const double quarter_turns = rint(angle * kTwoOverPi);
+  const double kRoundingShift = 6755399441055744.0;    // 1.5 * 2^52
+  const double angle = pos * inv_freq;
+  const double shifted = fma(angle, kTwoOverPi, kRoundingShift);
+  const double quarter_turns = shifted - kRoundingShift;
+  const int quadrant = __double2loint(shifted) & 3;
   const float r = static_cast<float>(fma(-quarter_turns, kPiOver2Lo, fma(-quarter_turns, kPiOver2Hi, angle)));
   const float r2 = r * r;
   const float sin_r =
       r + r * r2 * (-1.0f / 6 + r2 * (1.0f / 120 + r2 * (-1.0f / 5040 + r2 * (1.0f / 362880))));
   const float cos_r =
       1.0f + r2 * (-0.5f + r2 * (1.0f / 24 + r2 * (-1.0f / 720 + r2 * (1.0f / 40320))));
-  const int quadrant = static_cast<int>(static_cast<long long>(quarter_turns) & 3);
   const float sin_a = (quadrant & 1) ? cos_r : sin_r;
   const float cos_a = (quadrant & 1) ? sin_r : cos_r;
   *s = ((quadrant & 2) ? -sin_a : sin_a) * scale;
   *c = ((quadrant == 1 || quadrant == 2) ? -cos_a : cos_a) * scale;
 }
 
+// Where head h of `token` lives: its input and output, `offset` elements into the head.
+template <int kTensors>
+ROPE_DEVICE void rope_head_pointers(const RopeLaunchArgs& a, long long token, int h, int offset,
+                                    const rope_elem** in, rope_elem** out) {
+  const int t = (kTensors == 2 && h >= a.tensors[0].num_heads) ? 1 : 0;
+  const RopeTensorArgs& tensor = a.tensors[t];
+  const long long head = h - (t == 1 ? a.tensors[0].num_heads : 0);
+  *in = static_cast<const rope_elem*>(tensor.in) + token * tensor.in_token_stride +
+        head * tensor.in_head_stride + offset;
+  *out = static_cast<rope_elem*>(tensor.out) + token * tensor.out_token_stride +
+         head * tensor.out_head_stride + offset;
+}
+
+// The heads h0, h0 + splits, ... (ROPE_HEAD_UNROLL of them) that one thread moves at a
+// time, held in storage format between load and store. Output pointers are recomputed
+// at store time: holding them would cost two registers per head.
+template <int kVec>
+struct RopeBatch {
+  RopePacked<kVec> x[ROPE_HEAD_UNROLL];
+  RopePacked<kVec> y[ROPE_HEAD_UNROLL];  // NeoX: the partner half; unused when interleaved
+};
+
+template <int kTensors, int kVec, bool kVectorAccess>
+ROPE_DEVICE void rope_load_batch(const RopeLaunchArgs& a, long long token, int h0, int offset,
+                                 RopeBatch<kVec>& b) {
+#pragma unroll
+  for (int u = 0; u < ROPE_HEAD_UNROLL; ++u) {
+    const int h = h0 + u * a.head_splits;
+    if (h >= a.total_heads) break;
+    const rope_elem* in;
+    rope_elem* out;
+    rope_head_pointers<kTensors>(a, token, h, offset, &in, &out);
+    rope_load<kVec, kVectorAccess>(in, b.x[u]);
+#if ROPE_STYLE == 0
+    rope_load<kVec, kVectorAccess>(in + ROPE_SEGMENT_PAIRS, b.y[u]);
+#endif
+  }
+}
+
+// Rotates and stores a loaded batch. Both elements of every pair were read (by this
+// thread) before either is written, so in-place calls are race-free.
+template <int kTensors, int kVec, bool kVectorAccess>
+ROPE_DEVICE void rope_rotate_batch(const RopeLaunchArgs& a, long long token, int h0, int offset,
+                                   const RopeBatch<kVec>& b, const float* c, const float* s) {
+  constexpr int kPairs = RopeShape<kVec>::kPairs;
+#pragma unroll
+  for (int u = 0; u < ROPE_HEAD_UNROLL; ++u) {
+    const int h = h0 + u * a.head_splits;
+    if (h >= a.total_heads) break;
+    const rope_elem* in;
+    rope_elem* out;
+    rope_head_pointers<kTensors>(a, token, h, offset, &in, &out);
+#if ROPE_STYLE == 0
+    float rx[kVec], ry[kVec];
+#pragma unroll
+    for (int p = 0; p < kPairs; ++p) {
+      const float xp = rope_load_elem(b.x[u].e[p]), yp = rope_load_elem(b.y[u].e[p]);
+      rx[p] = xp * c[p] - yp * s[p];
+      ry[p] = yp * c[p] + xp * s[p];
+    }
+    rope_store<kVec, kVectorAccess>(out, rx);
+    rope_store<kVec, kVectorAccess>(out + ROPE_SEGMENT_PAIRS, ry);
+#else
+    float r[kVec];
+#pragma unroll
+    for (int p = 0; p < kPairs; ++p) {
+      const float xp = rope_load_elem(b.x[u].e[2 * p]), yp = rope_load_elem(b.x[u].e[2 * p + 1]);
+      r[2 * p] = xp * c[p] - yp * s[p];
+      r[2 * p + 1] = yp * c[p] + xp * s[p];
+    }
+    rope_store<kVec, kVectorAccess>(out, r);
+#endif
+  }
+}
+
 template <int kTensors, int kVec, bool kVectorAccess>
 ROPE_DEVICE void rope_apply_impl(const RopeLaunchArgs& a) {
   typedef RopeShape<kVec> Shape;
   constexpr int kPairs = Shape::kPairs;
-  const long long g = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x;
+  // 32-bit index math (the host keeps a launch under 2^32 threads): 64-bit division by
+  // the run-time head_splits would sit on the decode latency path.
+  const unsigned g = blockIdx.x * blockDim.x + threadIdx.x;
   const int lane = static_cast<int>(g % Shape::kLanes);
-  const long long rest = g / Shape::kLanes;
-  const int split = static_cast<int>(rest % a.head_splits);
-  const long long token = rest / a.head_splits;
+  const unsigned rest = g / Shape::kLanes;
+  const int split = static_cast<int>(rest % static_cast<unsigned>(a.head_splits));
+  const long long token = rest / static_cast<unsigned>(a.head_splits);
   if (token >= a.num_tokens) return;
 
   const int segment = lane / Shape::kLanesPerSegment;
   const int first_pair = (lane % Shape::kLanesPerSegment) * kPairs;
-  const long long pos = rope_position(a, token, segment);
-  if (a.error_flag != nullptr && (pos < 0 || pos >= a.max_position)) atomicOr(a.error_flag, 1);
-
-  float c[kPairs], s[kPairs];
-#pragma unroll
-  for (int p = 0; p < kPairs; ++p) {
-    rope_cos_sin(pos, a.inv_freq[first_pair + p], a.attention_factor, &c[p], &s[p]);
-  }
-
   // NeoX: x[j] pairs with x[j + S/2]; this lane moves kVec elements from each half.
   // Interleaved: x[2j] pairs with x[2j+1]; this lane moves kVec elements = kPairs pairs.
   const int offset = segment * ROPE_SEGMENT_DIM + (ROPE_STYLE == 0 ? first_pair : 2 * first_pair);
 
-  for (int h0 = split; h0 < a.total_heads; h0 += a.head_splits * ROPE_HEAD_UNROLL) {
-    RopePacked<kVec> x[ROPE_HEAD_UNROLL];
-    RopePacked<kVec> y[ROPE_HEAD_UNROLL];
-    rope_elem* out[ROPE_HEAD_UNROLL];
+  // The first heads' loads go out before the position is even read, so their memory
+  // latency overlaps the position load and the cos/sin math: for decode and short
+  // per-thread work that is the whole kernel's latency.
+  RopeBatch<kVec> batch;
+  rope_load_batch<kTensors, kVec, kVectorAccess>(a, token, split, offset, batch);
+
+  const long long pos = rope_position(a, token, segment);
+  if (a.error_flag != nullptr && (pos < 0 || pos >= a.max_position)) atomicOr(a.error_flag, 1);
+  const double pos_d = static_cast<double>(pos);
+  float c[kPairs], s[kPairs];
 #pragma unroll
-    for (int u = 0; u < ROPE_HEAD_UNROLL; ++u) {
-      const int h = h0 + u * a.head_splits;
-      out[u] = nullptr;
-      if (h >= a.total_heads) continue;
-      const int t = (kTensors == 2 && h >= a.tensors[0].num_heads) ? 1 : 0;
-      const RopeTensorArgs& tensor = a.tensors[t];
-      const int head = h - (t == 1 ? a.tensors[0].num_heads : 0);
-      const rope_elem* in = static_cast<const rope_elem*>(tensor.in) +
-                            token * tensor.in_token_stride + head * tensor.in_head_stride + offset;
-      out[u] = static_cast<rope_elem*>(tensor.out) + token * tensor.out_token_stride +
-               head * tensor.out_head_stride + offset;
-      rope_load<kVec, kVectorAccess>(in, x[u]);
-#if ROPE_STYLE == 0
-      rope_load<kVec, kVectorAccess>(in + ROPE_SEGMENT_PAIRS, y[u]);
-#endif
-    }
-#pragma unroll
-    for (int u = 0; u < ROPE_HEAD_UNROLL; ++u) {
-      if (out[u] == nullptr) continue;
-#if ROPE_STYLE == 0
-      float rx[kVec], ry[kVec];
-#pragma unroll
-      for (int p = 0; p < kPairs; ++p) {
-        const float xp = rope_load_elem(x[u].e[p]), yp = rope_load_elem(y[u].e[p]);
-        rx[p] = xp * c[p] - yp * s[p];
-        ry[p] = yp * c[p] + xp * s[p];
-      }
-      rope_store<kVec, kVectorAccess>(out[u], rx);
-      rope_store<kVec, kVectorAccess>(out[u] + ROPE_SEGMENT_PAIRS, ry);
-#else
-      float r[kVec];
-#pragma unroll
-      for (int p = 0; p < kPairs; ++p) {
-        const float xp = rope_load_elem(x[u].e[2 * p]), yp = rope_load_elem(x[u].e[2 * p + 1]);
-        r[2 * p] = xp * c[p] - yp * s[p];
-        r[2 * p + 1] = yp * c[p] + xp * s[p];
-      }
-      rope_store<kVec, kVectorAccess>(out[u], r);
-#endif
-    }
+  for (int p = 0; p < kPairs; ++p) {
+    rope_cos_sin(pos_d, a.inv_freq[first_pair + p], a.attention_factor, &c[p], &s[p]);
+  }
+
+  for (int h0 = split;;) {
+    rope_rotate_batch<kTensors, kVec, kVectorAccess>(a, token, h0, offset, batch, c, s);
+    h0 += a.head_splits * ROPE_HEAD_UNROLL;
+    if (h0 >= a.total_heads) break;
+    rope_load_batch<kTensors, kVec, kVectorAccess>(a, token, h0, offset, batch);
   }
 
 #if ROPE_ROTARY_DIM < ROPE_HEAD_DIM

@@ -1,5 +1,7 @@
 #include "rope/kernel_specs.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "jit/status_macros.h"
 #include "kernels/embedded.h"
@@ -41,6 +43,26 @@ int UnalignedVectorWidth(const RopeConfig& config) {
 int LanesPerHead(const RopeConfig& config, int vector_width) {
   const int pairs_per_lane = config.style == RopeStyle::kNeox ? vector_width : vector_width / 2;
   return config.position_columns * (config.SegmentDim() / 2 / pairs_per_lane);
+}
+
+RopeLaunchShape ComputeLaunchShape(const RopeConfig& config, int64_t tokens, int total_heads,
+                                   int vector_width) {
+  // Decode: too few (token, lane) pairs to fill a large GPU (132 SMs x 1024 threads on an
+  // H100), so heads are split across threads, down to one head per thread.
+  constexpr int64_t kTargetThreads = 128 * 1024;
+  // Prefill: a thread moves at most this many heads (one batch of the kernel's
+  // ROPE_HEAD_UNROLL loads in flight). Short-lived blocks make many waves, so the
+  // partly filled last wave costs little; cos/sin are recomputed once per split.
+  constexpr int kHeadsPerThread = 8;
+  RopeLaunchShape shape;
+  const int64_t lanes = LanesPerHead(config, vector_width);
+  if (tokens <= 0 || total_heads <= 0) return shape;
+  const int64_t fill_splits = (kTargetThreads + tokens * lanes - 1) / (tokens * lanes);
+  const int64_t batch_splits = (total_heads + kHeadsPerThread - 1) / kHeadsPerThread;
+  shape.head_splits = static_cast<int>(std::clamp<int64_t>(std::max(fill_splits, batch_splits), 1, total_heads));
+  const int64_t threads = tokens * lanes * shape.head_splits;
+  shape.blocks = (threads + RopeLaunchShape::kThreadsPerBlock - 1) / RopeLaunchShape::kThreadsPerBlock;
+  return shape;
 }
 
 absl::StatusOr<KernelSpec> RopeKernelSpec(const RopeConfig& config, RopeKernel kernel,

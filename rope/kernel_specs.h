@@ -5,6 +5,7 @@
 #ifndef ROPE_JIT_ROPE_KERNEL_SPECS_H_
 #define ROPE_JIT_ROPE_KERNEL_SPECS_H_
 
+#include <cstdint>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -30,6 +31,16 @@ int VectorWidth(const RopeConfig& config);
 int UnalignedVectorWidth(const RopeConfig& config);
 // Threads per (token, head): one per vector-wide group of pairs.
 int LanesPerHead(const RopeConfig& config, int vector_width);
+
+// The grid of one launch: threads are (token, head split, lane); the kernels take
+// kThreadsPerBlock threads per block (their __launch_bounds__).
+struct RopeLaunchShape {
+  static constexpr int kThreadsPerBlock = 256;
+  int head_splits = 1;  // threads sharing one (token, lane); they split the heads
+  int64_t blocks = 0;
+};
+RopeLaunchShape ComputeLaunchShape(const RopeConfig& config, int64_t tokens, int total_heads,
+                                   int vector_width);
 
 // Validates `config` and returns the spec; `target` may be empty (filled per device).
 absl::StatusOr<KernelSpec> RopeKernelSpec(const RopeConfig& config, RopeKernel kernel,

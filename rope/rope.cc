@@ -12,12 +12,6 @@
 namespace rope_jit {
 namespace {
 
-constexpr int kThreadsPerBlock = 256;  // the kernels' __launch_bounds__
-// Enough threads to fill a large GPU (e.g. 132 SMs x 1024 on an H100). Below this,
-// the heads of a token are split across threads so that decode is not one thread per
-// (token, lane) walking every head.
-constexpr int64_t kTargetThreads = 128 * 1024;
-
 absl::Status Invalid(absl::string_view what) { return absl::InvalidArgumentError(what); }
 
 absl::Status ValidateTensor(absl::string_view name, const DeviceTensor& t, const RopeConfig& config) {
@@ -210,18 +204,17 @@ absl::Status Rope::Launch(const Kernel& kernel, const DeviceTensor* tensors, con
   args.num_tokens = static_cast<int>(tokens);
 
   const int width = aligned ? vector_width_ : UnalignedVectorWidth(config_);
-  const int64_t lanes = LanesPerHead(config_, width);
-  const int64_t splits = std::clamp<int64_t>((kTargetThreads + tokens * lanes - 1) / (tokens * lanes), 1,
-                                             args.total_heads);
-  args.head_splits = static_cast<int>(splits);
-  const int64_t threads = tokens * lanes * splits;
-  const int64_t blocks = (threads + kThreadsPerBlock - 1) / kThreadsPerBlock;
-  if (blocks > INT_MAX) return Invalid(absl::StrCat("too many tokens for one launch: ", tokens));
+  const RopeLaunchShape shape = ComputeLaunchShape(config_, tokens, args.total_heads, width);
+  // The kernels index threads in 32 bits.
+  if (shape.blocks * RopeLaunchShape::kThreadsPerBlock > UINT32_MAX) {
+    return Invalid(absl::StrCat("too many tokens for one launch: ", tokens));
+  }
+  args.head_splits = shape.head_splits;
 
   void* params[] = {&args};
   return runtime_.Launch(device_, aligned ? kernel.aligned : kernel.unaligned,
-                         Dim3{static_cast<uint32_t>(blocks), 1, 1}, Dim3{kThreadsPerBlock, 1, 1},
-                         /*shared_bytes=*/0, stream, params);
+                         Dim3{static_cast<uint32_t>(shape.blocks), 1, 1},
+                         Dim3{RopeLaunchShape::kThreadsPerBlock, 1, 1}, /*shared_bytes=*/0, stream, params);
 }
 
 }  // namespace rope_jit

@@ -379,7 +379,8 @@ TEST(HiprtcCompilerTest, OptionsArePinned) {
   const std::vector<std::string> options = Hiprtc().Options("gfx90a:sramecc+:xnack-");
   const std::string joined = absl::StrJoin(options, " ");
   for (const char* pinned :
-       {"--offload-arch=gfx90a:sramecc+:xnack-", "-O3", "-std=c++17", "-ffp-contract=fast"}) {
+       {"--offload-arch=gfx90a:sramecc+:xnack-", "-O3", "-std=c++17", "-ffp-contract=on",
+        "-mcumode"}) {
     EXPECT_NE(std::find(options.begin(), options.end(), pinned), options.end())
         << pinned << " missing from: " << joined;
   }

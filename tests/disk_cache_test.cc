@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstring>
@@ -28,6 +29,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
@@ -164,10 +166,17 @@ TEST(DiskCacheTest, CreatesPrivateDirectoriesAndFiles) {
 }
 
 TEST(DiskCacheTest, RejectsMalformedKeyHex) {
-  DiskCache cache(Options(FreshDir()));
-  for (const char* hex :
-       {"", "abc", "00112233445566778899AABBCCDDEEFF", "00112233445566778899aabbccddeefg",
-        "../../../../../../../etc/passwd", "00112233445566778899aabbccddeeff0"}) {
+  const std::string dir = FreshDir();
+  DiskCache cache(Options(dir));
+  // The last ones have the right length, so only the character check can refuse them.
+  for (const std::string& hex : std::vector<std::string>{
+           "", "abc", "00112233445566778899AABBCCDDEEFF", "00112233445566778899aabbccddeefg",
+           "../../../../../../../etc/passwd", "00112233445566778899aabbccddeeff0",
+           "../../../../../../../../../../ab", "0123456789abcdef/123456789abcdef",
+           "/23456789abcdef0123456789abcdef0", "0123456789abcdef0123456789abcd..",
+           std::string("0123456789abcdef\0" "123456789abcdef", 32),
+           "0123456789abcdef0123456789abcde\n"}) {
+    ASSERT_TRUE(hex.size() != 32 || hex.find_first_not_of("0123456789abcdef") != std::string::npos);
     const CacheKey key{"text", hex};
     EXPECT_EQ(cache.Read(key).status().code(), absl::StatusCode::kInvalidArgument) << hex;
     EXPECT_EQ(cache.Write(key, "x").code(), absl::StatusCode::kInvalidArgument) << hex;
@@ -175,6 +184,118 @@ TEST(DiskCacheTest, RejectsMalformedKeyHex) {
     EXPECT_FALSE(cache.LockKey(key).held()) << hex;
   }
   EXPECT_TRUE(cache.enabled());
+  EXPECT_TRUE(ListNames(dir).empty());
+  EXPECT_TRUE(fs::is_empty(cache.lock_dir()));
+}
+
+// Every path below `root`, relative to it, without following links.
+std::vector<std::string> Tree(const std::string& root) {
+  std::vector<std::string> paths;
+  for (const fs::directory_entry& item : fs::recursive_directory_iterator(root)) {
+    paths.push_back(fs::relative(item.path(), root).string());
+  }
+  std::sort(paths.begin(), paths.end());
+  return paths;
+}
+
+// The key text is whatever the service computed (it echoes kernel names and targets);
+// only the validated hex ever becomes part of a path.
+TEST(DiskCacheTest, FileNamesComeFromTheHexAloneWhateverTheKeyText) {
+  const std::string root = FreshDir();
+  const std::string dir = root + "/cache";
+  DiskCache cache(Options(dir));
+  ASSERT_TRUE(cache.enabled()) << cache.disabled_reason();
+  const std::vector<std::string> texts = {"../../escape",  "/etc/passwd", std::string("a\0/b", 4),
+                                          "locks/../../x", "..",          "name\nwith newline"};
+  std::vector<std::string> expected = {"cache", "cache/locks"};
+  for (size_t i = 0; i < texts.size(); ++i) {
+    const CacheKey key{texts[i], absl::StrFormat("%032x", 0xd00d00 + i)};
+    {
+      DiskCache::KeyLock lock = cache.LockKey(key);
+      EXPECT_TRUE(lock.held());
+      EXPECT_EQ(Tree(root).size(), expected.size() + 1)  // the lock file
+          << absl::StrJoin(Tree(root), ", ");
+    }
+    ASSERT_TRUE(cache.Write(key, "payload").ok());
+    ASSERT_TRUE(cache.Read(key).ok());
+    expected.push_back(absl::StrCat("cache/", key.hex, ".rjc"));
+  }
+  std::sort(expected.begin(), expected.end());
+  EXPECT_EQ(Tree(root), expected);
+}
+
+// Links inside the cache directory are never followed, so none can send a write
+// elsewhere: not an entry's name, not a lock file's, not the lock directory.
+TEST(DiskCacheTest, SymlinksInsideTheCacheDoNotRedirectWrites) {
+  const std::string root = FreshDir();
+  const std::string dir = root + "/cache";
+  const std::string outside = root + "/outside";
+  ASSERT_EQ(mkdir(outside.c_str(), 0700), 0);
+  const std::string victim = outside + "/victim";
+  WriteFile(victim, "untouched");
+  DiskCache cache(Options(dir));
+  ASSERT_TRUE(cache.enabled()) << cache.disabled_reason();
+
+  // An entry's name linked to a file outside: the write replaces the link itself.
+  const std::string entry = EntryPath(dir, Key(1));
+  ASSERT_EQ(symlink(victim.c_str(), entry.c_str()), 0);
+  ASSERT_TRUE(cache.Write(Key(1), "payload").ok());
+  struct stat st;
+  ASSERT_EQ(lstat(entry.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISREG(st.st_mode));
+  EXPECT_EQ(*cache.Read(Key(1)), "payload");
+  // ... and so does a remove.
+  ASSERT_EQ(unlink(entry.c_str()), 0);
+  ASSERT_EQ(symlink(victim.c_str(), entry.c_str()), 0);
+  EXPECT_TRUE(cache.Remove(Key(1)).ok());
+  EXPECT_FALSE(Exists(entry));
+
+  // A lock file's name linked outside, to a file and to a name that does not exist:
+  // the link is dropped and a real lock file is made in its place.
+  for (const std::string& target : {victim, outside + "/created"}) {
+    const std::string lock_path = absl::StrCat(cache.lock_dir(), "/", Key(2).hex, ".lock");
+    ASSERT_EQ(symlink(target.c_str(), lock_path.c_str()), 0);
+    DiskCache::KeyLock lock = cache.LockKey(Key(2));
+    EXPECT_TRUE(lock.held()) << target;
+    ASSERT_EQ(lstat(lock_path.c_str(), &st), 0);
+    EXPECT_TRUE(S_ISREG(st.st_mode)) << target;
+  }
+  EXPECT_EQ(ReadFile(victim), "untouched");
+  EXPECT_EQ(Tree(outside), std::vector<std::string>{"victim"});
+  EXPECT_EQ(cache.stats().lock_errors, 0u);
+}
+
+TEST(DiskCacheTest, SymlinkedLockDirectoryInsideTheCacheIsRefused) {
+  const std::string root = FreshDir();
+  const std::string dir = root + "/cache";
+  const std::string elsewhere = root + "/elsewhere";
+  ASSERT_EQ(mkdir(dir.c_str(), 0700), 0);
+  ASSERT_EQ(mkdir(elsewhere.c_str(), 0700), 0);
+  ASSERT_EQ(symlink(elsewhere.c_str(), (dir + "/locks").c_str()), 0);
+  testing::internal::CaptureStderr();
+  DiskCache cache(Options(dir));
+  const std::string captured = testing::internal::GetCapturedStderr();
+  EXPECT_FALSE(cache.enabled());
+  EXPECT_TRUE(absl::StrContains(cache.disabled_reason(), "symbolic link"))
+      << cache.disabled_reason();
+  EXPECT_EQ(CountWarnings(captured), 1) << captured;
+  EXPECT_FALSE(cache.LockKey(Key(1)).held());
+  EXPECT_TRUE(fs::is_empty(elsewhere));
+
+  // Where the user points lock_dir (ROPE_JIT_LOCK_DIR), or the cache directory itself,
+  // may be reached through a link: that is a choice, not a planted file.
+  const std::string linked_dir = root + "/linked_cache";
+  const std::string linked_locks = root + "/linked_locks";
+  ASSERT_EQ(symlink(elsewhere.c_str(), linked_locks.c_str()), 0);
+  ASSERT_EQ(symlink((root + "/real_cache").c_str(), linked_dir.c_str()), 0);
+  ASSERT_EQ(mkdir((root + "/real_cache").c_str(), 0700), 0);
+  DiskCacheOptions options = Options(linked_dir);
+  options.lock_dir = linked_locks;
+  DiskCache linked(options);
+  ASSERT_TRUE(linked.enabled()) << linked.disabled_reason();
+  EXPECT_TRUE(linked.LockKey(Key(1)).held());
+  ASSERT_TRUE(linked.Write(Key(1), "payload").ok());
+  EXPECT_TRUE(Exists(EntryPath(root + "/real_cache", Key(1))));
 }
 
 struct Fault {
@@ -549,6 +670,47 @@ TEST(DiskCacheTest, LockIsExclusiveAcrossThreads) {
   EXPECT_EQ(cache.stats().lock_timeouts, 0u);
   // Each holder removes its lock file on release: none pile up.
   EXPECT_TRUE(fs::is_empty(cache.lock_dir()));
+}
+
+// Readers, writers and eviction at once (a small budget evicts on most writes): a read
+// gets a whole entry of its own key or a miss, never a torn or foreign one.
+TEST(DiskCacheTest, ThreadsReadWriteAndEvictConcurrently) {
+  const std::string dir = FreshDir();
+  DiskCacheOptions options = Options(dir);
+  const auto payload = [](int key) { return std::string(2000 + 100 * key, 'a' + key); };
+  options.max_bytes = 3 * EncodeCacheEntry(Key(0), payload(5)).size();
+  DiskCache cache(options);
+  constexpr int kThreads = 8;
+  constexpr int kRounds = 60;
+  constexpr int kKeys = 6;
+  std::atomic<int> hits{0};
+  std::atomic<int> wrong{0};
+  std::atomic<int> failed_writes{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int round = 0; round < kRounds; ++round) {
+        const int key = (round + t) % kKeys;
+        if (round % 3 == 0) {  // threads write different keys: t and t + 3 (mod 6)
+          if (!cache.Write(Key(key), payload(key)).ok()) ++failed_writes;
+        } else if (absl::StatusOr<std::string> read = cache.Read(Key(key)); read.ok()) {
+          ++hits;
+          if (*read != payload(key)) ++wrong;
+        } else if (read.status().code() != absl::StatusCode::kNotFound) {
+          ++wrong;
+        }
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  EXPECT_EQ(wrong.load(), 0);
+  EXPECT_EQ(failed_writes.load(), 0);
+  EXPECT_GT(hits.load(), 0);
+  const DiskCacheStats stats = cache.stats();
+  EXPECT_EQ(stats.corrupt_entries, 0u);
+  EXPECT_GT(stats.evictions, 0u);
+  EXPECT_TRUE(cache.enabled());
+  EXPECT_LE(cache.TotalBytes(), options.max_bytes);
 }
 
 TEST(DiskCacheTest, LockIsExclusiveAcrossProcesses) {

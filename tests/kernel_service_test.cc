@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -160,7 +161,7 @@ TEST(KernelServiceTest, KeyIsTheSameInAnotherProcess) {
   RopeConfig config;
   auto key = service.KeyFor(*RopeKernelSpec(config, RopeKernel::kRope, "sm_90"));
   ASSERT_TRUE(key.ok()) << key.status();
-  std::string child = RunChild(FreshDir("samekey_child") + " sm_90");
+  std::string child = RunChild("--cache_dir=" + FreshDir("samekey_child") + " --targets=sm_90");
   EXPECT_EQ(Field(child, "key"), key->hex) << child;
 }
 
@@ -253,6 +254,76 @@ TEST(KernelServiceTest, EightThreadsOnOneColdKeyCompileOnce) {
   EXPECT_EQ(service.stats().compiles, 1u);
 }
 
+// The in-process half of the load test (kernel_service_process_test has the processes),
+// small enough for CI's ThreadSanitizer run: threads that overlap on several cold keys
+// get identical bytes, and each key is compiled once.
+TEST(KernelServiceTest, ThreadsOnOverlappingKeysCompileEachOnce) {
+  REQUIRE_COMPILER(Vendor::kNvidia);
+  KernelService service(OptionsFor(FreshDir("overlap")));
+  const std::vector<KernelSpec> specs = {Spec("sm_80", 64), Spec("sm_80", 128), Spec("sm_90", 64),
+                                         Spec("sm_90", 128)};
+  constexpr int kThreads = 8;
+  std::vector<std::vector<absl::StatusOr<std::string>>> results(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      results[t].resize(specs.size());
+      // Each thread starts at another key, so every key has several first requesters.
+      for (size_t step = 0; step < specs.size(); ++step) {
+        const size_t i = (step + t) % specs.size();
+        results[t][i] = service.GetCodeObject(specs[i]);
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  std::set<std::string> distinct;
+  for (size_t i = 0; i < specs.size(); ++i) {
+    for (int t = 0; t < kThreads; ++t) {
+      ASSERT_TRUE(results[t][i].ok()) << results[t][i].status();
+      EXPECT_EQ(*results[t][i], *results[0][i]) << "spec " << i << ", thread " << t;
+    }
+    distinct.insert(*results[0][i]);
+  }
+  EXPECT_EQ(distinct.size(), specs.size());
+  const ServiceStats stats = service.stats();
+  EXPECT_EQ(stats.compiles, specs.size());
+  EXPECT_EQ(stats.compile_failures, 0u);
+  // Every request is a compile, a disk hit (the key was published between its miss and
+  // its look) or a wait for another thread's compile.
+  EXPECT_EQ(stats.misses + stats.disk_hits + stats.inflight_waits, kThreads * specs.size());
+}
+
+// The memory tier under threads: hits take the shared lock while other threads load.
+TEST(KernelServiceTest, ThreadsShareTheMemoryTier) {
+  REQUIRE_COMPILER(Vendor::kNvidia);
+  KernelService service(OptionsFor(FreshDir("memory_threads")));
+  FakeRuntime runtime("sm_90");
+  const std::vector<KernelSpec> specs = {Spec("", 64), Spec("", 128)};
+  const char* const functions[] = {AlignedFunctionName(RopeKernel::kRope),
+                                   UnalignedFunctionName(RopeKernel::kRope)};
+  constexpr int kThreads = 8;
+  constexpr int kRounds = 50;
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int round = 0; round < kRounds; ++round) {
+        const KernelSpec& spec = specs[(round + t) % specs.size()];
+        if (!service.GetFunction(spec, runtime, 0, functions[(round / 2 + t) % 2]).ok()) {
+          ++failures;
+        }
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  EXPECT_EQ(failures.load(), 0);
+  const ServiceStats stats = service.stats();
+  EXPECT_EQ(stats.compiles, specs.size());
+  EXPECT_EQ(stats.loads, specs.size());
+  // At most each thread's first request of each (spec, function) misses the memory tier.
+  EXPECT_GE(stats.memory_hits, static_cast<uint64_t>(kThreads * kRounds - kThreads * 4));
+}
+
 TEST(KernelServiceTest, FourProcessesOnOneColdKeyCompileOnce) {
   REQUIRE_COMPILER(Vendor::kNvidia);
   const std::string dir = FreshDir("processes");
@@ -260,7 +331,8 @@ TEST(KernelServiceTest, FourProcessesOnOneColdKeyCompileOnce) {
   std::vector<FILE*> pipes;
   for (int i = 0; i < 4; ++i) {
     std::string command = absl::StrCat(std::getenv("TEST_SRCDIR"), "/", std::getenv("TEST_WORKSPACE"),
-                                       "/tests/service_child ", dir, " sm_90 ", go);
+                                       "/tests/service_child --cache_dir=", dir,
+                                       " --targets=sm_90 --wait_file=", go);
     pipes.push_back(popen(command.c_str(), "r"));
     ASSERT_NE(pipes.back(), nullptr);
   }

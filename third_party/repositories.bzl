@@ -3,6 +3,8 @@
 Every label here is a Label() so the macros work from an embedding workspace.
 """
 
+load(":gpu_sdks.bzl", "gpu_sdks")
+
 def _local_mirror_impl(ctx):
     # Mirror a directory of this repository as an external repository. Used for the
     # offline stand-ins of rules_cc, rules_java and remote_coverage_tools.
@@ -128,3 +130,6 @@ def rope_jit_dependencies():
         system_googletest(name = "com_google_googletest")
     if "xxhash" not in existing:
         system_xxhash(name = "xxhash")
+    if "rope_jit_gpu_sdks" not in existing:
+        # nvcc / hipcc for build-time code objects (//aot); absent ones are skipped.
+        gpu_sdks(name = "rope_jit_gpu_sdks")

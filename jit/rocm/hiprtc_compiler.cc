@@ -348,7 +348,15 @@ absl::Status HiprtcCompiler::ValidateTarget(absl::string_view target) {
 }
 
 std::vector<std::string> HiprtcCompiler::Options(absl::string_view target) const {
-  return {absl::StrCat("--offload-arch=", target), "-O3", "-std=c++17", "-ffp-contract=fast"};
+  // Chosen so that hipcc --genco (the AOT build, aot/aot_options.cc) emits the same
+  // instructions (tests/aot_parity_test.cc). hipRTC runs -O3 twice: over the source alone,
+  // and again after comgr links the device libraries. -disable-llvm-passes drops the first,
+  // leaving hipcc's single -O3 over source + device libraries. comgr's second stage
+  // hard-codes -ffp-contract=on, so "on" (fuse within an expression) is what both sides
+  // can share; "fast" fused differently in the two pipelines. -mcumode is what hipRTC
+  // passes anyway; stating it lets hipcc (WGP mode by default on gfx10+) get it too.
+  return {absl::StrCat("--offload-arch=", target), "-O3", "-std=c++17", "-ffp-contract=on",
+          "-mcumode", "-Xclang", "-disable-llvm-passes"};
 }
 
 absl::StatusOr<std::string> HiprtcCompiler::Compile(const CompileRequest& request) {

@@ -55,10 +55,12 @@ class HiprtcCompiler final : public Compiler {
   // not support. Never calls hipRTC.
   absl::Status ValidateTarget(absl::string_view target) override;
 
-  // --offload-arch=<target id> -O3 -std=c++17 -ffp-contract=fast: the target id keeps its
-  // features (they change the code: xnack, sramecc); FMA contraction on as in hipcc's
-  // default and NVRTC's --fmad=true; denormals kept and no fast math (clang's defaults,
-  // which these options leave alone).
+  // --offload-arch=<target id> -O3 -std=c++17 -ffp-contract=on -mcumode -Xclang
+  // -disable-llvm-passes: the target id keeps its features (they change the code: xnack,
+  // sramecc); FMA contraction within expressions; denormals kept and no fast math (clang's
+  // defaults, which these options leave alone). -disable-llvm-passes skips hipRTC's
+  // pre-link optimization only: the -O3 after the device libraries are linked still runs,
+  // so the code is what hipcc --genco builds with the same options (AOT/JIT parity).
   std::vector<std::string> Options(absl::string_view target) const override;
 
   // Returns the code object: an ELF HSACO (e_machine EM_AMDGPU), not an offload bundle,

@@ -1,0 +1,321 @@
+// AOT/JIT parity without a GPU: every code object nvcc / hipcc built at build time
+// (//aot:rope_aot_baked) against what NVRTC / hipRTC compile now for the same spec.
+//
+//   NVIDIA  every executable section (.text.<kernel>) byte for byte; a difference names the
+//           section, the byte offset and the SASS instruction index (16 bytes each).
+//   AMD     the instruction stream of every kernel as llvm-objdump (the LLVM hipcc uses)
+//           disassembles it, ignoring addresses and encodings; a difference names the
+//           kernel, the instruction index and both instructions. Without llvm-objdump, the
+//           .text bytes. Also the kernel descriptors (.rodata) byte for byte.
+//
+// Also: each baked entry is filed under the key the service computes for its spec, and the
+// HSACO aot_tool took out of hipcc's offload bundle is what clang-offload-bundler takes out.
+//
+// A vendor whose SDK was absent at build time, or whose JIT compiler is absent now, skips.
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "aot/aot_config.h"
+#include "aot/elf_sections.h"
+#include "aot/offload_bundle.h"
+#include "aot/rope_aot_baked.h"
+#include "gtest/gtest.h"
+#include "jit/backends.h"
+#include "jit/baked_tier.h"
+#include "rope/kernel_specs.h"
+#include "tool_paths.h"
+
+namespace rope_jit {
+namespace {
+
+constexpr uint64_t kShfExecInstr = 4;
+
+std::string TempPath(const std::string& name) {
+  const char* dir = std::getenv("TEST_TMPDIR");
+  return absl::StrCat(dir != nullptr ? dir : "/tmp", "/", getpid(), "_", name);
+}
+
+void WriteFile(const std::string& path, absl::string_view bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return buffer.str();
+}
+
+std::string RunCommand(const std::string& command, int* exit_code) {
+  FILE* pipe = popen(command.c_str(), "r");
+  std::string output;
+  char buffer[4096];
+  while (pipe != nullptr && fgets(buffer, sizeof(buffer), pipe) != nullptr) output += buffer;
+  *exit_code = pipe == nullptr ? -1 : pclose(pipe);
+  return output;
+}
+
+std::string EntryName(const BakedEntry& entry) {
+  return absl::StrCat(entry.target, " ", entry.kernel, " ", entry.config);
+}
+
+KernelSpec SpecOf(const BakedEntry& entry) {
+  absl::StatusOr<RopeConfig> config = ParseAotConfig(entry.config);
+  EXPECT_TRUE(config.ok()) << config.status();
+  absl::StatusOr<KernelSpec> spec =
+      RopeKernelSpec(*config, *ParseRopeKernel(entry.kernel), entry.target);
+  EXPECT_TRUE(spec.ok()) << spec.status();
+  return *spec;
+}
+
+// "" when equal, else where the first byte differs and in which `unit` (of `unit_bytes`).
+std::string FirstByteDifference(absl::string_view aot, absl::string_view jit, int unit_bytes,
+                                absl::string_view unit) {
+  const size_t common = std::min(aot.size(), jit.size());
+  for (size_t i = 0; i < common; ++i) {
+    if (aot[i] != jit[i]) {
+      return absl::StrFormat("first difference at byte 0x%x (%s %d): AOT %02x, JIT %02x", i, unit,
+                             i / unit_bytes, static_cast<uint8_t>(aot[i]),
+                             static_cast<uint8_t>(jit[i]));
+    }
+  }
+  if (aot.size() != jit.size()) {
+    return absl::StrCat("sizes differ: AOT ", aot.size(), " bytes, JIT ", jit.size());
+  }
+  return "";
+}
+
+// NVIDIA: the executable sections, by name.
+std::string CompareCubins(absl::string_view aot, absl::string_view jit) {
+  absl::StatusOr<ElfFile> a = ParseElf(aot), j = ParseElf(jit);
+  if (!a.ok() || !j.ok())
+    return absl::StrCat("not ELF: ", a.status().ToString(), j.status().ToString());
+  if (a->machine != kElfMachineCuda || j->machine != kElfMachineCuda) return "not a cubin";
+  std::string report;
+  int executable = 0;
+  for (const ElfSection& section : j->sections) {
+    if ((section.flags & kShfExecInstr) == 0) continue;
+    ++executable;
+    const ElfSection* other = a->Find(section.name);
+    if (other == nullptr) {
+      absl::StrAppend(&report, section.name, ": missing from the AOT cubin\n");
+      continue;
+    }
+    std::string difference = FirstByteDifference(other->data, section.data, 16, "SASS instruction");
+    if (!difference.empty()) absl::StrAppend(&report, section.name, ": ", difference, "\n");
+  }
+  for (const ElfSection& section : a->sections) {
+    if ((section.flags & kShfExecInstr) != 0 && j->Find(section.name) == nullptr) {
+      absl::StrAppend(&report, section.name, ": only in the AOT cubin\n");
+    }
+  }
+  if (executable == 0) absl::StrAppend(&report, "the JIT cubin has no executable section\n");
+  return report;
+}
+
+// Kernel name -> its instructions, without addresses, encodings or comments.
+using Disassembly = std::map<std::string, std::vector<std::string>>;
+
+absl::StatusOr<Disassembly> Disassemble(absl::string_view hsaco, absl::string_view processor,
+                                        const std::string& name) {
+  const std::string path = TempPath(name + ".hsaco");
+  WriteFile(path, hsaco);
+  int exit_code = 0;
+  const std::string output =
+      RunCommand(absl::StrCat(ROPE_JIT_LLVM_OBJDUMP, " -d --no-show-raw-insn --mcpu=", processor,
+                              " ", path, " 2>&1"),
+                 &exit_code);
+  std::remove(path.c_str());
+  if (exit_code != 0) return absl::InternalError(absl::StrCat("llvm-objdump failed: ", output));
+  Disassembly disassembly;
+  std::vector<std::string>* current = nullptr;
+  for (absl::string_view line : absl::StrSplit(output, '\n')) {
+    // "0000000000001800 <rope_apply_aligned>:" opens a kernel.
+    if (!line.empty() && absl::ascii_isxdigit(line[0]) && absl::EndsWith(line, ">:")) {
+      const size_t open = line.find('<');
+      current = &disassembly[std::string(line.substr(open + 1, line.size() - open - 3))];
+      continue;
+    }
+    if (current == nullptr || line.empty() || !absl::ascii_isspace(line[0])) continue;
+    absl::string_view instruction = line.substr(0, line.find("//"));
+    instruction = absl::StripAsciiWhitespace(instruction);
+    if (!instruction.empty()) current->emplace_back(instruction);
+  }
+  return disassembly;
+}
+
+std::string CompareInstructions(const Disassembly& aot, const Disassembly& jit) {
+  std::string report;
+  size_t instructions = 0;
+  for (const auto& [kernel, jit_code] : jit) {
+    instructions += jit_code.size();
+    auto it = aot.find(kernel);
+    if (it == aot.end()) {
+      absl::StrAppend(&report, kernel, ": missing from the AOT code object\n");
+      continue;
+    }
+    const std::vector<std::string>& aot_code = it->second;
+    for (size_t i = 0; i < std::max(aot_code.size(), jit_code.size()); ++i) {
+      const std::string a = i < aot_code.size() ? aot_code[i] : "(end)";
+      const std::string j = i < jit_code.size() ? jit_code[i] : "(end)";
+      if (a != j) {
+        absl::StrAppend(&report, kernel, ": first difference at instruction ", i, " of ",
+                        jit_code.size(), ": AOT `", a, "`, JIT `", j, "`\n");
+        break;
+      }
+    }
+  }
+  for (const auto& [kernel, code] : aot) {
+    if (jit.count(kernel) == 0) absl::StrAppend(&report, kernel, ": only in the AOT code object\n");
+  }
+  if (instructions == 0) absl::StrAppend(&report, "llvm-objdump found no instructions\n");
+  return report;
+}
+
+// AMD: instructions per kernel (or .text bytes), then the kernel descriptors.
+std::string CompareHsacos(absl::string_view aot, absl::string_view jit, absl::string_view target) {
+  absl::StatusOr<ElfFile> a = ParseElf(aot), j = ParseElf(jit);
+  if (!a.ok() || !j.ok())
+    return absl::StrCat("not ELF: ", a.status().ToString(), j.status().ToString());
+  if (a->machine != kElfMachineAmdgpu || j->machine != kElfMachineAmdgpu) return "not an HSACO";
+  std::string report;
+  if (*ROPE_JIT_LLVM_OBJDUMP != '\0') {
+    absl::StatusOr<Disassembly> aot_code = Disassemble(aot, AmdProcessor(target), "aot");
+    absl::StatusOr<Disassembly> jit_code = Disassemble(jit, AmdProcessor(target), "jit");
+    if (!aot_code.ok() || !jit_code.ok()) {
+      return absl::StrCat(aot_code.status().ToString(), " ", jit_code.status().ToString());
+    }
+    report = CompareInstructions(*aot_code, *jit_code);
+  } else {
+    const ElfSection* aot_text = a->Find(".text");
+    const ElfSection* jit_text = j->Find(".text");
+    if (aot_text == nullptr || jit_text == nullptr) return "no .text section";
+    std::string difference = FirstByteDifference(aot_text->data, jit_text->data, 4, "dword");
+    if (!difference.empty()) report = absl::StrCat(".text: ", difference, "\n");
+  }
+  const ElfSection* aot_descriptors = a->Find(".rodata");
+  const ElfSection* jit_descriptors = j->Find(".rodata");
+  if (aot_descriptors == nullptr || jit_descriptors == nullptr) {
+    absl::StrAppend(&report, "no .rodata (kernel descriptors)\n");
+  } else {
+    std::string difference =
+        FirstByteDifference(aot_descriptors->data, jit_descriptors->data, 64, "descriptor");
+    if (!difference.empty()) {
+      absl::StrAppend(&report, ".rodata (kernel descriptors): ", difference, "\n");
+    }
+  }
+  return report;
+}
+
+class AotParityTest : public ::testing::TestWithParam<Vendor> {};
+
+TEST_P(AotParityTest, BakedCodeIsWhatTheJitCompiles) {
+  const Vendor vendor = GetParam();
+  const StaticBakedTier& tier = RopeAotBakedTier();
+  if (!tier.HasSdk(vendor)) {
+    GTEST_SKIP() << "no " << VendorName(vendor) << " SDK when //aot:rope_aot_baked was built";
+  }
+  Compiler& jit = CompilerForVendor(vendor);
+  if (!jit.Identity().ok())
+    GTEST_SKIP() << "no JIT compiler to compare with: " << jit.Identity().status();
+  if (vendor == Vendor::kAmd && *ROPE_JIT_LLVM_OBJDUMP == '\0') {
+    std::cout << "no llvm-objdump: comparing .text bytes instead of instructions\n";
+  }
+
+  std::set<std::string> targets;
+  int compared = 0;
+  for (const BakedEntry& entry : tier.entries()) {
+    if (*VendorOfTarget(entry.target) != vendor) continue;
+    SCOPED_TRACE(EntryName(entry));
+    const KernelSpec spec = SpecOf(entry);
+    absl::StatusOr<CacheKey> key = BakedCacheKey(spec);
+    ASSERT_TRUE(key.ok()) << key.status();
+    EXPECT_EQ(entry.key_hex, key->hex) << "the service would not find this entry";
+    EXPECT_EQ(entry.key_text, key->text);
+
+    absl::StatusOr<std::string> jit_code =
+        jit.Compile({spec.source, spec.kernel, spec.defines, spec.target});
+    ASSERT_TRUE(jit_code.ok()) << jit_code.status();
+    const std::string difference = vendor == Vendor::kNvidia
+                                       ? CompareCubins(entry.code_object, *jit_code)
+                                       : CompareHsacos(entry.code_object, *jit_code, entry.target);
+    EXPECT_EQ(difference, "") << EntryName(entry) << ": AOT and JIT code differ:\n" << difference;
+    targets.insert(std::string(entry.target));
+    ++compared;
+  }
+  const std::set<std::string> expected = vendor == Vendor::kNvidia
+                                             ? std::set<std::string>{"sm_80", "sm_90"}
+                                             : std::set<std::string>{"gfx1030", "gfx90a"};
+  EXPECT_EQ(targets, expected);
+  // 2 targets x 2 kernels x 8 configs (aot/BUILD.bazel).
+  EXPECT_EQ(compared, 32);
+  std::cout << compared << " " << VendorName(vendor) << " code objects match the JIT's\n";
+}
+
+INSTANTIATE_TEST_SUITE_P(Vendors, AotParityTest, ::testing::Values(Vendor::kNvidia, Vendor::kAmd),
+                         [](const ::testing::TestParamInfo<Vendor>& info) {
+                           return std::string(VendorName(info.param));
+                         });
+
+// The bundle files as aot.bzl names them: non-alphanumerics of target and config become '_'.
+std::string BundlePath(const BakedEntry& entry) {
+  auto file_name = [](absl::string_view text) {
+    std::string out(text);
+    for (char& c : out) {
+      if (!absl::ascii_isalnum(c) && c != '_' && c != '-') c = '_';
+    }
+    return out;
+  };
+  return absl::StrCat(std::getenv("TEST_SRCDIR"), "/", std::getenv("TEST_WORKSPACE"),
+                      "/aot/rope_aot_baked_gen/", file_name(entry.target), "/", entry.kernel, "/",
+                      file_name(entry.config), ".bundle");
+}
+
+TEST(AotBundleTest, BakedHsacoIsWhatClangOffloadBundlerUnbundles) {
+  const StaticBakedTier& tier = RopeAotBakedTier();
+  if (!tier.HasSdk(Vendor::kAmd)) GTEST_SKIP() << "no hipcc when //aot:rope_aot_baked was built";
+  const bool have_bundler = *ROPE_JIT_CLANG_OFFLOAD_BUNDLER != '\0';
+  if (!have_bundler) std::cout << "no clang-offload-bundler: checking our own unbundling only\n";
+  int checked = 0;
+  for (const BakedEntry& entry : tier.entries()) {
+    if (*VendorOfTarget(entry.target) != Vendor::kAmd) continue;
+    SCOPED_TRACE(EntryName(entry));
+    const std::string path = BundlePath(entry);
+    const std::string bundle = ReadFile(path);
+    ASSERT_FALSE(bundle.empty()) << "cannot read " << path;
+    absl::StatusOr<absl::string_view> ours = AmdCodeObjectFromBundle(bundle, entry.target);
+    ASSERT_TRUE(ours.ok()) << ours.status();
+    EXPECT_TRUE(*ours == entry.code_object);
+    if (have_bundler) {
+      const std::string out = TempPath("unbundled.hsaco");
+      int exit_code = 0;
+      const std::string log =
+          RunCommand(absl::StrCat(ROPE_JIT_CLANG_OFFLOAD_BUNDLER,
+                                  " -type=o -unbundle -targets=hipv4-amdgcn-amd-amdhsa--",
+                                  entry.target, " -input=", path, " -output=", out, " 2>&1"),
+                     &exit_code);
+      ASSERT_EQ(exit_code, 0) << log;
+      EXPECT_TRUE(ReadFile(out) == entry.code_object) << "clang-offload-bundler disagrees";
+      std::remove(out.c_str());
+    }
+    ++checked;
+  }
+  EXPECT_EQ(checked, 32);
+}
+
+}  // namespace
+}  // namespace rope_jit
