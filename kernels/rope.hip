@@ -30,10 +30,9 @@
 
 // Elements per access in the path that makes no alignment promise.
 #define ROPE_UNALIGNED_VEC (ROPE_STYLE == 0 ? 1 : 2)
-// Heads whose loads are issued before the first rotation: keeps several independent
-// memory requests in flight per thread. The host splits heads so that a thread usually
-// has at most this many, i.e. one batch.
-#define ROPE_HEAD_UNROLL 8
+// Heads whose loads are issued together (one batch); with double buffering a thread has
+// up to two batches of loads in flight.
+#define ROPE_HEAD_UNROLL 4
 
 template <int kVec>
 struct RopeShape {
@@ -173,10 +172,10 @@ ROPE_DEVICE void rope_apply_impl(const RopeLaunchArgs& a) {
   const int offset = segment * ROPE_SEGMENT_DIM + (ROPE_STYLE == 0 ? first_pair : 2 * first_pair);
 
   // The first heads' loads go out before the position is even read, so their memory
-  // latency overlaps the position load and the cos/sin math: for decode and short
-  // per-thread work that is the whole kernel's latency.
-  RopeBatch<kVec> batch;
-  rope_load_batch<kTensors, kVec, kVectorAccess>(a, token, split, offset, batch);
+  // latency overlaps the position load and the cos/sin math: for decode that is the
+  // whole kernel's latency.
+  RopeBatch<kVec> current;
+  rope_load_batch<kTensors, kVec, kVectorAccess>(a, token, split, offset, current);
 
   const long long pos = rope_position(a, token, segment);
   if (a.error_flag != nullptr && (pos < 0 || pos >= a.max_position)) atomicOr(a.error_flag, 1);
@@ -187,11 +186,17 @@ ROPE_DEVICE void rope_apply_impl(const RopeLaunchArgs& a) {
     rope_cos_sin(pos_d, a.inv_freq[first_pair + p], a.attention_factor, &c[p], &s[p]);
   }
 
-  for (int h0 = split;;) {
-    rope_rotate_batch<kTensors, kVec, kVectorAccess>(a, token, h0, offset, batch, c, s);
-    h0 += a.head_splits * ROPE_HEAD_UNROLL;
-    if (h0 >= a.total_heads) break;
-    rope_load_batch<kTensors, kVec, kVectorAccess>(a, token, h0, offset, batch);
+  // Double-buffered: the next batch's loads are in flight while this one is rotated and
+  // stored, so each thread keeps reads and writes overlapping (one load phase then one
+  // store phase per thread leaves the memory system idle half the time at mid sizes).
+  const int step = a.head_splits * ROPE_HEAD_UNROLL;
+  for (int h0 = split;; h0 += step) {
+    RopeBatch<kVec> next;
+    const bool more = h0 + step < a.total_heads;
+    if (more) rope_load_batch<kTensors, kVec, kVectorAccess>(a, token, h0 + step, offset, next);
+    rope_rotate_batch<kTensors, kVec, kVectorAccess>(a, token, h0, offset, current, c, s);
+    if (!more) break;
+    current = next;
   }
 
 #if ROPE_ROTARY_DIM < ROPE_HEAD_DIM

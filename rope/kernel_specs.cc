@@ -47,13 +47,16 @@ int LanesPerHead(const RopeConfig& config, int vector_width) {
 
 RopeLaunchShape ComputeLaunchShape(const RopeConfig& config, int64_t tokens, int total_heads,
                                    int vector_width) {
-  // Decode: too few (token, lane) pairs to fill a large GPU (132 SMs x 1024 threads on an
-  // H100), so heads are split across threads, down to one head per thread.
-  constexpr int64_t kTargetThreads = 128 * 1024;
-  // Prefill: a thread moves at most this many heads (one batch of the kernel's
-  // ROPE_HEAD_UNROLL loads in flight). Short-lived blocks make many waves, so the
-  // partly filled last wave costs little; cos/sin are recomputed once per split.
-  constexpr int kHeadsPerThread = 8;
+  // Decode: too few (token, lane) pairs to keep a large GPU busy, so heads are split
+  // across threads, down to one head per thread. Each split recomputes cos/sin; on an
+  // H200, 32K threads did as well as 64K and 128K for decode and better for 4096-token
+  // prefill with few heads (BENCHMARKS.md).
+  constexpr int64_t kTargetThreads = 32 * 1024;
+  // Prefill: a thread moves at most this many heads (a few of the kernel's double-
+  // buffered batches of 4): enough to stream reads and writes within the thread, few
+  // enough that blocks are short-lived and the partly filled last wave costs little.
+  // cos/sin are recomputed once per split.
+  constexpr int kHeadsPerThread = 16;
   RopeLaunchShape shape;
   const int64_t lanes = LanesPerHead(config, vector_width);
   if (tokens <= 0 || total_heads <= 0) return shape;
