@@ -6,9 +6,11 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "jit/backends.h"
 #include "jit/status_macros.h"
+
+#define XXH_STATIC_LINKING_ONLY  // XXH3_state_t on the stack
+#include "xxhash.h"
 
 namespace rope_jit {
 namespace {
@@ -17,11 +19,25 @@ double MillisecondsSince(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
 }
 
-// The memory tier's key. Within one process the compiler and its options are fixed, so
-// the spec and the device say everything; the source is named by its hash.
-std::string MemoryKey(Vendor vendor, int device, const KernelSpec& spec) {
-  return absl::StrCat(VendorName(vendor), "/", device, "/", spec.kernel, "/", spec.source_hash, "/",
-                      absl::StrJoin(spec.defines, ","));
+// The memory tier's key: XXH3-128 of the device and the spec. Within one process the
+// compiler and its options are fixed, so these say everything (the source by its hash).
+// Hashed field by field, each with its length, into a stack state: a hit allocates
+// nothing, which is most of what a memory hit costs.
+KernelService::MemoryKey MakeMemoryKey(Vendor vendor, int device, const KernelSpec& spec) {
+  XXH3_state_t state;
+  XXH3_128bits_reset(&state);
+  auto add = [&state](absl::string_view field) {
+    const uint64_t size = field.size();
+    XXH3_128bits_update(&state, &size, sizeof(size));
+    XXH3_128bits_update(&state, field.data(), field.size());
+  };
+  const int32_t ids[2] = {static_cast<int32_t>(vendor), device};
+  XXH3_128bits_update(&state, ids, sizeof(ids));
+  add(spec.kernel);
+  add(spec.source_hash);
+  for (const std::string& define : spec.defines) add(define);
+  const XXH128_hash_t hash = XXH3_128bits_digest(&state);
+  return KernelService::MemoryKey{hash.high64, hash.low64};
 }
 
 }  // namespace
@@ -161,7 +177,7 @@ absl::StatusOr<std::string> KernelService::DeviceTarget(DeviceRuntime& runtime, 
 absl::StatusOr<FunctionHandle> KernelService::GetFunction(const KernelSpec& spec,
                                                           DeviceRuntime& runtime, int device,
                                                           absl::string_view function_name) {
-  const std::string memory_key = MemoryKey(runtime.vendor(), device, spec);
+  const MemoryKey memory_key = MakeMemoryKey(runtime.vendor(), device, spec);
   {
     std::shared_lock<std::shared_mutex> lock(mu_);
     auto module = modules_.find(memory_key);

@@ -85,6 +85,16 @@ class KernelService {
   ServiceStats stats() const;
   DiskCache& disk() { return disk_; }
 
+  // Names a module in the memory tier (see kernel_service.cc).
+  struct MemoryKey {
+    uint64_t high, low;
+    bool operator==(const MemoryKey& other) const { return high == other.high && low == other.low; }
+    template <typename H>
+    friend H AbslHashValue(H h, const MemoryKey& key) {
+      return H::combine(std::move(h), key.high, key.low);
+    }
+  };
+
  private:
   struct Resolved {  // what a spec means on this machine
     Compiler* compiler;
@@ -126,8 +136,8 @@ class KernelService {
   ServiceStats stats_;
   absl::flat_hash_map<std::string, std::shared_ptr<InFlight>> in_flight_;
   absl::flat_hash_map<std::string, std::string> device_targets_;
-  // Memory tier, keyed by vendor/device/kernel/source/defines (no hashing of the source).
-  absl::flat_hash_map<std::string, LoadedModule> modules_;
+  // Memory tier, keyed by a 128-bit hash of vendor/device/kernel/source hash/defines.
+  absl::flat_hash_map<MemoryKey, LoadedModule> modules_;
   // Serializes module loads so that two threads never load the same module twice.
   std::mutex load_mu_;
 };
