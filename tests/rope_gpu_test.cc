@@ -10,8 +10,10 @@
 #include <cstdio>
 #include <cstring>
 #include <map>
+#include <mutex>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -40,6 +42,7 @@ struct Case {
   bool offset_positions = false;
   int64_t max_sampled_position = 1 << 20;  // positions drawn from [0, this]
   int misalign_elements = 0;  // shift the buffers to force the unaligned kernel
+  int device = 0;
 };
 
 // Largest error seen per dtype over the whole run, for the report.
@@ -101,20 +104,22 @@ struct HostBuffer {
 
 class DeviceBuffer {
  public:
-  DeviceBuffer(DeviceRuntime& runtime, size_t bytes) : runtime_(runtime) {
-    auto allocated = runtime.Allocate(0, bytes);
+  DeviceBuffer(DeviceRuntime& runtime, size_t bytes, int device = 0)
+      : runtime_(runtime), device_(device) {
+    auto allocated = runtime.Allocate(device, bytes);
     EXPECT_TRUE(allocated.ok()) << allocated.status();
     if (allocated.ok()) pointer_ = *allocated;
   }
   ~DeviceBuffer() {
     if (pointer_ != nullptr) {
-      EXPECT_TRUE(runtime_.Free(0, pointer_).ok());
+      EXPECT_TRUE(runtime_.Free(device_, pointer_).ok());
     }
   }
   void* get() const { return pointer_; }
 
  private:
   DeviceRuntime& runtime_;
+  const int device_;
   void* pointer_ = nullptr;
 };
 
@@ -135,7 +140,7 @@ void RunCase(DeviceRuntime& runtime, const Case& c) {
                             c.out_of_place, " int64=", c.int64_positions, " misalign=",
                             c.misalign_elements));
 
-  auto rope = Rope::Create(config, runtime, 0);
+  auto rope = Rope::Create(config, runtime, c.device);
   ASSERT_TRUE(rope.ok()) << rope.status();
 
   const bool uses_q = c.entry != Entry::kK;
@@ -162,20 +167,20 @@ void RunCase(DeviceRuntime& runtime, const Case& c) {
     positions[1] = 0;
   }
 
-  DeviceBuffer q_dev(runtime, q_host.bytes.size()), k_dev(runtime, k_host.bytes.size() + esize);
-  DeviceBuffer q_out_dev(runtime, q_host.bytes.size()), k_out_dev(runtime, k_host.bytes.size() + esize);
-  DeviceBuffer pos_dev(runtime, positions.size() * 8);
-  ASSERT_TRUE(runtime.CopyToDevice(0, q_dev.get(), q_host.bytes.data(), q_host.bytes.size()).ok());
-  ASSERT_TRUE(runtime.CopyToDevice(0, k_dev.get(), k_host.bytes.data(), k_host.bytes.size()).ok());
+  DeviceBuffer q_dev(runtime, q_host.bytes.size(), c.device), k_dev(runtime, k_host.bytes.size() + esize, c.device);
+  DeviceBuffer q_out_dev(runtime, q_host.bytes.size(), c.device), k_out_dev(runtime, k_host.bytes.size() + esize, c.device);
+  DeviceBuffer pos_dev(runtime, positions.size() * 8, c.device);
+  ASSERT_TRUE(runtime.CopyToDevice(c.device, q_dev.get(), q_host.bytes.data(), q_host.bytes.size()).ok());
+  ASSERT_TRUE(runtime.CopyToDevice(c.device, k_dev.get(), k_host.bytes.data(), k_host.bytes.size()).ok());
   std::vector<int32_t> positions32(positions.begin(), positions.end());
   if (c.int64_positions) {
-    ASSERT_TRUE(runtime.CopyToDevice(0, pos_dev.get(), positions.data(), positions.size() * 8).ok());
+    ASSERT_TRUE(runtime.CopyToDevice(c.device, pos_dev.get(), positions.data(), positions.size() * 8).ok());
   } else {
-    ASSERT_TRUE(runtime.CopyToDevice(0, pos_dev.get(), positions32.data(), positions32.size() * 4).ok());
+    ASSERT_TRUE(runtime.CopyToDevice(c.device, pos_dev.get(), positions32.data(), positions32.size() * 4).ok());
   }
   // Poison: 0xFF bytes are NaN in f32, f16 and bf16.
-  ASSERT_TRUE(runtime.MemsetAsync(0, q_out_dev.get(), 0xFF, q_host.bytes.size(), nullptr).ok());
-  ASSERT_TRUE(runtime.MemsetAsync(0, k_out_dev.get(), 0xFF, k_host.bytes.size(), nullptr).ok());
+  ASSERT_TRUE(runtime.MemsetAsync(c.device, q_out_dev.get(), 0xFF, q_host.bytes.size(), nullptr).ok());
+  ASSERT_TRUE(runtime.MemsetAsync(c.device, k_out_dev.get(), 0xFF, k_host.bytes.size(), nullptr).ok());
 
   auto element = [&](void* base, size_t index) { return static_cast<uint8_t*>(base) + (pad + index) * esize; };
   DeviceTensor q, k, q_out, k_out;
@@ -204,15 +209,15 @@ void RunCase(DeviceRuntime& runtime, const Case& c) {
       break;
   }
   ASSERT_TRUE(applied.ok()) << applied;
-  ASSERT_TRUE(runtime.SynchronizeStream(0, nullptr).ok());
+  ASSERT_TRUE(runtime.SynchronizeStream(c.device, nullptr).ok());
 
   // Read back every buffer the call could have touched.
   HostBuffer q_after(dtype, q_host.size()), k_after(dtype, k_host.size());
   HostBuffer q_out_after(dtype, q_host.size()), k_out_after(dtype, k_host.size());
-  ASSERT_TRUE(runtime.CopyToHost(0, q_after.bytes.data(), q_dev.get(), q_after.bytes.size()).ok());
-  ASSERT_TRUE(runtime.CopyToHost(0, k_after.bytes.data(), k_dev.get(), k_after.bytes.size()).ok());
-  ASSERT_TRUE(runtime.CopyToHost(0, q_out_after.bytes.data(), q_out_dev.get(), q_out_after.bytes.size()).ok());
-  ASSERT_TRUE(runtime.CopyToHost(0, k_out_after.bytes.data(), k_out_dev.get(), k_out_after.bytes.size()).ok());
+  ASSERT_TRUE(runtime.CopyToHost(c.device, q_after.bytes.data(), q_dev.get(), q_after.bytes.size()).ok());
+  ASSERT_TRUE(runtime.CopyToHost(c.device, k_after.bytes.data(), k_dev.get(), k_after.bytes.size()).ok());
+  ASSERT_TRUE(runtime.CopyToHost(c.device, q_out_after.bytes.data(), q_out_dev.get(), q_out_after.bytes.size()).ok());
+  ASSERT_TRUE(runtime.CopyToHost(c.device, k_out_after.bytes.data(), k_out_dev.get(), k_out_after.bytes.size()).ok());
 
   // Check one tensor view: `before` holds its inputs, `result` where its output landed.
   double max_error = 0;
@@ -280,6 +285,8 @@ void RunCase(DeviceRuntime& runtime, const Case& c) {
   if (!c.packed_qkv && !uses_q) {
     for (size_t i = 0; i < q_host.size(); ++i) ASSERT_TRUE(q_after.SameBits(q_host, i));
   }
+  static std::mutex errors_mu;  // the two-GPU test runs cases from two threads
+  std::lock_guard<std::mutex> lock(errors_mu);
   double& worst = MaxErrorByDtype()[DTypeName(dtype)];
   worst = std::max(worst, max_error);
 }
@@ -478,6 +485,30 @@ TEST(RopeGpuTest, CheckedModeFlagsPositionsOutOfRange) {
     ASSERT_TRUE(flagged.ok()) << flagged.status();
     EXPECT_EQ(*flagged, bad != 5) << "position " << bad;
   }
+}
+
+// One Rope per device, both used at once from two threads.
+TEST(RopeGpuTest, TwoGpusFromTwoThreads) {
+  ROPE_JIT_GPU_OR_SKIP(runtime);
+  absl::StatusOr<int> devices = runtime->DeviceCount();
+  ASSERT_TRUE(devices.ok()) << devices.status();
+  if (*devices < 2) GTEST_SKIP() << "needs 2 GPUs; this host has " << *devices;
+  std::vector<std::thread> threads;
+  for (int device = 0; device < 2; ++device) {
+    threads.emplace_back([&runtime, device] {
+      for (DType dtype : kDtypes) {
+        Case c;
+        c.config = Config(128, dtype, RopeStyle::kNeox);
+        c.device = device;
+        c.tokens = 512;
+        c.q_heads = 32;
+        c.k_heads = 8;
+        c.packed_qkv = true;
+        RunCase(*runtime, c);
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
 }
 
 TEST(RopeGpuTest, ReportMaxErrors) {
