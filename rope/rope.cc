@@ -1,6 +1,5 @@
 #include "rope/rope.h"
 
-#include <algorithm>
 #include <climits>
 #include <cstring>
 #include <utility>
