@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <mutex>
 #include <utility>
 #include <vector>
 
@@ -172,7 +173,7 @@ CudaRuntime::CudaRuntime() = default;
 CudaRuntime::~CudaRuntime() = default;
 
 absl::StatusOr<const CudaRuntime::Driver*> CudaRuntime::Init() {
-  absl::call_once(init_once_, [this] {
+  std::call_once(init_once_, [this] {
     // The driver comes with the kernel module, not the toolkit: only the loader's path.
     LibrarySearch search;
     search.names = {"libcuda.so.1"};
@@ -255,7 +256,7 @@ absl::StatusOr<std::string> CudaRuntime::DeviceName(int device) {
 
 absl::StatusOr<void*> CudaRuntime::RetainContext(int device) {
   ASSIGN_OR_RETURN(CUdevice handle, CheckedDevice(device));
-  absl::MutexLock lock(&retain_mutex_);
+  std::lock_guard<std::mutex> lock(retain_mutex_);
   if (void* context = contexts_[device].load(std::memory_order_acquire)) return context;
   CUcontext context = nullptr;
   RETURN_IF_ERROR(driver_->Check(driver_->api.cuDevicePrimaryCtxRetain(&context, handle),

@@ -23,13 +23,12 @@
 #include <array>
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <string>
 
-#include "absl/base/call_once.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "absl/synchronization/mutex.h"
 #include "jit/device_runtime.h"
 #include "jit/target.h"
 
@@ -85,11 +84,11 @@ class CudaRuntime final : public DeviceRuntime {
   // Makes the device's primary context current on this thread if it is not already.
   absl::Status MakeCurrent(int device);
 
-  absl::once_flag init_once_;
+  std::once_flag init_once_;
   absl::Status init_status_;
   bool no_device_ = false;  // cuInit said CUDA_ERROR_NO_DEVICE
   std::unique_ptr<Driver> driver_;
-  absl::Mutex retain_mutex_;
+  std::mutex retain_mutex_;
   // Primary contexts (CUcontext), published once with release order; read lock-free.
   std::array<std::atomic<void*>, kMaxDevices> contexts_{};
 };

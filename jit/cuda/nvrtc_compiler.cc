@@ -1,6 +1,7 @@
 #include "jit/cuda/nvrtc_compiler.h"
 
 #include <cstdlib>
+#include <mutex>
 #include <utility>
 
 #include "absl/algorithm/container.h"
@@ -121,7 +122,7 @@ NvrtcCompiler::NvrtcCompiler() = default;
 NvrtcCompiler::~NvrtcCompiler() = default;
 
 absl::StatusOr<const NvrtcCompiler::Library*> NvrtcCompiler::Load() {
-  absl::call_once(load_once_, [this] {
+  std::call_once(load_once_, [this] {
     LibrarySearch search;
     search.names = {"libnvrtc.so.13", "libnvrtc.so.12"};
     if (const char* cuda_home = std::getenv("CUDA_HOME"); cuda_home != nullptr && *cuda_home) {
@@ -163,7 +164,7 @@ absl::StatusOr<const NvrtcCompiler::Library*> NvrtcCompiler::Load() {
 }
 
 absl::StatusOr<std::string> NvrtcCompiler::Identity() {
-  absl::call_once(identity_once_, [this] {
+  std::call_once(identity_once_, [this] {
     auto library = Load();
     if (!library.ok()) {
       identity_ = library.status();

@@ -12,10 +12,10 @@
 #define ROPE_JIT_JIT_CUDA_NVRTC_COMPILER_H_
 
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
-#include "absl/base/call_once.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -53,10 +53,10 @@ class NvrtcCompiler final : public Compiler {
   struct Library;  // libnvrtc and its entry points
   absl::StatusOr<const Library*> Load();
 
-  absl::once_flag load_once_;
+  std::once_flag load_once_;
   std::unique_ptr<Library> library_;
   absl::Status load_status_;
-  absl::once_flag identity_once_;
+  std::once_flag identity_once_;
   absl::StatusOr<std::string> identity_;
 };
 

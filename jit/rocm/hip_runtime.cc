@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -230,7 +231,7 @@ HipRuntime::HipRuntime() = default;
 HipRuntime::~HipRuntime() = default;
 
 absl::StatusOr<const HipRuntime::Runtime*> HipRuntime::Init() {
-  absl::call_once(init_once_, [this] {
+  std::call_once(init_once_, [this] {
     LibrarySearch search;
     search.names = {"libamdhip64.so.6", "libamdhip64.so.5"};
     if (const char* rocm = std::getenv("ROCM_PATH"); rocm != nullptr && *rocm) {

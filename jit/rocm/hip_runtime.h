@@ -20,9 +20,9 @@
 #define ROPE_JIT_JIT_ROCM_HIP_RUNTIME_H_
 
 #include <memory>
+#include <mutex>
 #include <string>
 
-#include "absl/base/call_once.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -77,7 +77,7 @@ class HipRuntime final : public DeviceRuntime {
   // hipSetDevice(device) unless it is already current on this thread.
   absl::Status MakeCurrent(int device);
 
-  absl::once_flag init_once_;
+  std::once_flag init_once_;
   absl::Status init_status_;
   bool no_device_ = false;
   std::unique_ptr<Runtime> runtime_;

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <utility>
 
 #include "absl/algorithm/container.h"
@@ -13,7 +14,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "absl/synchronization/mutex.h"
 #include "jit/dynamic_library.h"
 #include "jit/status_macros.h"
 
@@ -91,7 +91,7 @@ absl::Status BindComgr(const DynamicLibrary& library, ComgrApi* api) {
 #undef ROPE_JIT_BIND
 
 // hipRTC and comgr calls, process-wide: hipRTC 5.2 is not documented as thread-safe.
-ABSL_CONST_INIT absl::Mutex g_hiprtc_mutex(absl::kConstInit);
+std::mutex g_hiprtc_mutex;  // constant-initialized
 
 absl::string_view Basename(absl::string_view path) {
   const size_t slash = path.rfind('/');
@@ -194,8 +194,8 @@ HiprtcCompiler::HiprtcCompiler() = default;
 HiprtcCompiler::~HiprtcCompiler() = default;
 
 absl::StatusOr<const HiprtcCompiler::Library*> HiprtcCompiler::Load() {
-  absl::call_once(load_once_, [this] {
-    absl::MutexLock lock(&g_hiprtc_mutex);
+  std::call_once(load_once_, [this] {
+    std::lock_guard<std::mutex> lock(g_hiprtc_mutex);
     // hipRTC first: loading it may bring in the comgr it uses, which the comgr search then
     // reuses rather than picking another installed version.
     LibrarySearch hiprtc_search;
@@ -268,7 +268,7 @@ absl::StatusOr<const HiprtcCompiler::Library*> HiprtcCompiler::Load() {
 }
 
 absl::StatusOr<std::string> HiprtcCompiler::Identity() {
-  absl::call_once(identity_once_, [this] {
+  std::call_once(identity_once_, [this] {
     auto library = Load();
     if (!library.ok()) {
       identity_ = library.status();
@@ -327,7 +327,7 @@ absl::Status HiprtcCompiler::ValidateTarget(absl::string_view target) {
     }
   }
 
-  absl::MutexLock lock(&g_hiprtc_mutex);
+  std::lock_guard<std::mutex> lock(g_hiprtc_mutex);
   ASSIGN_OR_RETURN(std::vector<std::string> supported, library->Features(processor));
   for (absl::string_view name : names) {
     if (!absl::c_linear_search(supported, name)) {
@@ -378,7 +378,7 @@ absl::StatusOr<std::string> HiprtcCompiler::Compile(const CompileRequest& reques
   const std::string source(request.source);
   const std::string name(request.source_name.empty() ? "source.hip" : request.source_name);
 
-  absl::MutexLock lock(&g_hiprtc_mutex);
+  std::lock_guard<std::mutex> lock(g_hiprtc_mutex);
   hiprtcProgram program = nullptr;
   RETURN_IF_ERROR(library->Check(
       api.hiprtcCreateProgram(&program, source.c_str(), name.c_str(), 0, nullptr, nullptr),

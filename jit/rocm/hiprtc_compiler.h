@@ -22,10 +22,10 @@
 #define ROPE_JIT_JIT_ROCM_HIPRTC_COMPILER_H_
 
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
-#include "absl/base/call_once.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -71,10 +71,10 @@ class HiprtcCompiler final : public Compiler {
   struct Library;  // the library holding hipRTC, comgr, their entry points, the ISA list
   absl::StatusOr<const Library*> Load();
 
-  absl::once_flag load_once_;
+  std::once_flag load_once_;
   std::unique_ptr<Library> library_;
   absl::Status load_status_;
-  absl::once_flag identity_once_;
+  std::once_flag identity_once_;
   absl::StatusOr<std::string> identity_;
 };
 
