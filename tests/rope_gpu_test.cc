@@ -511,19 +511,26 @@ TEST(RopeGpuTest, TwoGpusFromTwoThreads) {
   for (std::thread& thread : threads) thread.join();
 }
 
-TEST(RopeGpuTest, ReportMaxErrors) {
+// Runs last: reports the largest errors seen, and checks that every module this process
+// loaded came from exactly one tier (a compile or a disk hit), none failed to load, and
+// nothing failed to compile. Run twice over one ROPE_JIT_CACHE_DIR, the second process
+// shows disk hits and no compiles (tools/gpu_check.sh does that).
+TEST(RopeGpuTest, ReportMaxErrorsAndServiceStats) {
   ROPE_JIT_GPU_OR_SKIP(runtime);
   auto name = runtime->DeviceName(0);
   for (const auto& [dtype, error] : MaxErrorByDtype()) {
     std::printf("max abs error %s: %.3g on %s\n", dtype.c_str(), error, name.ok() ? name->c_str() : "?");
   }
-  // Run twice over one ROPE_JIT_CACHE_DIR: the second process should show disk hits only.
   const ServiceStats stats = KernelService::Default().stats();
   std::printf("service: compiles=%llu (%.1f ms) disk_hits=%llu memory_hits=%llu loads=%llu (%.1f ms)\n",
               static_cast<unsigned long long>(stats.compiles), stats.compile_ms,
               static_cast<unsigned long long>(stats.disk_hits),
               static_cast<unsigned long long>(stats.memory_hits),
               static_cast<unsigned long long>(stats.loads), stats.load_ms);
+  EXPECT_GT(stats.loads, 0u);
+  EXPECT_EQ(stats.loads, stats.compiles + stats.disk_hits + stats.baked_hits);
+  EXPECT_EQ(stats.load_failures, 0u);
+  EXPECT_EQ(stats.compile_failures, 0u);
 }
 
 }  // namespace

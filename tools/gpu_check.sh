@@ -25,7 +25,7 @@ for test in "$bin"/*_test; do
 done
 if [ -x "$bin/rope_gpu_test" ]; then
   echo "=== rope_gpu_test again (same cache: expect disk hits, no compiles)"
-  "$bin/rope_gpu_test" --gtest_filter='*HeadsAreIndependent*:*ReportMaxErrors*' \
+  "$bin/rope_gpu_test" --gtest_filter='*HeadsAreIndependent*:*ReportMaxErrorsAndServiceStats*' \
     > "$out/rope_gpu_test_second.log" 2>&1 || status=1
   grep -E "PASSED|FAILED|service:" "$out/rope_gpu_test_second.log"
 fi
