@@ -51,6 +51,9 @@ struct ServiceStats {
   uint64_t misses = 0;  // requests that found the key in no tier
   uint64_t compiles = 0;
   uint64_t compile_failures = 0;
+  // Wall time inside Compiler::Compile, summed over threads. hipRTC compiles hold one
+  // process-wide lock (it is not thread-safe), so with parallel AMD compiles this also
+  // counts the time spent waiting for that lock.
   double compile_ms = 0;
   uint64_t loads = 0;  // module loads onto a device
   uint64_t load_failures = 0;
