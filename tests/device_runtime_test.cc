@@ -18,6 +18,7 @@
 #include "gtest/gtest.h"
 #include "jit/backends.h"
 #include "jit/compiler.h"
+#include "tests/gpu_test_util.h"
 
 namespace rope_jit {
 namespace {
@@ -89,11 +90,9 @@ class DeviceRuntimeGpuTest : public ::testing::Test {
   static constexpr int kDevice = 0;
 
   void SetUp() override {
-    absl::StatusOr<DeviceRuntime*> runtime = AnyDeviceRuntime();
-    if (!runtime.ok()) {
-      GTEST_SKIP() << "no GPU: " << runtime.status();
-    }
-    runtime_ = *runtime;
+    // Skips only where no GPU device node exists; a GPU whose runtime fails is a failure.
+    ASSERT_NO_FATAL_FAILURE(RequireGpuOrSkip(&runtime_));
+    if (runtime_ == nullptr) GTEST_SKIP() << NoGpuReason();
     // From here on a device is present: everything must work.
     auto target = runtime_->DeviceTarget(kDevice);
     ASSERT_TRUE(target.ok()) << target.status();
