@@ -10,8 +10,9 @@
 // Thread mapping: thread g -> (token, head split, lane). A lane owns kPairs consecutive
 // pairs of one segment, computes their cos/sin once and reuses them for every head it
 // visits; the head_splits threads of one (token, lane) share the heads between them.
-// The host picks head_splits so that decode fills the GPU (one thread per head) and
-// prefill computes each cos/sin once per token.
+// The host picks head_splits (rope/kernel_specs.cc) so that decode spreads over the GPU
+// (down to one thread per head) and a prefill thread moves at most 16 heads, in
+// double-buffered batches of ROPE_HEAD_UNROLL.
 //
 // Accuracy: the phase pos * inv_freq is formed and reduced in float64 (a float32 phase
 // loses ~1e-3 near position 32k and ~3e-2 near 1M); all other arithmetic is fp32
