@@ -198,41 +198,25 @@ absl::StatusOr<FunctionHandle> KernelService::GetFunction(const KernelSpec& spec
     auto it = modules_.find(memory_key);
     if (it != modules_.end()) module = it->second.module;
   }
-  if (module == nullptr && baked_ != nullptr) {
-    // Baked tier: after memory, before disk. A baked object the driver refuses is left
-    // for the disk tier and the compiler below to replace.
-    ASSIGN_OR_RETURN(std::string target, DeviceTarget(runtime, device));
-    if (absl::StatusOr<ModuleHandle> baked = LoadBaked(spec, std::move(target), runtime, device);
-        baked.ok()) {
-      module = *baked;
-      std::lock_guard<std::shared_mutex> lock(mu_);
-      modules_[memory_key].module = module;
-    }
-  }
   if (module == nullptr) {
     KernelSpec device_spec = spec;
     ASSIGN_OR_RETURN(device_spec.target, DeviceTarget(runtime, device));
-    ASSIGN_OR_RETURN(Resolved resolved, Resolve(device_spec));
-    bool from_disk = false;
-    ASSIGN_OR_RETURN(std::string code, FetchOrCompile(device_spec, resolved, &from_disk));
-
-    auto load = [&](const std::string& code_object) {
-      auto start = std::chrono::steady_clock::now();
-      absl::StatusOr<ModuleHandle> loaded = runtime.LoadModule(device, code_object);
-      double ms = MillisecondsSince(start);
-      std::lock_guard<std::shared_mutex> lock(mu_);
-      ++stats_.loads;
-      stats_.load_ms += ms;
-      if (!loaded.ok()) ++stats_.load_failures;
-      return loaded;
-    };
-    absl::StatusOr<ModuleHandle> loaded = load(code);
-    if (!loaded.ok() && from_disk) {
-      // The entry validated but the driver refused it (e.g. written by a compiler that
-      // mislabelled its output): drop it and build it afresh, once.
-      disk_.Remove(resolved.key).IgnoreError();
-      ASSIGN_OR_RETURN(code, CompileAndPublish(device_spec, resolved));
-      loaded = load(code);
+    // Baked tier: after memory, before disk. A baked object the driver refuses is left
+    // for the disk tier and the compiler below to replace.
+    absl::StatusOr<ModuleHandle> loaded = absl::NotFoundError("no baked tier");
+    if (baked_ != nullptr) loaded = LoadBaked(device_spec, runtime, device);
+    if (!loaded.ok()) {
+      ASSIGN_OR_RETURN(Resolved resolved, Resolve(device_spec));
+      bool from_disk = false;
+      ASSIGN_OR_RETURN(std::string code, FetchOrCompile(device_spec, resolved, &from_disk));
+      loaded = TimedLoad(runtime, device, code);
+      if (!loaded.ok() && from_disk) {
+        // The entry validated but the driver refused it (e.g. written by a compiler that
+        // mislabelled its output): drop it and build it afresh, once.
+        disk_.Remove(resolved.key).IgnoreError();
+        ASSIGN_OR_RETURN(code, CompileAndPublish(device_spec, resolved));
+        loaded = TimedLoad(runtime, device, code);
+      }
     }
     if (!loaded.ok()) return loaded.status();
     module = *loaded;
@@ -246,21 +230,23 @@ absl::StatusOr<FunctionHandle> KernelService::GetFunction(const KernelSpec& spec
   return function;
 }
 
-absl::StatusOr<ModuleHandle> KernelService::LoadBaked(const KernelSpec& spec, std::string target,
+absl::StatusOr<ModuleHandle> KernelService::TimedLoad(DeviceRuntime& runtime, int device,
+                                                     absl::string_view code_object) {
+  auto start = std::chrono::steady_clock::now();
+  absl::StatusOr<ModuleHandle> loaded = runtime.LoadModule(device, code_object);
+  const double ms = MillisecondsSince(start);
+  std::lock_guard<std::shared_mutex> lock(mu_);
+  ++stats_.loads;
+  stats_.load_ms += ms;
+  if (!loaded.ok()) ++stats_.load_failures;
+  return loaded;
+}
+
+absl::StatusOr<ModuleHandle> KernelService::LoadBaked(const KernelSpec& device_spec,
                                                      DeviceRuntime& runtime, int device) {
-  KernelSpec device_spec = spec;
-  device_spec.target = std::move(target);
   const BakedEntry* entry = FindBaked(*baked_, device_spec);
   if (entry == nullptr) return absl::NotFoundError("no baked code object");
-  auto start = std::chrono::steady_clock::now();
-  absl::StatusOr<ModuleHandle> loaded = runtime.LoadModule(device, entry->code_object);
-  double ms = MillisecondsSince(start);
-  {
-    std::lock_guard<std::shared_mutex> lock(mu_);
-    ++stats_.loads;
-    stats_.load_ms += ms;
-    if (!loaded.ok()) ++stats_.load_failures;
-  }
+  absl::StatusOr<ModuleHandle> loaded = TimedLoad(runtime, device, entry->code_object);
   if (loaded.ok()) baked_hits_.fetch_add(1, std::memory_order_relaxed);
   return loaded;
 }

@@ -122,10 +122,14 @@ class KernelService {
                                              bool* from_disk);
   absl::StatusOr<std::string> CompileAndPublish(const KernelSpec& spec, const Resolved& resolved);
   absl::StatusOr<std::string> DeviceTarget(DeviceRuntime& runtime, int device);
-  // Loads the baked code object for `spec` at `target` onto `device`. NotFound when the
-  // tier has none; the driver's error when it refuses it (the caller falls back to JIT).
-  absl::StatusOr<ModuleHandle> LoadBaked(const KernelSpec& spec, std::string target,
-                                         DeviceRuntime& runtime, int device);
+  // Loads the baked code object for `device_spec` (its target set) onto `device`.
+  // NotFound when the tier has none; the driver's error when it refuses it (the caller
+  // falls back to JIT).
+  absl::StatusOr<ModuleHandle> LoadBaked(const KernelSpec& device_spec, DeviceRuntime& runtime,
+                                         int device);
+  // LoadModule, counted and timed in the stats.
+  absl::StatusOr<ModuleHandle> TimedLoad(DeviceRuntime& runtime, int device,
+                                         absl::string_view code_object);
 
   // Standard-library locks rather than absl::Mutex: they are pthreads underneath, which
   // ThreadSanitizer understands, while the system Abseil is not built for TSan and its
