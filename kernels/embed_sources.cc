@@ -6,7 +6,6 @@
 //   embed_sources OUT.cc NAME=MAIN.hip [NAME=MAIN.hip ...] -- FILE [FILE ...]
 //
 // Every FILE is a kernels/ file that may be #included as "kernels/<basename>".
-#include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -15,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "xxhash.h"
+#include "jit/kernel_spec.h"  // HexHash128: the same hash the cache key uses
 
 namespace {
 
@@ -60,13 +59,6 @@ void Inline(const std::string& text, const std::map<std::string, std::string>& f
   }
 }
 
-std::string HexHash(const std::string& text) {
-  XXH128_hash_t hash = XXH3_128bits(text.data(), text.size());
-  char hex[33];
-  std::snprintf(hex, sizeof(hex), "%016llx%016llx", static_cast<unsigned long long>(hash.high64),
-                static_cast<unsigned long long>(hash.low64));
-  return hex;
-}
 
 }  // namespace
 
@@ -96,7 +88,7 @@ int main(int argc, char** argv) {
     out << "constexpr char k_" << name << "_text[] = R\"rope_jit_source(" << text
         << ")rope_jit_source\";\n\n";
     entries.push_back("    {\"" + name + "\", {k_" + name + "_text, sizeof(k_" + name +
-                      "_text) - 1}, \"" + HexHash(text) + "\"},\n");
+                      "_text) - 1}, \"" + rope_jit::HexHash128(text) + "\"},\n");
   }
   out << "constexpr EmbeddedKernelSource kSources[] = {\n";
   for (const std::string& entry : entries) out << entry;
