@@ -4,11 +4,14 @@
 #     //tests:aot_gpu_test //tools:rope_bench //tools:jit_warm   # then copy to device_bin/
 #   ROPE_JIT_COMMIT=$(git rev-parse HEAD) tools/gpu_check.sh device_bin
 # Runs every *_test binary, rope_gpu_test again over the same cache (disk hits), jit_warm
-# with --verify, rope_bench and the PyTorch baselines. Logs and JSON go to $OUT (or
-# ./gpu_logs). Exit status is non-zero when any test or tool failed.
+# with --verify, rope_bench and the PyTorch baselines. Results go to $OUT (or ./gpu_logs):
+# card.txt, the benchmark tables and JSON, and the test and tool logs packed in logs.tar.gz
+# (the device tool returns at most 8 files). Exit status is non-zero when any test or tool
+# failed.
 set -uo pipefail
 out=${OUT:-gpu_logs}
 mkdir -p "$out"
+logs=$(mktemp -d)
 bin=${1:-device_bin}
 commit=${ROPE_JIT_COMMIT:-unknown}
 export ROPE_JIT_CACHE_DIR=${ROPE_JIT_CACHE_DIR:-/tmp/rope_jit_gpu_check}
@@ -20,20 +23,20 @@ status=0
 for test in "$bin"/*_test; do
   name=$(basename "$test")
   echo "=== $name"
-  "$test" > "$out/$name.log" 2>&1 || status=1
-  grep -E "^\[  (PASSED|FAILED|SKIPPED) |^\[  FAILED|max abs error|service:" "$out/$name.log"
+  "$test" > "$logs/$name.log" 2>&1 || status=1
+  grep -E "^\[  (PASSED|FAILED|SKIPPED) |^\[  FAILED|max abs error|service:" "$logs/$name.log"
 done
 if [ -x "$bin/rope_gpu_test" ]; then
   echo "=== rope_gpu_test again (same cache: expect disk hits, no compiles)"
   "$bin/rope_gpu_test" --gtest_filter='*HeadsAreIndependent*:*ReportMaxErrorsAndServiceStats*' \
-    > "$out/rope_gpu_test_second.log" 2>&1 || status=1
-  grep -E "PASSED|FAILED|service:" "$out/rope_gpu_test_second.log"
+    > "$logs/rope_gpu_test_second.log" 2>&1 || status=1
+  grep -E "PASSED|FAILED|service:" "$logs/rope_gpu_test_second.log"
 fi
 if [ -x "$bin/jit_warm" ]; then
   echo "=== jit_warm (defaults: this GPU's target) then --verify"
-  "$bin/jit_warm" --cache_dir=/tmp/rope_jit_warm > "$out/jit_warm.log" 2>&1 || status=1
-  "$bin/jit_warm" --cache_dir=/tmp/rope_jit_warm --verify >> "$out/jit_warm.log" 2>&1 || status=1
-  grep -E "^summary|loaded" "$out/jit_warm.log"
+  "$bin/jit_warm" --cache_dir=/tmp/rope_jit_warm > "$logs/jit_warm.log" 2>&1 || status=1
+  "$bin/jit_warm" --cache_dir=/tmp/rope_jit_warm --verify >> "$logs/jit_warm.log" 2>&1 || status=1
+  grep -E "^summary|loaded" "$logs/jit_warm.log"
 fi
 if [ -x "$bin/rope_bench" ]; then
   echo "=== rope_bench"
@@ -46,4 +49,5 @@ if command -v python3 >/dev/null && [ -f tools/torch_rope_bench.py ]; then
     --time_budget_s 100 --json "$out/torch_rope_bench.json" > "$out/torch_rope_bench.txt" 2>&1 || status=1
   grep -E "^ +32768 " "$out/torch_rope_bench.txt"
 fi
+tar -czf "$out/logs.tar.gz" -C "$logs" .
 exit $status
