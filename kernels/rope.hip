@@ -11,8 +11,8 @@
 // pairs of one segment, computes their cos/sin once and reuses them for every head it
 // visits; the head_splits threads of one (token, lane) share the heads between them.
 // The host picks head_splits (rope/kernel_specs.cc) so that decode spreads over the GPU
-// (down to one thread per head) and a prefill thread moves at most 16 heads, in
-// double-buffered batches of ROPE_HEAD_UNROLL.
+// (down to one thread per head) and a prefill thread moves 4 to 8 heads, in
+// double-buffered batches of ROPE_HEAD_UNROLL (kernels/rope_args.h).
 //
 // Accuracy: the phase pos * inv_freq is formed and reduced in float64 (a float32 phase
 // loses ~1e-3 near position 32k and ~3e-2 near 1M); all other arithmetic is fp32
@@ -31,9 +31,6 @@
 
 // Elements per access in the path that makes no alignment promise.
 #define ROPE_UNALIGNED_VEC (ROPE_STYLE == 0 ? 1 : 2)
-// Heads whose loads are issued together (one batch); with double buffering a thread has
-// up to two batches of loads in flight.
-#define ROPE_HEAD_UNROLL 4
 
 template <int kVec>
 struct RopeShape {
@@ -172,11 +169,17 @@ ROPE_DEVICE void rope_apply_impl(const RopeLaunchArgs& a) {
   // Interleaved: x[2j] pairs with x[2j+1]; this lane moves kVec elements = kPairs pairs.
   const int offset = segment * ROPE_SEGMENT_DIM + (ROPE_STYLE == 0 ? first_pair : 2 * first_pair);
 
-  // The first heads' loads go out before the position is even read, so their memory
-  // latency overlaps the position load and the cos/sin math: for decode that is the
-  // whole kernel's latency.
+  // Every load that does not depend on the position goes out first: the first heads and
+  // this lane's inv_freq. Their latency then overlaps the position load and the cos/sin
+  // math. inv_freq is read here on purpose: left where it is used, the compiler keeps
+  // the loads behind the checked-mode atomicOr (which might alias them), one more
+  // dependent memory round trip on every thread's path.
   RopeBatch<kVec> current;
   rope_load_batch<kTensors, kVec, kVectorAccess>(a, token, split, offset, current);
+
+  double inv_freq[kPairs];
+#pragma unroll
+  for (int p = 0; p < kPairs; ++p) inv_freq[p] = a.inv_freq[first_pair + p];
 
   const long long pos = rope_position(a, token, segment);
   if (a.error_flag != nullptr && (pos < 0 || pos >= a.max_position)) atomicOr(a.error_flag, 1);
@@ -184,7 +187,7 @@ ROPE_DEVICE void rope_apply_impl(const RopeLaunchArgs& a) {
   float c[kPairs], s[kPairs];
 #pragma unroll
   for (int p = 0; p < kPairs; ++p) {
-    rope_cos_sin(pos_d, a.inv_freq[first_pair + p], a.attention_factor, &c[p], &s[p]);
+    rope_cos_sin(pos_d, inv_freq[p], a.attention_factor, &c[p], &s[p]);
   }
 
   // Double-buffered: the next batch's loads are in flight while this one is rotated and

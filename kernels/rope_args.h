@@ -6,6 +6,10 @@
 #ifndef ROPE_JIT_KERNELS_ROPE_ARGS_H_
 #define ROPE_JIT_KERNELS_ROPE_ARGS_H_
 
+/* Heads one thread loads together (one batch); a thread keeps two batches in flight.
+ * The host's launch shape (rope/kernel_specs.cc) is tuned for this value. */
+#define ROPE_HEAD_UNROLL 2
+
 typedef struct RopeTensorArgs {
   const void* in;
   void* out; /* == in for in-place */

@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "jit/status_macros.h"
 #include "kernels/embedded.h"
+#include "kernels/rope_args.h"  // ROPE_HEAD_UNROLL
 
 namespace rope_jit {
 
@@ -47,22 +48,26 @@ int LanesPerHead(const RopeConfig& config, int vector_width) {
 
 RopeLaunchShape ComputeLaunchShape(const RopeConfig& config, int64_t tokens, int total_heads,
                                    int vector_width) {
-  // Decode: too few (token, lane) pairs to keep a large GPU busy, so heads are split
-  // across threads, down to one head per thread. Each split recomputes cos/sin; on an
-  // H200, 32K threads did as well as 64K and 128K for decode and better for 4096-token
-  // prefill with few heads (BENCHMARKS.md).
+  // Few (token, lane) pairs (decode, short prompts): the kernel is latency-bound, so heads
+  // are split across threads until about this many threads run, down to one head per
+  // thread, and no thread needs more than one batch of ROPE_HEAD_UNROLL heads (a second
+  // batch is a second memory round trip on the critical path).
   constexpr int64_t kTargetThreads = 32 * 1024;
-  // Prefill: a thread moves at most this many heads (a few of the kernel's double-
-  // buffered batches of 4): enough to stream reads and writes within the thread, few
-  // enough that blocks are short-lived and the partly filled last wave costs little.
-  // cos/sin are recomputed once per split.
-  constexpr int kHeadsPerThread = 16;
+  // Prefill: bandwidth-bound; a thread moves a few heads so that its cos/sin (and its
+  // position and inv_freq loads) serve several heads. Measured on an H200 (BENCHMARKS.md):
+  // 4 heads a thread was best with many heads (32q/8kv: 1.02-1.04x copy at 32768 tokens,
+  // against 1.04-1.08x for 8 and 1.05-1.11x for 16); with few heads (8q/1kv) 8 was best.
+  const int heads_per_thread = total_heads >= 16 ? 4 : 8;
   RopeLaunchShape shape;
   const int64_t lanes = LanesPerHead(config, vector_width);
   if (tokens <= 0 || total_heads <= 0) return shape;
   const int64_t fill_splits = (kTargetThreads + tokens * lanes - 1) / (tokens * lanes);
-  const int64_t batch_splits = (total_heads + kHeadsPerThread - 1) / kHeadsPerThread;
-  shape.head_splits = static_cast<int>(std::clamp<int64_t>(std::max(fill_splits, batch_splits), 1, total_heads));
+  const int64_t batch_splits = (total_heads + heads_per_thread - 1) / heads_per_thread;
+  int64_t splits = std::max(fill_splits, batch_splits);
+  if (fill_splits > batch_splits) {
+    splits = std::max<int64_t>(splits, (total_heads + ROPE_HEAD_UNROLL - 1) / ROPE_HEAD_UNROLL);
+  }
+  shape.head_splits = static_cast<int>(std::clamp<int64_t>(splits, 1, total_heads));
   const int64_t threads = tokens * lanes * shape.head_splits;
   shape.blocks = (threads + RopeLaunchShape::kThreadsPerBlock - 1) / RopeLaunchShape::kThreadsPerBlock;
   return shape;
