@@ -190,6 +190,26 @@ TEST(KernelServiceTest, MemoryThenDiskHitsWithoutCompiling) {
   EXPECT_FALSE(missing.ok());
 }
 
+// The memory key hashes short specs from a stack buffer and longer ones by streaming:
+// a spec past the buffer still hits memory, and one differing only in its last define
+// is still a different module.
+TEST(KernelServiceTest, LongSpecsStillHitMemoryAndStayDistinct) {
+  REQUIRE_COMPILER(Vendor::kNvidia);
+  KernelService service(OptionsFor(""));
+  FakeRuntime runtime("sm_90");
+  KernelSpec long_spec = Spec("");
+  for (int i = 0; i < 40; ++i) long_spec.defines.push_back(absl::StrCat("ROPE_TEST_UNUSED_", i, "=12345678"));
+  KernelSpec other = long_spec;
+  other.defines.back() = "ROPE_TEST_UNUSED_39=87654321";
+  ASSERT_TRUE(service.GetFunction(long_spec, runtime, 0, "rope_apply_aligned").ok());
+  ASSERT_TRUE(service.GetFunction(long_spec, runtime, 0, "rope_apply_aligned").ok());
+  EXPECT_EQ(service.stats().compiles, 1u);
+  EXPECT_EQ(service.stats().memory_hits, 1u);
+  ASSERT_TRUE(service.GetFunction(other, runtime, 0, "rope_apply_aligned").ok());
+  EXPECT_EQ(service.stats().compiles, 2u);
+  EXPECT_EQ(service.stats().memory_hits, 1u);
+}
+
 // A corrupted entry is a miss: recompiled, replaced, then served from disk again.
 TEST(KernelServiceTest, CorruptEntryIsRecompiledAndReplaced) {
   REQUIRE_COMPILER(Vendor::kNvidia);
