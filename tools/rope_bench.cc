@@ -888,6 +888,18 @@ int Run(const BenchOptions& options) {
   // 4. Kernel vs copy, grouped by config so each Rope is created once.
   if (!options.skip_kernels) {
     PrintKernelHeader();
+    if (gpu.spin != nullptr) {
+      int64_t next = 0;
+      const Op empty = [&](int64_t) {
+        long long cycles = 0;
+        void* params[] = {&cycles};
+        return gpu.runtime->Launch(gpu.device, gpu.spin, Dim3{}, Dim3{}, 0, gpu.stream, params);
+      };
+      absl::StatusOr<Timing> timing = TimeOps(gpu, options, empty, &next);
+      if (!timing.ok()) return Fail(report, options, "empty kernel", timing.status());
+      report.empty_kernel = *timing;
+      PrintEmptyKernel(*timing);
+    }
     for (DType dtype : options.dtypes) {
       for (int head_dim : options.head_dims) {
         for (RopeStyle style : options.styles) {

@@ -97,6 +97,12 @@ void PrintKernelHeader() {
               "style", "MB q+k", "kernel us", "GB/s", "copy us", "GB/s", "ratio", "graph us", "target");
 }
 
+void PrintEmptyKernel(const Timing& t) {
+  std::printf("empty kernel (1 thread, returns at once), timed the same way: %.2f us per launch: the floor of "
+              "every kernel figure below\n",
+              t.median_us);
+}
+
 void PrintKernelRow(const KernelRow& r) {
   const std::string heads = absl::StrCat(r.heads.q, "/", r.heads.kv);
   const std::string graph = r.graph ? absl::StrFormat("%9.2f", r.graph->median_us) : absl::StrFormat("%9s", "-");
@@ -156,10 +162,13 @@ std::vector<TargetLine> EvaluateTargets(const Report& report) {
       lines.push_back(na(name, "not measured"));
     } else {
       lines.push_back({name,
-                       absl::StrFormat("worst %.2f us (%s)%s%s", worst->kernel.median_us,
+                       absl::StrFormat("worst %.2f us (%s)%s%s%s", worst->kernel.median_us,
                                        DescribeShape(1, worst->heads, worst->head_dim, worst->dtype, worst->style),
                                        worst->graph ? absl::StrFormat("; in a graph %.2f us", worst->graph->median_us)
                                                     : "",
+                                       report.empty_kernel
+                                           ? absl::StrFormat("; empty kernel %.2f us", report.empty_kernel->median_us)
+                                           : "",
                                        worst->kernel.host_bound ? "; host-bound batches" : ""),
                        Verdict(worst->kernel.median_us <= kDecodeKernelUs)});
     }
@@ -302,6 +311,12 @@ std::string ReportJson(const Report& r, const BenchOptions& o) {
   }
   j.EndArray();
 
+  j.Key("empty_kernel");
+  if (r.empty_kernel) {
+    WriteTiming(j, *r.empty_kernel);
+  } else {
+    j.Null();
+  }
   j.Key("kernels").BeginArray();
   for (const KernelRow& k : r.kernels) {
     j.BeginObject();

@@ -126,6 +126,9 @@ struct Report {
   std::optional<HostResult> host_cost;
   std::vector<AccuracyRow> accuracy;
   std::vector<KernelRow> kernels;
+  // An empty kernel (one thread that returns at once), timed like the rows: the floor of
+  // every kernel figure in this run, launch and completion included.
+  std::optional<Timing> empty_kernel;
   std::string error;  // the failure that ended the run early
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
 };
@@ -148,6 +151,7 @@ void PrintHostCost(const HostResult& host);
 void PrintAccuracy(const std::vector<AccuracyRow>& rows);
 void PrintKernelHeader();
 void PrintKernelRow(const KernelRow& row);
+void PrintEmptyKernel(const Timing& timing);
 void PrintTargets(const std::vector<TargetLine>& lines);
 
 std::string ReportJson(const Report& report, const BenchOptions& options);
