@@ -54,9 +54,9 @@ RopeLaunchShape ComputeLaunchShape(const RopeConfig& config, int64_t tokens, int
   // batch is a second memory round trip on the critical path).
   constexpr int64_t kTargetThreads = 32 * 1024;
   // Prefill: bandwidth-bound; a thread moves a few heads so that its cos/sin (and its
-  // position and inv_freq loads) serve several heads. Measured on an H200 (BENCHMARKS.md):
-  // 4 heads a thread was best with many heads (32q/8kv: 1.02-1.04x copy at 32768 tokens,
-  // against 1.04-1.08x for 8 and 1.05-1.11x for 16); with few heads (8q/1kv) 8 was best.
+  // position and inv_freq loads) serve several heads. Measured on an H200 (BENCHMARKS.md),
+  // 32768 tokens: with 32q/8kv, 4 heads a thread gave 1.01-1.05x copy (8 heads: up to
+  // 1.08x); with 8q/1kv, 8 heads gave up to 1.11x (4 heads: up to 1.15x).
   const int heads_per_thread = total_heads >= 16 ? 4 : 8;
   RopeLaunchShape shape;
   const int64_t lanes = LanesPerHead(config, vector_width);
