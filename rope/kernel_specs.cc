@@ -63,10 +63,9 @@ RopeLaunchShape ComputeLaunchShape(const RopeConfig& config, int64_t tokens, int
   if (tokens <= 0 || total_heads <= 0) return shape;
   const int64_t fill_splits = (kTargetThreads + tokens * lanes - 1) / (tokens * lanes);
   const int64_t batch_splits = (total_heads + heads_per_thread - 1) / heads_per_thread;
-  int64_t splits = std::max(fill_splits, batch_splits);
-  if (fill_splits > batch_splits) {
-    splits = std::max<int64_t>(splits, (total_heads + ROPE_HEAD_UNROLL - 1) / ROPE_HEAD_UNROLL);
-  }
+  const int64_t one_batch_splits = (total_heads + ROPE_HEAD_UNROLL - 1) / ROPE_HEAD_UNROLL;
+  const int64_t splits =
+      fill_splits > batch_splits ? std::max(fill_splits, one_batch_splits) : batch_splits;
   shape.head_splits = static_cast<int>(std::clamp<int64_t>(splits, 1, total_heads));
   const int64_t threads = tokens * lanes * shape.head_splits;
   shape.blocks = (threads + RopeLaunchShape::kThreadsPerBlock - 1) / RopeLaunchShape::kThreadsPerBlock;

@@ -190,9 +190,9 @@ TEST(KernelServiceTest, MemoryThenDiskHitsWithoutCompiling) {
   EXPECT_FALSE(missing.ok());
 }
 
-// The memory key hashes short specs from a stack buffer and longer ones by streaming:
-// a spec past the buffer still hits memory, and one differing only in its last define
-// is still a different module.
+// The memory key packs a spec's fields into a stack buffer and spills longer specs to the
+// heap: such a spec still hits memory, and one differing only in its last define is
+// still a different module.
 TEST(KernelServiceTest, LongSpecsStillHitMemoryAndStayDistinct) {
   REQUIRE_COMPILER(Vendor::kNvidia);
   KernelService service(OptionsFor(""));

@@ -120,6 +120,12 @@ extern "C" __global__ void rope_bench_spin(long long cycles) {
 }
 )";
 
+// One spin launch on gpu.stream: `cycles` clock cycles; 0 returns at once (an empty kernel).
+absl::Status LaunchSpin(const Gpu& gpu, long long cycles) {
+  void* params[] = {&cycles};
+  return gpu.runtime->Launch(gpu.device, gpu.spin, Dim3{}, Dim3{}, 0, gpu.stream, params);
+}
+
 absl::Status LoadSpinKernel(Gpu& gpu) {
   ASSIGN_OR_RETURN(std::string target, gpu.runtime->DeviceTarget(gpu.device));
   Compiler& compiler = CompilerForVendor(gpu.runtime->vendor());
@@ -129,17 +135,13 @@ absl::Status LoadSpinKernel(Gpu& gpu) {
   ASSIGN_OR_RETURN(ModuleHandle module, gpu.runtime->LoadModule(gpu.device, code));
   ASSIGN_OR_RETURN(gpu.spin, gpu.runtime->GetFunction(module, "rope_bench_spin"));
   // One spin to check that it runs at all.
-  long long cycles = 1000;
-  void* params[] = {&cycles};
-  RETURN_IF_ERROR(gpu.runtime->Launch(gpu.device, gpu.spin, Dim3{}, Dim3{}, 0, gpu.stream, params));
+  RETURN_IF_ERROR(LaunchSpin(gpu, 1000));
   return gpu.runtime->SynchronizeStream(gpu.device, gpu.stream);
 }
 
 absl::Status Spin(const Gpu& gpu, double microseconds) {
   if (gpu.spin == nullptr || microseconds <= 0) return absl::OkStatus();
-  long long cycles = static_cast<long long>(std::min(microseconds, kMaxSpinUs) * gpu.spin_cycles_per_us);
-  void* params[] = {&cycles};
-  return gpu.runtime->Launch(gpu.device, gpu.spin, Dim3{}, Dim3{}, 0, gpu.stream, params);
+  return LaunchSpin(gpu, static_cast<long long>(std::min(microseconds, kMaxSpinUs) * gpu.spin_cycles_per_us));
 }
 
 double MicrosecondsSince(std::chrono::steady_clock::time_point start) {
@@ -890,11 +892,7 @@ int Run(const BenchOptions& options) {
     PrintKernelHeader();
     if (gpu.spin != nullptr) {
       int64_t next = 0;
-      const Op empty = [&](int64_t) {
-        long long cycles = 0;
-        void* params[] = {&cycles};
-        return gpu.runtime->Launch(gpu.device, gpu.spin, Dim3{}, Dim3{}, 0, gpu.stream, params);
-      };
+      const Op empty = [&gpu](int64_t) { return LaunchSpin(gpu, 0); };  // returns at once
       absl::StatusOr<Timing> timing = TimeOps(gpu, options, empty, &next);
       if (!timing.ok()) return Fail(report, options, "empty kernel", timing.status());
       report.empty_kernel = *timing;
