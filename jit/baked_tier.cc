@@ -63,4 +63,11 @@ bool StaticBakedTier::HasSdk(Vendor vendor) const {
   return false;
 }
 
+bool StaticBakedTier::HasCompiler(absl::string_view compiler) const {
+  for (const BakedSdk& sdk : sdks_) {
+    if (sdk.compiler == compiler) return true;
+  }
+  return false;
+}
+
 }  // namespace rope_jit

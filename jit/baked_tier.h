@@ -65,6 +65,7 @@ struct BakedEntry {
 struct BakedSdk {
   Vendor vendor;
   absl::string_view identity;
+  absl::string_view compiler;  // "nvcc", "hipcc", "clang" (aot/aot_options.h)
 };
 
 class BakedTier {
@@ -98,6 +99,8 @@ class StaticBakedTier final : public BakedTier {
   absl::Span<const BakedEntry> entries() const { return entries_; }
   absl::Span<const BakedSdk> sdks() const { return sdks_; }
   bool HasSdk(Vendor vendor) const;
+  // Whether the build had that SDK compiler ("hipcc", "clang", "nvcc").
+  bool HasCompiler(absl::string_view compiler) const;
 
  private:
   absl::Span<const BakedEntry> entries_;
