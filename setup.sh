@@ -16,6 +16,7 @@ packages=(
   # LLVM 19 for AMD targets past ROCm 5.2 (gfx942, gfx1100, gfx1201): the clang compiler
   # (jit/rocm/clang_compiler.h, aot/aot.bzl), its linker, and llvm-objdump for the ISA tests.
   clang-19 lld-19 llvm-19
+  python3-matplotlib   # for the plot only: tools/plot_bench.py (benchmark figures)
 )
 
 missing=()
