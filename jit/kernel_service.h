@@ -13,6 +13,9 @@
 //                key cause one compile (the rest wait for its result), and N processes
 //                sharing the cache directory compile it once (per-key lock file)
 //
+// GetCodeObject and GetFunction share one pipeline (baked -> disk -> compile, then for
+// GetFunction one timed load). All waiting is per key: a cold miss of one key never
+// holds up another key's miss, so two models or two devices compile side by side.
 // GetCodeObject needs no GPU (prewarming, AOT/JIT parity). An entry that validates but
 // that the driver refuses to load is dropped, counted and recompiled once.
 #ifndef ROPE_JIT_JIT_KERNEL_SERVICE_H_
@@ -21,6 +24,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
@@ -41,6 +45,9 @@ struct ServiceOptions {
   // Consulted after the memory tier and before the disk tier; not owned, must outlive the
   // service. Null: no baked tier (FromEnvironment leaves it null).
   const BakedTier* baked = nullptr;
+  // The compiler for a target. Null: the process-wide vendor compilers
+  // (CompilerForTarget in jit/backends.h); tests put a compiler double here.
+  std::function<absl::StatusOr<Compiler*>(absl::string_view target)> compiler_for_target;
   static ServiceOptions FromEnvironment();
 };
 
@@ -103,13 +110,23 @@ class KernelService {
     Compiler* compiler;
     CacheKey key;
   };
+  // Where a code object came from, in pipeline order.
+  enum class Tier { kBaked, kDisk, kCompiled };
+  struct Fetched {
+    Tier tier;
+    // Into `owned`, or into the baked tier's static bytes. `owned` is shared so that the
+    // threads waiting for one compile share its bytes, and so that moving a Fetched keeps
+    // `code` valid.
+    absl::string_view code;
+    std::shared_ptr<const std::string> owned;
+  };
   // One fetch-or-compile that the other threads of this process missing the same key
   // wait for. The leader writes `result`, then sets `done` under `mu`.
   struct InFlight {
     std::mutex mu;
     std::condition_variable cv;
     bool done = false;
-    absl::StatusOr<std::string> result;
+    absl::StatusOr<Fetched> result = absl::UnknownError("in flight");
   };
   struct LoadedModule {
     ModuleHandle module = nullptr;
@@ -117,36 +134,47 @@ class KernelService {
   };
 
   absl::StatusOr<Resolved> Resolve(const KernelSpec& spec);
-  // Disk tier, then a compile under the per-key lock. `from_disk` says which.
-  absl::StatusOr<std::string> FetchOrCompile(const KernelSpec& spec, const Resolved& resolved,
-                                             bool* from_disk);
-  absl::StatusOr<std::string> CompileAndPublish(const KernelSpec& spec, const Resolved& resolved);
+  // The pipeline below the memory tier, for spec.target: the baked tier, then (single
+  // flight per key) the disk tier and a compile under the per-key lock. Tiers before
+  // `first` are skipped: the driver refused what they gave.
+  absl::StatusOr<Fetched> Fetch(const KernelSpec& spec, Tier first);
+  // The single-flight part of Fetch: one leader per (key, first) runs FetchOrCompile.
+  absl::StatusOr<Fetched> FetchShared(const KernelSpec& spec, const Resolved& resolved,
+                                      Tier first);
+  absl::StatusOr<Fetched> FetchOrCompile(const KernelSpec& spec, const Resolved& resolved,
+                                         Tier first);
+  absl::StatusOr<Fetched> CompileAndPublish(const KernelSpec& spec, const Resolved& resolved);
   absl::StatusOr<std::string> DeviceTarget(DeviceRuntime& runtime, int device);
-  // Loads the baked code object for `device_spec` (its target set) onto `device`.
-  // NotFound when the tier has none; the driver's error when it refuses it (the caller
-  // falls back to JIT).
-  absl::StatusOr<ModuleHandle> LoadBaked(const KernelSpec& device_spec, DeviceRuntime& runtime,
-                                         int device);
+  // The memory tier's slow path: the pipeline for `device`'s target, one timed load, and
+  // the driver-refusal rule.
+  absl::StatusOr<ModuleHandle> LoadForDevice(const KernelSpec& spec, DeviceRuntime& runtime,
+                                             int device);
   // LoadModule, counted and timed in the stats.
   absl::StatusOr<ModuleHandle> TimedLoad(DeviceRuntime& runtime, int device,
                                          absl::string_view code_object);
+  // The lock that makes one thread at a time load the module of `key` (never two loads
+  // of one module); other keys' loads do not wait for it.
+  std::shared_ptr<std::mutex> ModuleLock(const MemoryKey& key);
+  void AddCount(uint64_t ServiceStats::*counter);
 
   // Standard-library locks rather than absl::Mutex: they are pthreads underneath, which
   // ThreadSanitizer understands, while the system Abseil is not built for TSan and its
   // mutex would make every guarded field look racy (CI runs the threaded tests under TSan).
   DiskCache disk_;
-  const BakedTier* const baked_;        // may be null
-  std::atomic<uint64_t> baked_hits_{0};  // lock-free like memory_hits_
+  const BakedTier* const baked_;  // may be null
+  const std::function<absl::StatusOr<Compiler*>(absl::string_view)> compiler_for_target_;
+  std::atomic<uint64_t> baked_hits_{0};   // lock-free like memory_hits_
   std::atomic<uint64_t> memory_hits_{0};  // counted outside the lock: the hot path reads only
-  // Guards everything below up to load_mu_. The memory-tier hit takes it shared.
+  // Guards everything below. The memory-tier hit takes it shared. Never held across a
+  // tier's I/O, a compile or a load.
   mutable std::shared_mutex mu_;
   ServiceStats stats_;
   absl::flat_hash_map<std::string, std::shared_ptr<InFlight>> in_flight_;
   absl::flat_hash_map<std::string, std::string> device_targets_;
   // Memory tier, keyed by a 128-bit hash of vendor/device/kernel/source hash/defines.
   absl::flat_hash_map<MemoryKey, LoadedModule> modules_;
-  // Serializes module loads so that two threads never load the same module twice.
-  std::mutex load_mu_;
+  // One per memory key ever missed (as many as modules_ holds, plus failed ones).
+  absl::flat_hash_map<MemoryKey, std::shared_ptr<std::mutex>> module_locks_;
 };
 
 }  // namespace rope_jit
