@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <mutex>
 #include <shared_mutex>
@@ -60,12 +61,30 @@ KernelService::MemoryKey MakeMemoryKey(Vendor vendor, int device, const KernelSp
 ServiceOptions ServiceOptions::FromEnvironment() {
   ServiceOptions options;
   options.disk = DiskCacheOptions::FromEnvironment();
+  options.remote = RemoteCacheOptions::FromEnvironment();
   return options;
 }
+
+namespace {
+
+std::unique_ptr<RemoteCache> MakeRemoteTier(RemoteCacheOptions options) {
+  if (options.url.empty()) return nullptr;
+  const std::string url = options.url;
+  absl::StatusOr<std::unique_ptr<RemoteCache>> remote = RemoteCache::Create(std::move(options));
+  if (!remote.ok()) {
+    std::fprintf(stderr, "rope_jit: remote cache tier %s is off: %s\n", url.c_str(),
+                 remote.status().ToString().c_str());
+    return nullptr;
+  }
+  return *std::move(remote);
+}
+
+}  // namespace
 
 KernelService::KernelService(ServiceOptions options)
     : disk_(std::move(options.disk)),
       baked_(options.baked),
+      remote_(MakeRemoteTier(std::move(options.remote))),
       compiler_for_target_(std::move(options.compiler_for_target)) {}
 
 KernelService& KernelService::Default() {
@@ -129,6 +148,15 @@ absl::StatusOr<KernelService::Fetched> KernelService::FetchOrCompile(const Kerne
   };
   absl::StatusOr<Fetched> fetched = read_disk();
   if (fetched.ok()) return fetched;
+  if (remote_ != nullptr && first <= Tier::kRemote) {
+    // Authenticated and validated by Get; kept on disk so that this node asks once.
+    absl::StatusOr<std::string> shared = remote_->Get(resolved.key);
+    if (shared.ok()) {
+      disk_.Write(resolved.key, *shared).IgnoreError();
+      auto owned = std::make_shared<const std::string>(*std::move(shared));
+      return Fetched{Tier::kRemote, *owned, owned};
+    }
+  }
   // Another process may be compiling this key: wait for its lock, then look again.
   DiskCache::KeyLock key_lock = disk_.LockKey(resolved.key);
   fetched = read_disk();
@@ -174,6 +202,12 @@ absl::StatusOr<KernelService::Fetched> KernelService::FetchShared(const KernelSp
     flight->done = true;
   }
   flight->cv.notify_all();
+  // After the waiters are woken: they do not wait for Redis, and the leader for at most
+  // the remote tier's timeout (synchronous, so a jit_warm that exits right after has
+  // published everything; see README).
+  if (remote_ != nullptr && result.ok() && result->tier == Tier::kCompiled) {
+    remote_->Put(resolved.key, result->code).IgnoreError();
+  }
   return result;
 }
 
@@ -208,6 +242,20 @@ absl::StatusOr<std::string> KernelService::DeviceTarget(DeviceRuntime& runtime, 
   return target;
 }
 
+absl::StatusOr<bool> KernelService::PublishRemote(const KernelSpec& spec) {
+  if (remote_ == nullptr) return absl::FailedPreconditionError("no remote cache tier");
+  ASSIGN_OR_RETURN(Resolved resolved, Resolve(spec));
+  ASSIGN_OR_RETURN(bool present, remote_->Contains(resolved.key));
+  if (present) return false;
+  ASSIGN_OR_RETURN(Fetched fetched, FetchShared(spec, resolved, Tier::kDisk));
+  // A compile in FetchShared already published; a remote hit means another node just
+  // did.
+  if (fetched.tier == Tier::kDisk) {
+    RETURN_IF_ERROR(remote_->Put(resolved.key, fetched.code));
+  }
+  return true;
+}
+
 std::shared_ptr<std::mutex> KernelService::ModuleLock(const MemoryKey& key) {
   std::lock_guard<std::shared_mutex> lock(mu_);
   std::shared_ptr<std::mutex>& slot = module_locks_[key];
@@ -226,7 +274,7 @@ absl::StatusOr<ModuleHandle> KernelService::LoadForDevice(const KernelSpec& spec
     ASSIGN_OR_RETURN(fetched, Fetch(device_spec, Tier::kDisk));
     loaded = TimedLoad(runtime, device, fetched.code);
   }
-  if (!loaded.ok() && fetched.tier == Tier::kDisk) {
+  if (!loaded.ok() && (fetched.tier == Tier::kDisk || fetched.tier == Tier::kRemote)) {
     // The entry validated but the driver refused it (e.g. written by a compiler that
     // mislabelled its output): drop it and build it afresh, once.
     ASSIGN_OR_RETURN(Resolved resolved, Resolve(device_spec));
@@ -299,6 +347,8 @@ ServiceStats KernelService::stats() const {
   stats.memory_hits = memory_hits_.load(std::memory_order_relaxed);
   stats.baked_hits = baked_hits_.load(std::memory_order_relaxed);
   stats.disk = disk_.stats();
+  stats.remote_enabled = remote_ != nullptr;
+  if (remote_ != nullptr) stats.remote = remote_->stats();
   return stats;
 }
 

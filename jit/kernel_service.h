@@ -9,12 +9,15 @@
 //   baked tier   optional, read-only: code objects built at build time and linked in
 //                (ServiceOptions::baked, jit/baked_tier.h); needs no compiler
 //   disk tier    one self-validating file per key (jit/disk_cache.h)
+//   remote tier  optional, shared by a fleet: Redis, entries authenticated with
+//                HMAC-SHA256 (jit/remote_cache.h); a hit is written to the disk tier
 //   compile      hipRTC / NVRTC, single-flight: N threads of this process missing one
 //                key cause one compile (the rest wait for its result), and N processes
-//                sharing the cache directory compile it once (per-key lock file)
+//                sharing the cache directory compile it once (per-key lock file);
+//                the result is published to disk, then to the remote tier
 //
-// GetCodeObject and GetFunction share one pipeline (baked -> disk -> compile, then for
-// GetFunction one timed load). All waiting is per key: a cold miss of one key never
+// GetCodeObject and GetFunction share one pipeline (baked -> disk -> remote -> compile,
+// then for GetFunction one timed load). All waiting is per key: a cold miss of one key never
 // holds up another key's miss, so two models or two devices compile side by side.
 // GetCodeObject needs no GPU (prewarming, AOT/JIT parity). An entry that validates but
 // that the driver refuses to load is dropped, counted and recompiled once.
@@ -37,6 +40,7 @@
 #include "jit/device_runtime.h"
 #include "jit/disk_cache.h"
 #include "jit/kernel_spec.h"
+#include "jit/remote_cache.h"
 
 namespace rope_jit {
 
@@ -48,6 +52,9 @@ struct ServiceOptions {
   // The compiler for a target. Null: the process-wide vendor compilers
   // (CompilerForTarget in jit/backends.h); tests put a compiler double here.
   std::function<absl::StatusOr<Compiler*>(absl::string_view target)> compiler_for_target;
+  // remote.url empty: no remote tier. A tier that cannot be set up (no or bad key file,
+  // bad url) is left off with one warning: never unauthenticated.
+  RemoteCacheOptions remote;
   static ServiceOptions FromEnvironment();
 };
 
@@ -67,6 +74,8 @@ struct ServiceStats {
   double load_ms = 0;
   uint64_t inflight_waits = 0;  // threads that waited for another thread's compile
   DiskCacheStats disk;          // lock waits, corrupt entries, evictions, ...
+  bool remote_enabled = false;
+  RemoteCacheStats remote;      // hits, bad entries, timeouts, circuit opens, bytes, ...
 };
 
 class KernelService {
@@ -92,8 +101,14 @@ class KernelService {
   absl::StatusOr<FunctionHandle> GetFunction(const KernelSpec& spec, DeviceRuntime& runtime,
                                              int device, absl::string_view function_name);
 
+  // Makes the remote tier hold `spec`'s entry (jit_warm fills it): from the disk tier,
+  // else compiled. True when it stored one, false when Redis already had it;
+  // FailedPrecondition without a remote tier, Unavailable when Redis cannot be reached.
+  absl::StatusOr<bool> PublishRemote(const KernelSpec& spec);
+
   ServiceStats stats() const;
   DiskCache& disk() { return disk_; }
+  RemoteCache* remote() { return remote_.get(); }  // null without a remote tier
 
   // Names a module in the memory tier (see kernel_service.cc).
   struct MemoryKey {
@@ -111,7 +126,7 @@ class KernelService {
     CacheKey key;
   };
   // Where a code object came from, in pipeline order.
-  enum class Tier { kBaked, kDisk, kCompiled };
+  enum class Tier { kBaked, kDisk, kRemote, kCompiled };
   struct Fetched {
     Tier tier;
     // Into `owned`, or into the baked tier's static bytes. `owned` is shared so that the
@@ -135,7 +150,8 @@ class KernelService {
 
   absl::StatusOr<Resolved> Resolve(const KernelSpec& spec);
   // The pipeline below the memory tier, for spec.target: the baked tier, then (single
-  // flight per key) the disk tier and a compile under the per-key lock. Tiers before
+  // flight per key) the disk tier, the remote tier and a compile under the per-key lock
+  // that publishes to disk and then remotely. Tiers before
   // `first` are skipped: the driver refused what they gave.
   absl::StatusOr<Fetched> Fetch(const KernelSpec& spec, Tier first);
   // The single-flight part of Fetch: one leader per (key, first) runs FetchOrCompile.
@@ -162,6 +178,7 @@ class KernelService {
   // mutex would make every guarded field look racy (CI runs the threaded tests under TSan).
   DiskCache disk_;
   const BakedTier* const baked_;  // may be null
+  const std::unique_ptr<RemoteCache> remote_;  // may be null
   const std::function<absl::StatusOr<Compiler*>(absl::string_view)> compiler_for_target_;
   std::atomic<uint64_t> baked_hits_{0};   // lock-free like memory_hits_
   std::atomic<uint64_t> memory_hits_{0};  // counted outside the lock: the hot path reads only
