@@ -9,6 +9,8 @@ packages=(
   libabsl-dev          # Abseil 20220623, linked statically
   libgtest-dev libgmock-dev
   libxxhash-dev        # cache keys and entry checksums
+  libhiredis-dev libssl-dev  # the remote cache tier: Redis client, HMAC-SHA256 (libcrypto)
+  redis-server         # the remote tier's tests start their own on loopback
   # ROCm 5.2: hipRTC (inside libamdhip64), comgr's ISA list, device libraries.
   libamdhip64-dev libamd-comgr-dev rocm-device-libs libhiprtc-builtins5 hipcc
   llvm-15              # (hipcc pulls it in) llvm-objdump: AOT/JIT parity compares AMD instructions
