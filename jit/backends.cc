@@ -3,6 +3,8 @@
 #include "absl/strings/str_cat.h"
 #include "jit/cuda/cuda_runtime.h"
 #include "jit/cuda/nvrtc_compiler.h"
+#include "jit/host/host_compiler.h"
+#include "jit/host/host_runtime.h"
 #include "jit/rocm/hip_runtime.h"
 #include "jit/rocm/hiprtc_compiler.h"
 #include "jit/status_macros.h"
@@ -16,7 +18,13 @@ namespace rope_jit {
 Compiler& CompilerForVendor(Vendor vendor) {
   static Compiler* const nvrtc = new NvrtcCompiler();
   static Compiler* const hiprtc = new HiprtcCompiler();
-  return vendor == Vendor::kNvidia ? *nvrtc : *hiprtc;
+  static Compiler* const host = new HostCompiler();
+  switch (vendor) {
+    case Vendor::kNvidia: return *nvrtc;
+    case Vendor::kAmd: return *hiprtc;
+    case Vendor::kHost: return *host;
+  }
+  return *host;
 }
 
 absl::StatusOr<Compiler*> CompilerForTarget(absl::string_view target) {
@@ -27,9 +35,16 @@ absl::StatusOr<Compiler*> CompilerForTarget(absl::string_view target) {
 DeviceRuntime& RuntimeForVendor(Vendor vendor) {
   static DeviceRuntime* const cuda = new CudaRuntime();
   static DeviceRuntime* const hip = new HipRuntime();
-  return vendor == Vendor::kNvidia ? *cuda : *hip;
+  static DeviceRuntime* const host = new HostRuntime();
+  switch (vendor) {
+    case Vendor::kNvidia: return *cuda;
+    case Vendor::kAmd: return *hip;
+    case Vendor::kHost: return *host;
+  }
+  return *host;
 }
 
+// Never the host runtime: a server that finds no GPU must say so, not run on the CPU.
 absl::StatusOr<DeviceRuntime*> AnyDeviceRuntime() {
   std::string answers;
   for (Vendor vendor : {Vendor::kNvidia, Vendor::kAmd}) {

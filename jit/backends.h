@@ -2,6 +2,7 @@
 //
 //   ASSIGN_OR_RETURN(Compiler * nvrtc, CompilerForTarget("sm_90"));
 //   ASSIGN_OR_RETURN(DeviceRuntime * runtime, AnyDeviceRuntime());
+//   DeviceRuntime& cpu = RuntimeForVendor(Vendor::kHost);  // always has device 0, "host"
 //
 // Vendor libraries are loaded lazily on first use; where one is missing the object
 // still exists and its calls return Unavailable.
@@ -16,14 +17,16 @@
 
 namespace rope_jit {
 
-// hipRTC for gfx*, NVRTC for sm_*; InvalidArgument for a malformed target.
+// hipRTC for gfx*, NVRTC for sm_*, the system C++ compiler for host (jit/host);
+// InvalidArgument for a malformed target.
 absl::StatusOr<Compiler*> CompilerForTarget(absl::string_view target);
 Compiler& CompilerForVendor(Vendor vendor);
 
 DeviceRuntime& RuntimeForVendor(Vendor vendor);
 
-// The first vendor runtime that reports at least one device (NVIDIA first, then AMD);
-// Unavailable, naming what each vendor said, when there is none.
+// The first GPU runtime that reports at least one device (NVIDIA first, then AMD);
+// Unavailable, naming what each vendor said, when there is none. Never the host runtime:
+// a caller asking for a device must not silently fall back to the CPU.
 absl::StatusOr<DeviceRuntime*> AnyDeviceRuntime();
 
 }  // namespace rope_jit
