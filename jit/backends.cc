@@ -5,6 +5,8 @@
 #include "absl/strings/str_cat.h"
 #include "jit/cuda/cuda_runtime.h"
 #include "jit/cuda/nvrtc_compiler.h"
+#include "jit/host/host_compiler.h"
+#include "jit/host/host_runtime.h"
 #include "jit/rocm/clang_compiler.h"
 #include "jit/rocm/hip_runtime.h"
 #include "jit/rocm/hiprtc_compiler.h"
@@ -19,7 +21,13 @@ namespace rope_jit {
 Compiler& CompilerForVendor(Vendor vendor) {
   static Compiler* const nvrtc = new NvrtcCompiler();
   static Compiler* const hiprtc = new HiprtcCompiler();
-  return vendor == Vendor::kNvidia ? *nvrtc : *hiprtc;
+  static Compiler* const host = new HostCompiler();
+  switch (vendor) {
+    case Vendor::kNvidia: return *nvrtc;
+    case Vendor::kAmd: return *hiprtc;
+    case Vendor::kHost: return *host;
+  }
+  return *host;
 }
 
 Compiler& AmdClangCompiler() {
@@ -28,7 +36,7 @@ Compiler& AmdClangCompiler() {
 }
 
 std::vector<Compiler*> CompilersForVendor(Vendor vendor) {
-  if (vendor == Vendor::kNvidia) return {&CompilerForVendor(Vendor::kNvidia)};
+  if (vendor != Vendor::kAmd) return {&CompilerForVendor(vendor)};
   return {&CompilerForVendor(Vendor::kAmd), &AmdClangCompiler()};
 }
 
@@ -57,7 +65,7 @@ Compiler* ChooseAmdCompiler(AmdCompilerChoice choice, absl::string_view target, 
 
 absl::StatusOr<Compiler*> CompilerForTarget(absl::string_view target) {
   ASSIGN_OR_RETURN(Vendor vendor, VendorOfTarget(target));
-  if (vendor == Vendor::kNvidia) return &CompilerForVendor(vendor);
+  if (vendor != Vendor::kAmd) return &CompilerForVendor(vendor);
   static const absl::StatusOr<AmdCompilerChoice>* const choice = [] {
     const char* text = std::getenv("ROPE_JIT_AMD_COMPILER");
     return new absl::StatusOr<AmdCompilerChoice>(
@@ -70,9 +78,16 @@ absl::StatusOr<Compiler*> CompilerForTarget(absl::string_view target) {
 DeviceRuntime& RuntimeForVendor(Vendor vendor) {
   static DeviceRuntime* const cuda = new CudaRuntime();
   static DeviceRuntime* const hip = new HipRuntime();
-  return vendor == Vendor::kNvidia ? *cuda : *hip;
+  static DeviceRuntime* const host = new HostRuntime();
+  switch (vendor) {
+    case Vendor::kNvidia: return *cuda;
+    case Vendor::kAmd: return *hip;
+    case Vendor::kHost: return *host;
+  }
+  return *host;
 }
 
+// Never the host runtime: a server that finds no GPU must say so, not run on the CPU.
 absl::StatusOr<DeviceRuntime*> AnyDeviceRuntime() {
   std::string answers;
   for (Vendor vendor : {Vendor::kNvidia, Vendor::kAmd}) {

@@ -2,6 +2,7 @@
 //
 //   ASSIGN_OR_RETURN(Compiler * nvrtc, CompilerForTarget("sm_90"));
 //   ASSIGN_OR_RETURN(DeviceRuntime * runtime, AnyDeviceRuntime());
+//   DeviceRuntime& cpu = RuntimeForVendor(Vendor::kHost);  // always has device 0, "host"
 //
 // Vendor libraries are loaded lazily on first use; where one is missing the object
 // still exists and its calls return Unavailable.
@@ -36,7 +37,8 @@ absl::StatusOr<AmdCompilerChoice> ParseAmdCompilerChoice(absl::string_view text)
 Compiler* ChooseAmdCompiler(AmdCompilerChoice choice, absl::string_view target, Compiler& hiprtc,
                             Compiler& clang);
 
-// NVRTC for sm_*; for gfx* the AMD compiler ROPE_JIT_AMD_COMPILER picks (read once).
+// NVRTC for sm_*; for gfx* the AMD compiler ROPE_JIT_AMD_COMPILER picks (read once); the
+// system C++ compiler for host (jit/host).
 // InvalidArgument for a malformed target or a bad ROPE_JIT_AMD_COMPILER.
 absl::StatusOr<Compiler*> CompilerForTarget(absl::string_view target);
 
@@ -52,8 +54,9 @@ std::vector<Compiler*> CompilersForVendor(Vendor vendor);
 
 DeviceRuntime& RuntimeForVendor(Vendor vendor);
 
-// The first vendor runtime that reports at least one device (NVIDIA first, then AMD);
-// Unavailable, naming what each vendor said, when there is none.
+// The first GPU runtime that reports at least one device (NVIDIA first, then AMD);
+// Unavailable, naming what each vendor said, when there is none. Never the host runtime:
+// a caller asking for a device must not silently fall back to the CPU.
 absl::StatusOr<DeviceRuntime*> AnyDeviceRuntime();
 
 }  // namespace rope_jit

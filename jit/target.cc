@@ -32,10 +32,16 @@ bool AllDigits(absl::string_view s) {
 }  // namespace
 
 absl::string_view VendorName(Vendor vendor) {
-  return vendor == Vendor::kAmd ? "amd" : "nvidia";
+  switch (vendor) {
+    case Vendor::kAmd: return "amd";
+    case Vendor::kNvidia: return "nvidia";
+    case Vendor::kHost: return "host";
+  }
+  return "unknown";
 }
 
 absl::StatusOr<Vendor> VendorOfTarget(absl::string_view target) {
+  if (target == kHostTarget) return Vendor::kHost;
   if (absl::StartsWith(target, "gfx")) {
     std::vector<absl::string_view> parts = absl::StrSplit(target, ':');
     bool ok = AllAlnum(parts[0].substr(3));
@@ -47,8 +53,8 @@ absl::StatusOr<Vendor> VendorOfTarget(absl::string_view target) {
     if (AllDigits(digits) && digits.size() >= 2) return Vendor::kNvidia;
   }
   return absl::InvalidArgumentError(absl::StrCat(
-      "'", target, "' is not a GPU target id; expected an AMD target such as gfx90a or ",
-      "gfx90a:sramecc+:xnack-, or an NVIDIA one such as sm_80, sm_90 or sm_90a"));
+      "'", target, "' is not a target id; expected an AMD target such as gfx90a or ",
+      "gfx90a:sramecc+:xnack-, an NVIDIA one such as sm_80, sm_90 or sm_90a, or host"));
 }
 
 absl::string_view AmdProcessor(absl::string_view target) {

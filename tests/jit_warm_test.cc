@@ -124,7 +124,7 @@ TEST(WarmFlagsTest, RejectsBadUsageWithAClearMessage) {
       {{"--kernels=attention"}, "unknown kernel 'attention'"},
       {{"--head_dim=abc"}, "'abc' is not an integer"},
       {{"--head_dim=64,"}, "empty list element"},
-      {{"--arch=banana"}, "'banana' is not a GPU target id"},
+      {{"--arch=banana"}, "'banana' is not a target id"},
       {{"--jobs=0"}, "--jobs=0"},
       {{"--head_dim"}, "--head_dim needs a value"},
       {{"--head_dim", "--dtype=bf16"}, "--head_dim needs a value"},
@@ -230,7 +230,7 @@ TEST(ManifestTest, BadLineNamesFileAndLine) {
       {"head_dim=64 head_dim=128\n", "m.txt:1: key 'head_dim' given twice"},
       {"head_dim=64,128\n", "m.txt:1: head_dim=64,128: one value per key"},
       {"dtype=f64\n", "m.txt:1: dtype=f64: unknown dtype 'f64'"},
-      {"arch=banana\n", "m.txt:1: arch=banana: 'banana' is not a GPU target id"},
+      {"arch=banana\n", "m.txt:1: arch=banana: 'banana' is not a target id"},
       {"# ok\nkernel=rope\nhead_dim=6x\n", "m.txt:3: head_dim=6x: '6x' is not an integer"},
   };
   for (const auto& [text, message] : cases) {
@@ -568,7 +568,7 @@ TEST_F(JitWarmBinaryTest, BadUsageExitsTwoWithAClearMessage) {
       {"--head_dim=7", "head_dim must be even and in [32, 512], got 7"},
       {"--arch=gfx9999", "--arch=gfx9999:"},  // well formed, built by no compiler
       {"--arch=sm_99", "--arch=sm_99:"},
-      {"--arch=banana", "'banana' is not a GPU target id"},
+      {"--arch=banana", "'banana' is not a target id"},
       {"--jobs=-1", "--jobs=-1"},
       {"--manifest=/nonexistent/m.txt", "cannot read /nonexistent/m.txt"},
   };

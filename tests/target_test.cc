@@ -26,6 +26,16 @@ TEST(TargetTest, RecognizesNvidiaArchs) {
   }
 }
 
+TEST(TargetTest, RecognizesHost) {
+  auto vendor = VendorOfTarget("host");
+  ASSERT_TRUE(vendor.ok()) << vendor.status();
+  EXPECT_EQ(*vendor, Vendor::kHost);
+  EXPECT_EQ(VendorName(Vendor::kHost), "host");
+  for (const char* target : {"Host", "host:x", "hostx", " host"}) {
+    EXPECT_EQ(VendorOfTarget(target).status().code(), absl::StatusCode::kInvalidArgument) << target;
+  }
+}
+
 TEST(TargetTest, RejectsGarbage) {
   for (const char* target : {"", "gfx", "sm_", "sm_9", "garbage", "gfx90a:xnack", "compute_90",
                              "sm_9x", "gfx90a;rm -rf"}) {
