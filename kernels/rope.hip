@@ -162,6 +162,8 @@ ROPE_DEVICE void rope_apply_impl(const RopeLaunchArgs& a) {
   const int split = static_cast<int>(rest % static_cast<unsigned>(a.head_splits));
   const long long token = rest / static_cast<unsigned>(a.head_splits);
   if (token >= a.num_tokens) return;
+  rope_wait_for_prior_grid();
+  rope_release_dependent_grid();
 
   const int segment = lane / Shape::kLanesPerSegment;
   const int first_pair = (lane % Shape::kLanesPerSegment) * kPairs;
@@ -223,8 +225,10 @@ extern "C" __global__ void __launch_bounds__(ROPE_THREADS_PER_BLOCK)
     rope_apply_aligned(RopeLaunchArgs args) {
   rope_apply_impl<1, ROPE_VEC, true>(args);
 }
+ROPE_HOST_ENTRY(rope_apply_aligned, RopeLaunchArgs)
 
 extern "C" __global__ void __launch_bounds__(ROPE_THREADS_PER_BLOCK)
     rope_apply_unaligned(RopeLaunchArgs args) {
   rope_apply_impl<1, ROPE_UNALIGNED_VEC, false>(args);
 }
+ROPE_HOST_ENTRY(rope_apply_unaligned, RopeLaunchArgs)
