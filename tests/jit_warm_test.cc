@@ -23,6 +23,7 @@
 #include "jit/backends.h"
 #include "jit/cache_entry.h"
 #include "tools/cache_probe.h"
+#include "tests/redis_server.h"
 #include "tools/warm_plan.h"
 
 namespace rope_jit {
@@ -483,6 +484,45 @@ class JitWarmBinaryTest : public testing::Test {
   std::string scope_;
   int entries_ = 0;
 };
+
+// jit_warm fills the fleet's remote tier: what it compiles, and what its disk already
+// held; a node with an empty disk then warms from Redis without compiling.
+TEST_F(JitWarmBinaryTest, FillsTheRemoteTier) {
+  RedisServer redis;
+  if (!redis.installed()) GTEST_SKIP() << "redis-server is not installed";
+  ASSERT_TRUE(redis.Start());
+  const std::string key_file = TempPath("fleet_key");
+  {
+    std::ofstream out(key_file, std::ios::binary);
+    out << std::string(40, 'k') << "warm test secret";
+  }
+  chmod(key_file.c_str(), 0600);
+  const std::string env = absl::StrCat("ROPE_JIT_REMOTE_CACHE=", redis.url(),
+                                       " ROPE_JIT_REMOTE_CACHE_KEY_FILE=", key_file);
+  const std::string dir = TempPath("cache");
+  RunResult cold = RunWarm(absl::StrCat(scope_, " --cache_dir=", dir, " --stats"), env);
+  ASSERT_EQ(cold.exit_code, 0) << cold.out << cold.err;
+  EXPECT_TRUE(absl::StrContains(cold.out, absl::StrCat("holds ", entries_, " of ", entries_,
+                                                       " entries (", entries_, " stored now)")))
+      << cold.out;
+  EXPECT_TRUE(absl::StrContains(cold.out, absl::StrCat("writes ", entries_, " (0 failed)")))
+      << cold.out;
+
+  RunResult fresh =
+      RunWarm(absl::StrCat(scope_, " --cache_dir=", TempPath("cache"), " --stats"), env);
+  ASSERT_EQ(fresh.exit_code, 0) << fresh.out << fresh.err;
+  EXPECT_TRUE(absl::StrContains(fresh.out, "compiles 0 ")) << fresh.out;
+  EXPECT_TRUE(absl::StrContains(fresh.out, absl::StrCat("remote: hits ", entries_, ",")))
+      << fresh.out;
+
+  // Redis lost everything (no persistence): a node whose disk holds the entries refills it.
+  RedisClient(redis.port()).FlushAll();
+  RunResult refill = RunWarm(absl::StrCat(scope_, " --cache_dir=", dir), env);
+  ASSERT_EQ(refill.exit_code, 0) << refill.out << refill.err;
+  EXPECT_EQ(Summary(refill), Counts(0, entries_, 0, 0, 0)) << refill.out;
+  EXPECT_TRUE(absl::StrContains(refill.out, absl::StrCat("(", entries_, " stored now)")))
+      << refill.out;
+}
 
 TEST_F(JitWarmBinaryTest, ColdRunCompilesWarmRunRewritesNothing) {
   const std::string dir = TempPath("cache");

@@ -150,6 +150,7 @@ struct ItemResult {
   std::string detail;  // the failure (with the compiler log), or what was repaired
   double seconds = 0;
   bool loaded = false;  // --verify loaded it on a GPU of its target
+  bool remote_failed = false;  // with a remote tier: it could not be made to hold the entry
 };
 
 // Progress on stderr. On a terminal one status line, redrawn in place; in a log one
@@ -220,6 +221,12 @@ class Warmer {
   ItemResult Warm(const WarmItem& item) {
     const Clock::time_point start = Clock::now();
     ItemResult result = WarmUntimed(item);
+    // A node that warms also fills the fleet's remote tier: entries it compiled were
+    // published by the service; ones it already had on disk are published here.
+    if (result.outcome != Outcome::kFailed && service_.remote() != nullptr) {
+      absl::StatusOr<KernelSpec> spec = RopeKernelSpec(item.config, item.kernel, item.target);
+      result.remote_failed = !spec.ok() || !service_.PublishRemote(*spec).ok();
+    }
     result.seconds = SecondsSince(start);
     return result;
   }
@@ -321,6 +328,17 @@ void PrintStats(const ServiceStats& s) {
          (unsigned long long)d.write_failures, (unsigned long long)d.evictions,
          (unsigned long long)d.lock_waits, (unsigned long long)d.lock_timeouts,
          (unsigned long long)d.lock_errors, d.lock_wait_ms, d.read_ms);
+  if (!s.remote_enabled) return;
+  const RemoteCacheStats& r = s.remote;
+  printf("remote: hits %llu, misses %llu, bad_entries %llu, timeouts %llu, errors %llu, "
+         "circuit_opens %llu, skipped %llu, writes %llu (%llu failed), read %llu bytes, "
+         "written %llu bytes, get %.1f ms, put %.1f ms\n",
+         (unsigned long long)r.hits, (unsigned long long)r.misses,
+         (unsigned long long)r.bad_entries, (unsigned long long)r.timeouts,
+         (unsigned long long)r.errors, (unsigned long long)r.circuit_opens,
+         (unsigned long long)r.skipped, (unsigned long long)r.writes,
+         (unsigned long long)r.write_failures, (unsigned long long)r.bytes_read,
+         (unsigned long long)r.bytes_written, r.get_ms, r.put_ms);
 }
 
 // --dry_run: keys only (a service without a disk tier creates no directory), entries
@@ -489,10 +507,12 @@ int Run(int argc, char** argv) {
 
   size_t counts[4] = {0, 0, 0, 0};
   size_t loaded = 0;
+  size_t remote_failed = 0;
   for (size_t index : order) {
     const ItemResult& result = results[index];
     ++counts[static_cast<int>(result.outcome)];
     if (result.loaded) ++loaded;
+    if (result.remote_failed) ++remote_failed;
     if (result.outcome == Outcome::kFailed) {
       // The status message carries the compiler log; indent it under its item.
       fprintf(stderr, "FAILED %s:\n  %s\n", DescribeItem(items[index]).c_str(),
@@ -506,6 +526,13 @@ int Run(int argc, char** argv) {
     absl::StrAppend(&cache_line, " (", FormatBytes(service.disk().TotalBytes()), " in all entries)");
   }
   printf("%s\n", cache_line.c_str());
+  if (service.remote() != nullptr) {
+    const size_t warmed = order.size() - counts[static_cast<int>(Outcome::kFailed)];
+    printf("remote: %s holds %zu of %zu entries (%llu stored now)%s\n",
+           service.remote()->url().c_str(), warmed - remote_failed, warmed,
+           (unsigned long long)stats.remote.writes,
+           remote_failed > 0 ? "; unreachable for the rest" : "");
+  }
   printf("summary: compiled %zu, already cached %zu, repaired %zu, failed %zu, unsupported %zu; "
          "wall %.2f s, compile %.2f s summed over %zu jobs%s\n",
          counts[static_cast<int>(Outcome::kCompiled)], counts[static_cast<int>(Outcome::kCached)],
