@@ -9,6 +9,7 @@ packages=(
   libabsl-dev          # Abseil 20220623, linked statically
   libgtest-dev libgmock-dev
   libxxhash-dev        # cache keys and entry checksums
+  nlohmann-json3-dev   # rope/hf_config: Hugging Face config.json
   # ROCm 5.2: hipRTC (inside libamdhip64), comgr's ISA list, device libraries.
   libamdhip64-dev libamd-comgr-dev rocm-device-libs libhiprtc-builtins5 hipcc
   llvm-15              # (hipcc pulls it in) llvm-objdump: AOT/JIT parity compares AMD instructions
