@@ -456,6 +456,10 @@ absl::StatusOr<RopeFrequencies> ComputeFrequencies(const RopeConfig& config) {
   return result;
 }
 
+LongropeFactors LongropeFactorsForSequence(const RopeConfig& config, int64_t seq_len) {
+  return seq_len > LongropeOriginal(config) ? LongropeFactors::kLong : LongropeFactors::kShort;
+}
+
 absl::StatusOr<RopeFrequencies> ComputeFrequencies(const RopeConfig& config,
                                                    LongropeFactors factors) {
   if (config.scaling.type != ScalingType::kLongrope || factors == LongropeFactors::kForMaxPosition) {

@@ -137,6 +137,10 @@ struct RopeFrequencies {
 
 absl::StatusOr<RopeFrequencies> ComputeFrequencies(const RopeConfig& config);
 
+// HF's longrope rule for a sequence of `seq_len` tokens (its largest position + 1): kLong
+// when seq_len > original_max_position_embeddings (0 there: max_position), else kShort.
+LongropeFactors LongropeFactorsForSequence(const RopeConfig& config, int64_t seq_len);
+
 // ComputeFrequencies with the longrope list chosen explicitly (the same as
 // ComputeFrequencies for other variants and for kForMaxPosition).
 absl::StatusOr<RopeFrequencies> ComputeFrequencies(const RopeConfig& config,

@@ -3,6 +3,7 @@
 #include <climits>
 #include <cstring>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "jit/status_macros.h"
@@ -54,6 +55,66 @@ absl::Status ValidateOutput(absl::string_view name, const DeviceTensor& in, cons
   return absl::OkStatus();
 }
 
+absl::StatusOr<DevicePointer> UploadTable(DeviceRuntime& runtime, int device,
+                                          const std::vector<double>& table) {
+  const size_t bytes = table.size() * sizeof(double);
+  ASSIGN_OR_RETURN(DevicePointer pointer, runtime.Allocate(device, bytes));
+  absl::Status copied = runtime.CopyToDevice(device, pointer, table.data(), bytes);
+  if (!copied.ok()) {
+    runtime.Free(device, pointer).IgnoreError();
+    return copied;
+  }
+  return pointer;
+}
+
+// Checks `positions` against the config and the token count and fills the position
+// fields of `args`. The largest element index must stay far from overflowing the
+// kernel's 64-bit byte offsets.
+absl::Status SetPositionArgs(const Positions& positions, const RopeConfig& config, int64_t tokens,
+                             RopeLaunchArgs* args) {
+  constexpr int64_t kMaxIndex = int64_t{1} << 56;
+  const int columns = config.position_columns;
+  if (positions.data == nullptr) {
+    if (columns == 2) {
+      return Invalid("positions: an offset gives one position per token, but this Rope takes "
+                     "2 position columns (ChatGLM 2D); pass a position array");
+    }
+    if (positions.offset < 0 || positions.offset > config.max_position - tokens) {
+      return Invalid(absl::StrCat("positions: offset ", positions.offset, " + ", tokens,
+                                  " tokens is outside [0, max_position = ", config.max_position, "]"));
+    }
+  } else if (columns == 1) {
+    if (positions.token_stride != 0 && positions.token_stride != 1) {
+      return Invalid(absl::StrCat("positions.token_stride = ", positions.token_stride,
+                                  ": one position column is a dense [tokens] array (0 or 1)"));
+    }
+  } else {
+    const int64_t token_stride = positions.token_stride == 0 ? columns : positions.token_stride;
+    const int64_t column_stride = positions.column_stride == 0 ? 1 : positions.column_stride;
+    if (token_stride < 1 || token_stride > kMaxIndex) {
+      return Invalid(absl::StrCat("positions.token_stride = ", positions.token_stride,
+                                  " is outside [0, 2^56]"));
+    }
+    if (column_stride < 1 || column_stride > kMaxIndex) {
+      return Invalid(absl::StrCat("positions.column_stride = ", positions.column_stride,
+                                  " is outside [0, 2^56]"));
+    }
+    // tokens < 2^31 and strides <= 2^56: the products below fit in 128 bits.
+    const __int128 last = static_cast<__int128>(tokens > 0 ? tokens - 1 : 0) * token_stride +
+                          static_cast<__int128>(columns - 1) * column_stride;
+    if (last > kMaxIndex) {
+      return Invalid(absl::StrCat("positions: the last element index, (tokens - 1) * ", token_stride,
+                                  " + ", columns - 1, " * ", column_stride, ", exceeds 2^56"));
+    }
+    args->position_token_stride = token_stride;
+    args->position_column_stride = column_stride;
+  }
+  args->positions = positions.data;
+  args->positions_are_int64 = positions.is_int64 ? 1 : 0;
+  args->position_offset = positions.offset;
+  return absl::OkStatus();
+}
+
 bool IsAligned(const void* pointer, int64_t token_stride, int64_t head_stride, int64_t elements,
                int element_size) {
   const int64_t bytes = elements * element_size;
@@ -82,10 +143,17 @@ absl::StatusOr<std::unique_ptr<Rope>> Rope::Create(const RopeConfig& config, Dev
                      service.GetFunction(spec, runtime, device, UnalignedFunctionName(which)));
   }
 
-  const std::vector<double>& inv_freq = rope->frequencies_.inv_freq;
-  const size_t bytes = inv_freq.size() * sizeof(double);
-  ASSIGN_OR_RETURN(rope->inv_freq_, runtime.Allocate(device, bytes));
-  RETURN_IF_ERROR(runtime.CopyToDevice(device, rope->inv_freq_, inv_freq.data(), bytes));
+  if (config.scaling.type != ScalingType::kLongrope) {
+    ASSIGN_OR_RETURN(rope->inv_freq_, UploadTable(runtime, device, rope->frequencies_.inv_freq));
+    return rope;
+  }
+  // Longrope: both lists' tables now, so that each apply can pick one for nothing.
+  ASSIGN_OR_RETURN(RopeFrequencies short_freqs, ComputeFrequencies(config, LongropeFactors::kShort));
+  ASSIGN_OR_RETURN(RopeFrequencies long_freqs, ComputeFrequencies(config, LongropeFactors::kLong));
+  ASSIGN_OR_RETURN(rope->inv_freq_short_, UploadTable(runtime, device, short_freqs.inv_freq));
+  ASSIGN_OR_RETURN(rope->inv_freq_long_, UploadTable(runtime, device, long_freqs.inv_freq));
+  rope->inv_freq_ = rope->frequencies_.inv_freq == long_freqs.inv_freq ? rope->inv_freq_long_
+                                                                      : rope->inv_freq_short_;
   return rope;
 }
 
@@ -97,7 +165,13 @@ Rope::Rope(const RopeConfig& config, RopeFrequencies frequencies, DeviceRuntime&
       vector_width_(VectorWidth(config)) {}
 
 Rope::~Rope() {
-  if (inv_freq_ != nullptr) runtime_.Free(device_, inv_freq_).IgnoreError();
+  if (inv_freq_short_ != nullptr || inv_freq_long_ != nullptr) {
+    // inv_freq_ is one of these two.
+    if (inv_freq_short_ != nullptr) runtime_.Free(device_, inv_freq_short_).IgnoreError();
+    if (inv_freq_long_ != nullptr) runtime_.Free(device_, inv_freq_long_).IgnoreError();
+  } else if (inv_freq_ != nullptr) {
+    runtime_.Free(device_, inv_freq_).IgnoreError();
+  }
   if (position_error_ != nullptr) runtime_.Free(device_, position_error_).IgnoreError();
 }
 
@@ -127,31 +201,50 @@ absl::StatusOr<bool> Rope::TakePositionError(StreamHandle stream) {
 }
 
 absl::Status Rope::ApplyQDevice(const DeviceTensor& q, const Positions& positions, StreamHandle stream,
-                                const DeviceTensor* q_out) const {
+                                const DeviceTensor* q_out, const ApplyOptions& options) const {
   const DeviceTensor* outs[1] = {q_out};
-  return Launch(rope_, &q, outs, 1, positions, stream);
+  return Launch(rope_, &q, outs, 1, positions, options, stream);
 }
 
 absl::Status Rope::ApplyKDevice(const DeviceTensor& k, const Positions& positions, StreamHandle stream,
-                                const DeviceTensor* k_out) const {
+                                const DeviceTensor* k_out, const ApplyOptions& options) const {
   const DeviceTensor* outs[1] = {k_out};
-  return Launch(rope_, &k, outs, 1, positions, stream);
+  return Launch(rope_, &k, outs, 1, positions, options, stream);
 }
 
 absl::Status Rope::ApplyPositionEmbeddingsDevice(const DeviceTensor& q, const DeviceTensor& k,
                                                  const Positions& positions, StreamHandle stream,
                                                  const DeviceTensor* q_out,
-                                                 const DeviceTensor* k_out) const {
+                                                 const DeviceTensor* k_out,
+                                                 const ApplyOptions& options) const {
   if (q.tokens != k.tokens) {
     return Invalid(absl::StrCat("q.tokens = ", q.tokens, " but k.tokens = ", k.tokens));
   }
   const DeviceTensor tensors[2] = {q, k};
   const DeviceTensor* outs[2] = {q_out, k_out};
-  return Launch(position_embeddings_, tensors, outs, 2, positions, stream);
+  return Launch(position_embeddings_, tensors, outs, 2, positions, options, stream);
+}
+
+absl::StatusOr<const double*> Rope::FrequencyTable(const ApplyOptions& options) const {
+  switch (options.longrope) {
+    case LongropeFactors::kForMaxPosition:
+      return static_cast<const double*>(inv_freq_);
+    case LongropeFactors::kShort:
+    case LongropeFactors::kLong:
+      if (config_.scaling.type != ScalingType::kLongrope) {
+        return Invalid("options.longrope chooses a longrope factor list, but this Rope's "
+                       "scaling is not longrope");
+      }
+      return static_cast<const double*>(
+          options.longrope == LongropeFactors::kLong ? inv_freq_long_ : inv_freq_short_);
+  }
+  return Invalid(absl::StrCat("options.longrope = ", static_cast<int>(options.longrope),
+                              " is not a LongropeFactors value"));
 }
 
 absl::Status Rope::Launch(const Kernel& kernel, const DeviceTensor* tensors, const DeviceTensor** outs,
-                          int count, const Positions& positions, StreamHandle stream) const {
+                          int count, const Positions& positions, const ApplyOptions& options,
+                          StreamHandle stream) const {
   static constexpr const char* kNames[2][2] = {{"q", "q_out"}, {"k", "k_out"}};
   const bool single = count == 1;
   RopeLaunchArgs args;
@@ -181,22 +274,10 @@ absl::Status Rope::Launch(const Kernel& kernel, const DeviceTensor* tensors, con
     args.total_heads += t.num_heads;
   }
   const int64_t tokens = tensors[0].tokens;
-  if (positions.data == nullptr) {
-    if (config_.position_columns != 1) {
-      return Invalid("positions: an offset gives one position per token, but this Rope takes "
-                     "2 position columns (ChatGLM 2D); pass a position array");
-    }
-    if (positions.offset < 0 || positions.offset + tokens > config_.max_position) {
-      return Invalid(absl::StrCat("positions: offset ", positions.offset, " + ", tokens,
-                                  " tokens is outside [0, max_position = ", config_.max_position, "]"));
-    }
-  }
+  RETURN_IF_ERROR(SetPositionArgs(positions, config_, tokens, &args));
+  ASSIGN_OR_RETURN(args.inv_freq, FrequencyTable(options));
   if (tokens == 0) return absl::OkStatus();
 
-  args.positions = positions.data;
-  args.positions_are_int64 = positions.is_int64 ? 1 : 0;
-  args.position_offset = positions.offset;
-  args.inv_freq = static_cast<const double*>(inv_freq_);
   args.error_flag = position_error_;
   args.max_position = config_.max_position;
   args.attention_factor = static_cast<float>(frequencies_.attention_factor);
