@@ -14,6 +14,7 @@ packages=(
   libamdhip64-dev libamd-comgr-dev rocm-device-libs libhiprtc-builtins5 hipcc
   llvm-15              # (hipcc pulls it in) llvm-objdump: AOT/JIT parity compares AMD instructions
   clang-14 libclang-rt-14-dev  # .ci/fuzz: clang, libFuzzer and clang's sanitizer runtimes
+  python3-matplotlib   # for the plot only: tools/plot_bench.py (benchmark figures)
 )
 
 missing=()

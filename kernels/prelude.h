@@ -127,4 +127,23 @@ ROPE_DEVICE void rope_store(rope_elem* p, const float (&in)[N]) {
   }
 }
 
+// Programmatic dependent launch (NVIDIA sm_90+, LaunchOptions in jit/device_runtime.h). A
+// kernel launched with it may start before the previous kernel on its stream has finished;
+// rope_wait_for_prior_grid() returns once that kernel has completed and its writes are
+// visible, so it must come before the first global memory access. It returns at once
+// when the launch was a plain one, and compiles to nothing on other targets.
+// rope_release_dependent_grid() lets the next such kernel begin launching (it still waits
+// for this one to finish before it reads anything); issued early, the next launch's
+// latency overlaps this kernel's work.
+ROPE_DEVICE void rope_wait_for_prior_grid() {
+#if !ROPE_AMD && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+ROPE_DEVICE void rope_release_dependent_grid() {
+#if !ROPE_AMD && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
 #endif  // ROPE_JIT_KERNELS_PRELUDE_H_

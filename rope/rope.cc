@@ -203,13 +203,13 @@ absl::StatusOr<bool> Rope::TakePositionError(StreamHandle stream) {
 absl::Status Rope::ApplyQDevice(const DeviceTensor& q, const Positions& positions, StreamHandle stream,
                                 const DeviceTensor* q_out, const ApplyOptions& options) const {
   const DeviceTensor* outs[1] = {q_out};
-  return Launch(rope_, &q, outs, 1, positions, options, stream);
+  return Launch(rope_, &q, outs, 1, positions, stream, options);
 }
 
 absl::Status Rope::ApplyKDevice(const DeviceTensor& k, const Positions& positions, StreamHandle stream,
                                 const DeviceTensor* k_out, const ApplyOptions& options) const {
   const DeviceTensor* outs[1] = {k_out};
-  return Launch(rope_, &k, outs, 1, positions, options, stream);
+  return Launch(rope_, &k, outs, 1, positions, stream, options);
 }
 
 absl::Status Rope::ApplyPositionEmbeddingsDevice(const DeviceTensor& q, const DeviceTensor& k,
@@ -222,7 +222,7 @@ absl::Status Rope::ApplyPositionEmbeddingsDevice(const DeviceTensor& q, const De
   }
   const DeviceTensor tensors[2] = {q, k};
   const DeviceTensor* outs[2] = {q_out, k_out};
-  return Launch(position_embeddings_, tensors, outs, 2, positions, options, stream);
+  return Launch(position_embeddings_, tensors, outs, 2, positions, stream, options);
 }
 
 absl::StatusOr<const double*> Rope::FrequencyTable(const ApplyOptions& options) const {
@@ -243,8 +243,8 @@ absl::StatusOr<const double*> Rope::FrequencyTable(const ApplyOptions& options) 
 }
 
 absl::Status Rope::Launch(const Kernel& kernel, const DeviceTensor* tensors, const DeviceTensor** outs,
-                          int count, const Positions& positions, const ApplyOptions& options,
-                          StreamHandle stream) const {
+                          int count, const Positions& positions, StreamHandle stream,
+                          const ApplyOptions& options) const {
   static constexpr const char* kNames[2][2] = {{"q", "q_out"}, {"k", "k_out"}};
   const bool single = count == 1;
   RopeLaunchArgs args;
@@ -292,9 +292,12 @@ absl::Status Rope::Launch(const Kernel& kernel, const DeviceTensor* tensors, con
   args.head_splits = shape.head_splits;
 
   void* params[] = {&args};
-  return runtime_.Launch(device_, aligned ? kernel.aligned : kernel.unaligned,
-                         Dim3{static_cast<uint32_t>(shape.blocks), 1, 1},
-                         Dim3{RopeLaunchShape::kThreadsPerBlock, 1, 1}, /*shared_bytes=*/0, stream, params);
+  LaunchOptions launch;
+  launch.programmatic_dependent_launch = options.programmatic_dependent_launch;
+  return runtime_.LaunchWithOptions(device_, aligned ? kernel.aligned : kernel.unaligned,
+                                    Dim3{static_cast<uint32_t>(shape.blocks), 1, 1},
+                                    Dim3{RopeLaunchShape::kThreadsPerBlock, 1, 1},
+                                    /*shared_bytes=*/0, stream, params, launch);
 }
 
 }  // namespace rope_jit

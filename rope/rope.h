@@ -74,7 +74,7 @@ struct Positions {
   }
 };
 
-// Per-call choices of every apply entry point (the last parameter, default: none).
+// Per-call choices of an apply; the defaults are what a plain call does.
 struct ApplyOptions {
   // Longrope (Phi-3) only: the factor list of this call. HF uses long_factor when the
   // sequence is longer than original_max_position_embeddings and short_factor otherwise
@@ -83,6 +83,15 @@ struct ApplyOptions {
   // nothing. kForMaxPosition: the list for max_position (frequencies()); kShort / kLong
   // on a Rope without longrope scaling is InvalidArgument.
   LongropeFactors longrope = LongropeFactors::kForMaxPosition;
+
+  // Launch with programmatic dependent launch (NVIDIA Hopper and later; see LaunchOptions
+  // in jit/device_runtime.h): the kernel may begin while the previous kernel on `stream`
+  // finishes and waits for it on the device, which hides most of the launch gap between
+  // dependent kernels, e.g. a decode step's layers captured in a CUDA graph. The result is
+  // the same either way; elsewhere the launch is a plain one. The kernel also lets the
+  // next kernel on the stream begin launching early: that kernel must itself wait for its
+  // inputs (any kernel not launched with the attribute does).
+  bool programmatic_dependent_launch = false;
 };
 
 class Rope {
@@ -127,8 +136,8 @@ class Rope {
 
   Rope(const RopeConfig& config, RopeFrequencies frequencies, DeviceRuntime& runtime, int device);
   absl::Status Launch(const Kernel& kernel, const DeviceTensor* tensors, const DeviceTensor** outs,
-                      int count, const Positions& positions, const ApplyOptions& options,
-                      StreamHandle stream) const;
+                      int count, const Positions& positions, StreamHandle stream,
+                      const ApplyOptions& options) const;
   // The frequency table an apply uses: inv_freq_, or for longrope the list it asks for.
   absl::StatusOr<const double*> FrequencyTable(const ApplyOptions& options) const;
 

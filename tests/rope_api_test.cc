@@ -116,6 +116,25 @@ TEST(LaunchShapeTest, HeadsPerThreadByRegime) {
   EXPECT_EQ(ComputeLaunchShape(f32, 0, 40, f32_width).blocks, 0);
 }
 
+TEST_F(RopeApiTest, ProgrammaticDependentLaunchIsAskedOnlyWhenChosen) {
+  std::unique_ptr<Rope> rope = Make(Bf16Config());
+  ASSERT_NE(rope, nullptr);
+  DeviceTensor q = DeviceTensor::Contiguous(data_, 1, 32, 128, DType::kBF16);
+  DeviceTensor k = DeviceTensor::Contiguous(data_, 1, 8, 128, DType::kBF16);
+  ApplyOptions pdl;
+  pdl.programmatic_dependent_launch = true;
+  ASSERT_TRUE(rope->ApplyPositionEmbeddingsDevice(q, k, Positions::FromOffset(0), nullptr).ok());
+  ASSERT_TRUE(rope->ApplyPositionEmbeddingsDevice(q, k, Positions::FromOffset(0), nullptr, nullptr,
+                                                  nullptr, pdl)
+                  .ok());
+  ASSERT_TRUE(rope->ApplyQDevice(q, Positions::FromOffset(0), nullptr, nullptr, pdl).ok());
+  ASSERT_TRUE(rope->ApplyKDevice(k, Positions::FromOffset(0), nullptr, nullptr, pdl).ok());
+  std::vector<FakeRuntime::LaunchRecord> launches = runtime_.launches();
+  ASSERT_EQ(launches.size(), 4u);
+  EXPECT_FALSE(launches[0].options.programmatic_dependent_launch);
+  for (int i = 1; i < 4; ++i) EXPECT_TRUE(launches[i].options.programmatic_dependent_launch) << i;
+}
+
 TEST_F(RopeApiTest, MisalignedViewTakesTheUnalignedKernel) {
   std::unique_ptr<Rope> rope = Make(Bf16Config());
   ASSERT_NE(rope, nullptr);
