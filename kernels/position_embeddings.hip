@@ -8,8 +8,10 @@ extern "C" __global__ void __launch_bounds__(ROPE_THREADS_PER_BLOCK)
     rope_qk_apply_aligned(RopeLaunchArgs args) {
   rope_apply_impl<2, ROPE_VEC, true>(args);
 }
+ROPE_HOST_ENTRY(rope_qk_apply_aligned, RopeLaunchArgs)
 
 extern "C" __global__ void __launch_bounds__(ROPE_THREADS_PER_BLOCK)
     rope_qk_apply_unaligned(RopeLaunchArgs args) {
   rope_apply_impl<2, ROPE_UNALIGNED_VEC, false>(args);
 }
+ROPE_HOST_ENTRY(rope_qk_apply_unaligned, RopeLaunchArgs)

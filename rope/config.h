@@ -125,7 +125,9 @@ struct RopeConfig {
 // even, > 0, <= head_dim, divisible by 2 * Segments(); position_columns 1, 2 or 3 (3 with
 // and only with mrope_section: 3 entries >= 0 summing to rotary_dim / 2); theta > 0;
 // max_position in [1, 2^31); scaling parameters in range; longrope factor lists of
-// SegmentDim()/2.
+// SegmentDim()/2. Then what ComputeFrequencies makes of them: every inv_freq finite and
+// > 0 with max_position * inv_freq in the kernels' exact phase range, and an attention
+// factor that is a positive normal float.
 absl::Status ValidateConfig(const RopeConfig& config);
 
 // The float64 result of the scaling variant: one inverse frequency per pair of a

@@ -2,17 +2,42 @@
 
 #include <climits>
 #include <cstring>
+#include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "jit/status_macros.h"
 #include "kernels/rope_args.h"
+#include "rope/tensor_checks.h"
 
 namespace rope_jit {
 namespace {
 
 absl::Status Invalid(absl::string_view what) { return absl::InvalidArgumentError(what); }
+
+// Strides and the memory they span: no overlap, and every element offset the kernels
+// form (rope_head_pointers in kernels/rope.hip) exact in 64 bits.
+absl::Status ValidateTensorExtents(absl::string_view name, const DeviceTensor& t) {
+  const std::string token_stride_name = absl::StrCat(name, ".token_stride");
+  const std::string head_stride_name = absl::StrCat(name, ".head_stride");
+  const StridedDim dims[] = {{token_stride_name, t.tokens, t.token_stride},
+                             {head_stride_name, t.heads, t.head_stride}};
+  ASSIGN_OR_RETURN(const int64_t last, LargestElementOffset(name, dims, t.head_dim));
+  // Heads of a token and tokens must not overlap, or an in-place rotation would read
+  // values another thread already rotated. With the whole view's offset in range, one
+  // token's extent cannot overflow.
+  if (t.heads > 1 && t.head_stride < t.head_dim) {
+    return Invalid(absl::StrCat(head_stride_name, " = ", t.head_stride, " is less than head_dim ",
+                                t.head_dim));
+  }
+  const int64_t token_extent = (t.heads - 1) * t.head_stride + t.head_dim;
+  if (t.tokens > 1 && t.token_stride < token_extent) {
+    return Invalid(absl::StrCat(token_stride_name, " = ", t.token_stride,
+                                " is less than the extent of one token's heads, ", token_extent));
+  }
+  return CheckDeviceSpan(absl::StrCat(name, ".data"), t.data, last, DTypeSize(t.dtype));
+}
 
 absl::Status ValidateTensor(absl::string_view name, const DeviceTensor& t, const RopeConfig& config) {
   if (t.data == nullptr) return Invalid(absl::StrCat(name, ".data is null"));
@@ -30,18 +55,7 @@ absl::Status ValidateTensor(absl::string_view name, const DeviceTensor& t, const
     return Invalid(absl::StrCat(name, ".dtype = ", DTypeName(t.dtype), " but the Rope was created for ",
                                 DTypeName(config.dtype)));
   }
-  // Heads of a token and tokens must not overlap, or an in-place rotation would read
-  // values another thread already rotated.
-  if (t.heads > 1 && t.head_stride < t.head_dim) {
-    return Invalid(absl::StrCat(name, ".head_stride = ", t.head_stride, " is less than head_dim ",
-                                t.head_dim));
-  }
-  const int64_t token_extent = (t.heads - 1) * t.head_stride + t.head_dim;
-  if (t.tokens > 1 && t.token_stride < token_extent) {
-    return Invalid(absl::StrCat(name, ".token_stride = ", t.token_stride,
-                                " is less than the extent of one token's heads, ", token_extent));
-  }
-  return absl::OkStatus();
+  return ValidateTensorExtents(name, t);
 }
 
 absl::Status ValidateOutput(absl::string_view name, const DeviceTensor& in, const DeviceTensor& out,
@@ -67,6 +81,10 @@ absl::StatusOr<DevicePointer> UploadTable(DeviceRuntime& runtime, int device,
   return pointer;
 }
 
+int PositionElementSize(const Positions& positions) {
+  return positions.is_int64 ? sizeof(int64_t) : sizeof(int32_t);
+}
+
 // Checks `positions` against the config and the token count and fills the position
 // fields of `args`. The largest element index must stay far from overflowing the
 // kernel's 64-bit byte offsets.
@@ -79,6 +97,7 @@ absl::Status SetPositionArgs(const Positions& positions, const RopeConfig& confi
       return Invalid("positions: an offset gives one position per token, but this Rope takes "
                      "2 position columns (ChatGLM 2D); pass a position array");
     }
+    // max_position - tokens cannot overflow (both are non-negative); offset + tokens can.
     if (positions.offset < 0 || positions.offset > config.max_position - tokens) {
       return Invalid(absl::StrCat("positions: offset ", positions.offset, " + ", tokens,
                                   " tokens is outside [0, max_position = ", config.max_position, "]"));
@@ -88,6 +107,8 @@ absl::Status SetPositionArgs(const Positions& positions, const RopeConfig& confi
       return Invalid(absl::StrCat("positions.token_stride = ", positions.token_stride,
                                   ": one position column is a dense [tokens] array (0 or 1)"));
     }
+    RETURN_IF_ERROR(CheckDeviceSpan("positions.data", positions.data, tokens - 1,
+                                    PositionElementSize(positions)));
   } else {
     const int64_t token_stride = positions.token_stride == 0 ? columns : positions.token_stride;
     const int64_t column_stride = positions.column_stride == 0 ? 1 : positions.column_stride;
@@ -106,6 +127,9 @@ absl::Status SetPositionArgs(const Positions& positions, const RopeConfig& confi
       return Invalid(absl::StrCat("positions: the last element index, (tokens - 1) * ", token_stride,
                                   " + ", columns - 1, " * ", column_stride, ", exceeds 2^56"));
     }
+    RETURN_IF_ERROR(CheckDeviceSpan("positions.data", positions.data,
+                                    tokens == 0 ? -1 : static_cast<int64_t>(last),
+                                    PositionElementSize(positions)));
     args->position_token_stride = token_stride;
     args->position_column_stride = column_stride;
   }

@@ -1,5 +1,7 @@
 // Every kernel compiles for the data-center targets CI can build for without a GPU, for
-// each dtype x style x common head_dim, and the code object holds both entry points.
+// each dtype x style x common head_dim, and the code object holds both entry points: NVRTC
+// and hipRTC through CompilerForTarget, and MI300 (gfx942), RDNA3 (gfx1100) and RDNA4
+// (gfx1201) through clang (jit/rocm/clang_compiler.h), which Debian's hipRTC cannot build.
 // position_embeddings.hip includes rope.hip whole, so its compile covers rope's code
 // too; rope itself is compiled once per target and dtype.
 #include <string>
@@ -15,13 +17,15 @@
 namespace rope_jit {
 namespace {
 
-using Param = std::tuple<const char*, DType>;
+enum class Through { kCompilerForTarget, kClang };
+using Param = std::tuple<Through, const char*, DType>;
 
 class KernelCompileTest : public ::testing::TestWithParam<Param> {};
 
 TEST_P(KernelCompileTest, EveryStyleAndHeadDimCompiles) {
-  const auto [target, dtype] = GetParam();
-  Compiler* compiler = *CompilerForTarget(target);
+  const auto [through, target, dtype] = GetParam();
+  Compiler* compiler =
+      through == Through::kClang ? &AmdClangCompiler() : *CompilerForTarget(target);
   if (!compiler->Identity().ok()) {
     GTEST_SKIP() << "no " << VendorName(compiler->vendor()) << " compiler here: "
                  << compiler->Identity().status();
@@ -47,13 +51,19 @@ TEST_P(KernelCompileTest, EveryStyleAndHeadDimCompiles) {
   }
 }
 
-// MRoPE variants (contiguous, interleaved, partial rotary, interleaved pairing) for one
-// NVIDIA and one AMD target.
+std::string ParamName(const ::testing::TestParamInfo<Param>& info) {
+  return absl::StrCat(std::get<0>(info.param) == Through::kClang ? "clang_" : "",
+                      std::get<1>(info.param), "_", DTypeName(std::get<2>(info.param)));
+}
+
+// MRoPE variants (contiguous, interleaved, partial rotary, interleaved pairing): the
+// position column per pair is the only code they add.
 class MropeCompileTest : public ::testing::TestWithParam<Param> {};
 
 TEST_P(MropeCompileTest, BothVariantsCompile) {
-  const auto [target, dtype] = GetParam();
-  Compiler* compiler = *CompilerForTarget(target);
+  const auto [through, target, dtype] = GetParam();
+  Compiler* compiler =
+      through == Through::kClang ? &AmdClangCompiler() : *CompilerForTarget(target);
   if (!compiler->Identity().ok()) {
     GTEST_SKIP() << "no " << VendorName(compiler->vendor()) << " compiler here: "
                  << compiler->Identity().status();
@@ -65,10 +75,10 @@ TEST_P(MropeCompileTest, BothVariantsCompile) {
     RopeStyle style;
   };
   const Variant variants[] = {
-      {128, 128, {16, 24, 24}, false, RopeStyle::kNeox},         // Qwen2-VL / 2.5-VL
-      {128, 128, {24, 20, 20}, true, RopeStyle::kNeox},          // Qwen3-VL
-      {256, 64, {11, 11, 10}, true, RopeStyle::kNeox},           // partial rotary
-      {80, 64, {8, 12, 12}, false, RopeStyle::kInterleaved},     // interleaved pairs
+      {128, 128, {16, 24, 24}, false, RopeStyle::kNeox},      // Qwen2-VL / 2.5-VL
+      {128, 128, {24, 20, 20}, true, RopeStyle::kNeox},       // Qwen3-VL
+      {256, 64, {11, 11, 10}, true, RopeStyle::kNeox},        // partial rotary
+      {80, 64, {8, 12, 12}, false, RopeStyle::kInterleaved},  // interleaved pairs
   };
   for (const Variant& v : variants) {
     RopeConfig config;
@@ -94,19 +104,24 @@ TEST_P(MropeCompileTest, BothVariantsCompile) {
 
 INSTANTIATE_TEST_SUITE_P(
     Targets, MropeCompileTest,
-    ::testing::Combine(::testing::Values("sm_90", "gfx90a"),
+    ::testing::Combine(::testing::Values(Through::kCompilerForTarget),
+                       ::testing::Values("sm_90", "gfx90a"),
                        ::testing::Values(DType::kF32, DType::kF16, DType::kBF16)),
-    [](const ::testing::TestParamInfo<Param>& info) {
-      return absl::StrCat(std::get<0>(info.param), "_", DTypeName(std::get<1>(info.param)));
-    });
+    ParamName);
 
 INSTANTIATE_TEST_SUITE_P(
     Targets, KernelCompileTest,
-    ::testing::Combine(::testing::Values("sm_80", "sm_90", "gfx90a", "gfx1030"),
+    ::testing::Combine(::testing::Values(Through::kCompilerForTarget),
+                       ::testing::Values("sm_80", "sm_90", "gfx90a", "gfx1030"),
                        ::testing::Values(DType::kF32, DType::kF16, DType::kBF16)),
-    [](const ::testing::TestParamInfo<Param>& info) {
-      return absl::StrCat(std::get<0>(info.param), "_", DTypeName(std::get<1>(info.param)));
-    });
+    ParamName);
+
+INSTANTIATE_TEST_SUITE_P(
+    ClangTargets, KernelCompileTest,
+    ::testing::Combine(::testing::Values(Through::kClang),
+                       ::testing::Values("gfx942", "gfx1100", "gfx1201"),
+                       ::testing::Values(DType::kF32, DType::kF16, DType::kBF16)),
+    ParamName);
 
 }  // namespace
 }  // namespace rope_jit

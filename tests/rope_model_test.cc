@@ -1,6 +1,5 @@
-// MRoPE and per-call longrope against the float64 reference, on every runtime that can
-// run kernels here: the host backend (always, where it is built in) and a GPU (when one
-// exists). Same bodies for each.
+// MRoPE and per-call longrope against the float64 reference on the host backend (always)
+// and a GPU (skipped only where none exists), same bodies for both.
 //
 // Fresh random inputs in [-1, 1] rounded to the storage dtype, random positions up to
 // 2^20 in each MRoPE column, outputs poisoned before each launch; both MRoPE variants, both
@@ -30,19 +29,7 @@
 namespace rope_jit {
 namespace {
 
-// The runtimes to run each case on, with a name for messages.
-struct NamedRuntime {
-  std::string name;
-  DeviceRuntime* runtime;
-};
-
-std::vector<NamedRuntime> Runtimes() {
-  std::vector<NamedRuntime> runtimes;
-  DeviceRuntime* gpu = nullptr;
-  RequireGpuOrSkip(&gpu);
-  if (gpu != nullptr) runtimes.push_back(NamedRuntime{std::string(VendorName(gpu->vendor())), gpu});
-  return runtimes;
-}
+class RopeModelTest : public ::testing::TestWithParam<TestBackend> {};
 
 std::mt19937_64& Rng() {
   static std::mt19937_64 rng(std::random_device{}());
@@ -92,7 +79,9 @@ class DeviceBytes {
     if (allocated.ok()) pointer_ = *allocated;
   }
   ~DeviceBytes() {
-    if (pointer_ != nullptr) EXPECT_TRUE(runtime_.Free(0, pointer_).ok());
+    if (pointer_ != nullptr) {
+      EXPECT_TRUE(runtime_.Free(0, pointer_).ok());
+    }
   }
   void* get() const { return pointer_; }
 
@@ -240,32 +229,40 @@ std::vector<RopeConfig> MropeConfigs(DType dtype) {
   };
 }
 
-constexpr DType kDTypes[] = {DType::kF32, DType::kF16, DType::kBF16};
+// Every variant in bf16; contiguous, interleaved and the partial, lane-straddling one in
+// f32 and f16 too (each config is two host compiles; the matrix keeps the suite short).
+std::vector<RopeConfig> MropeMatrix() {
+  std::vector<RopeConfig> matrix = MropeConfigs(DType::kBF16);
+  for (DType dtype : {DType::kF32, DType::kF16}) {
+    const std::vector<RopeConfig> configs = MropeConfigs(dtype);
+    matrix.push_back(configs[dtype == DType::kF32 ? 0 : 1]);
+    matrix.push_back(configs[3]);
+  }
+  return matrix;
+}
 
-TEST(RopeModelTest, MropeBothVariantsBothLayoutsMatchTheReference) {
-  const std::vector<NamedRuntime> runtimes = Runtimes();
-  if (runtimes.empty()) GTEST_SKIP() << "no runtime that runs kernels here";
-  for (const NamedRuntime& named : runtimes) {
-    SCOPED_TRACE(named.name);
-    for (DType dtype : kDTypes) {
-      for (const RopeConfig& config : MropeConfigs(dtype)) {
+TEST_P(RopeModelTest, MropeBothVariantsBothLayoutsMatchTheReference) {
+  ROPE_JIT_BACKEND_OR_SKIP(runtime);
+  {
+    {
+      for (const RopeConfig& config : MropeMatrix()) {
         SCOPED_TRACE(absl::StrCat("mrope ", config.mrope_section[0], "/", config.mrope_section[1], "/",
                                   config.mrope_section[2], config.mrope_interleaved ? " interleaved" : ""));
-        absl::StatusOr<std::unique_ptr<Rope>> rope = Rope::Create(config, *named.runtime, 0);
+        absl::StatusOr<std::unique_ptr<Rope>> rope = Rope::Create(config, *runtime, 0);
         ASSERT_TRUE(rope.ok()) << rope.status();
         const int tokens = 24;
         std::uniform_int_distribution<int64_t> position(0, 1 << 20);
         std::vector<int64_t> positions(tokens * 3);
         for (int64_t& p : positions) p = position(Rng());
-        positions[0] = 1 << 20;  // the largest position, in every column of token 0
+        positions[0] = 1 << 20;  // the extremes: 2^20 and 0 in token 0
         positions[1] = 1 << 20;
         positions[2] = 0;
-        const Elements q = RandomElements(dtype, static_cast<size_t>(tokens) * 4 * config.head_dim);
-        const Elements k = RandomElements(dtype, static_cast<size_t>(tokens) * 2 * config.head_dim);
-        const Outputs token_major = ApplyAndCheck(*named.runtime, **rope, (*rope)->frequencies(), q, k,
+        const Elements q = RandomElements(config.dtype, static_cast<size_t>(tokens) * 4 * config.head_dim);
+        const Elements k = RandomElements(config.dtype, static_cast<size_t>(tokens) * 2 * config.head_dim);
+        const Outputs token_major = ApplyAndCheck(*runtime, **rope, (*rope)->frequencies(), q, k,
                                               positions, 3, Layout::kTokenMajor);
         if (HasFatalFailure()) return;
-        const Outputs column_major = ApplyAndCheck(*named.runtime, **rope, (*rope)->frequencies(), q, k,
+        const Outputs column_major = ApplyAndCheck(*runtime, **rope, (*rope)->frequencies(), q, k,
                                                positions, 3, Layout::kColumnMajor);
         if (HasFatalFailure()) return;
         // The same positions read from either layout give the same bits.
@@ -276,19 +273,20 @@ TEST(RopeModelTest, MropeBothVariantsBothLayoutsMatchTheReference) {
   }
 }
 
-TEST(RopeModelTest, MropeTextOnlyTokensEqualOneDimensionalExactly) {
-  const std::vector<NamedRuntime> runtimes = Runtimes();
-  if (runtimes.empty()) GTEST_SKIP() << "no runtime that runs kernels here";
-  for (const NamedRuntime& named : runtimes) {
-    SCOPED_TRACE(named.name);
-    for (DType dtype : kDTypes) {
-      for (const RopeConfig& config : MropeConfigs(dtype)) {
+TEST_P(RopeModelTest, MropeTextOnlyTokensEqualOneDimensionalExactly) {
+  ROPE_JIT_BACKEND_OR_SKIP(runtime);
+  {
+    {
+      const std::vector<RopeConfig> matrix = MropeMatrix();
+      // Contiguous (bf16), interleaved (f16), sections straddling a lane's pairs (f32);
+      // their MRoPE kernels are already in the service's memory tier.
+      for (const RopeConfig& config : {matrix[0], matrix[7], matrix[6]}) {
         RopeConfig plain = config;
         plain.position_columns = 1;
         plain.mrope_section.clear();
         plain.mrope_interleaved = false;
-        absl::StatusOr<std::unique_ptr<Rope>> mrope = Rope::Create(config, *named.runtime, 0);
-        absl::StatusOr<std::unique_ptr<Rope>> one_d = Rope::Create(plain, *named.runtime, 0);
+        absl::StatusOr<std::unique_ptr<Rope>> mrope = Rope::Create(config, *runtime, 0);
+        absl::StatusOr<std::unique_ptr<Rope>> one_d = Rope::Create(plain, *runtime, 0);
         ASSERT_TRUE(mrope.ok() && one_d.ok()) << mrope.status() << one_d.status();
         const int tokens = 16;
         std::vector<int64_t> one, three;
@@ -298,12 +296,12 @@ TEST(RopeModelTest, MropeTextOnlyTokensEqualOneDimensionalExactly) {
           one.push_back(start + t);
           three.insert(three.end(), {start + t, start + t, start + t});
         }
-        const Elements q = RandomElements(dtype, static_cast<size_t>(tokens) * 4 * config.head_dim);
-        const Elements k = RandomElements(dtype, static_cast<size_t>(tokens) * 2 * config.head_dim);
-        const Outputs reference = ApplyAndCheck(*named.runtime, **one_d, (*one_d)->frequencies(), q, k,
+        const Elements q = RandomElements(config.dtype, static_cast<size_t>(tokens) * 4 * config.head_dim);
+        const Elements k = RandomElements(config.dtype, static_cast<size_t>(tokens) * 2 * config.head_dim);
+        const Outputs reference = ApplyAndCheck(*runtime, **one_d, (*one_d)->frequencies(), q, k,
                                             one, 1, Layout::kTokenMajor);
         for (Layout layout : {Layout::kTokenMajor, Layout::kColumnMajor, Layout::kOffset}) {
-          const Outputs text = ApplyAndCheck(*named.runtime, **mrope, (*mrope)->frequencies(), q, k,
+          const Outputs text = ApplyAndCheck(*runtime, **mrope, (*mrope)->frequencies(), q, k,
                                          three, 3, layout);
           if (HasFatalFailure()) return;
           EXPECT_TRUE(text.q == reference.q) << LayoutName(layout);
@@ -321,17 +319,15 @@ std::string ReadConfig(const std::string& name) {
   return text.str();
 }
 
-TEST(RopeModelTest, LongropeShortAndLongPerCallOnOneRope) {
-  const std::vector<NamedRuntime> runtimes = Runtimes();
-  if (runtimes.empty()) GTEST_SKIP() << "no runtime that runs kernels here";
-  for (const NamedRuntime& named : runtimes) {
-    SCOPED_TRACE(named.name);
-    for (DType dtype : kDTypes) {
+TEST_P(RopeModelTest, LongropeShortAndLongPerCallOnOneRope) {
+  ROPE_JIT_BACKEND_OR_SKIP(runtime);
+  {
+    for (DType dtype : {DType::kF32, DType::kBF16}) {
       // Phi-3.5-mini's real factors: head_dim 96, original context 4096, max 131072.
       absl::StatusOr<RopeConfig> config =
           RopeConfigFromHfConfig(ReadConfig("phi-3.5-mini-instruct.json"), dtype);
       ASSERT_TRUE(config.ok()) << config.status();
-      absl::StatusOr<std::unique_ptr<Rope>> rope = Rope::Create(*config, *named.runtime, 0);
+      absl::StatusOr<std::unique_ptr<Rope>> rope = Rope::Create(*config, *runtime, 0);
       ASSERT_TRUE(rope.ok()) << rope.status();
       const RopeFrequencies short_freqs = ComputeFrequencies(*config, LongropeFactors::kShort).value();
       const RopeFrequencies long_freqs = ComputeFrequencies(*config, LongropeFactors::kLong).value();
@@ -353,16 +349,18 @@ TEST(RopeModelTest, LongropeShortAndLongPerCallOnOneRope) {
         positions[0] = length - 1;
         const RopeFrequencies& freqs =
             options.longrope == LongropeFactors::kLong ? long_freqs : short_freqs;
-        ApplyAndCheck(*named.runtime, **rope, freqs, q, k, positions, 1, Layout::kTokenMajor, options);
+        ApplyAndCheck(*runtime, **rope, freqs, q, k, positions, 1, Layout::kTokenMajor, options);
         if (HasFatalFailure()) return;
       }
       // The default is the list for max_position: long.
       std::vector<int64_t> positions(tokens);
       for (int t = 0; t < tokens; ++t) positions[t] = 9000 + t;
-      ApplyAndCheck(*named.runtime, **rope, long_freqs, q, k, positions, 1, Layout::kTokenMajor);
+      ApplyAndCheck(*runtime, **rope, long_freqs, q, k, positions, 1, Layout::kTokenMajor);
     }
   }
 }
+
+ROPE_JIT_INSTANTIATE_BACKENDS(RopeModelTest);
 
 }  // namespace
 }  // namespace rope_jit
