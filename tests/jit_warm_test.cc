@@ -22,6 +22,7 @@
 #include "gtest/gtest.h"
 #include "jit/backends.h"
 #include "jit/cache_entry.h"
+#include "rope/kernel_specs.h"
 #include "tools/cache_probe.h"
 #include "tests/redis_server.h"
 #include "tools/warm_plan.h"
@@ -148,10 +149,26 @@ TEST(WarmFlagsTest, UsageNamesEveryFlag) {
   const std::string usage = WarmUsage(7);
   for (const char* flag : {"--arch", "--head_dim", "--rotary_dim", "--position_columns", "--dtype",
                            "--style", "--kernels", "--cache_dir", "--jobs", "--manifest",
-                           "--dry_run", "--verify", "--stats", "--help"}) {
+                           "--dry_run", "--verify", "--stats", "--help", "--hf_config"}) {
     EXPECT_TRUE(absl::StrContains(usage, flag)) << flag;
   }
   EXPECT_TRUE(absl::StrContains(usage, "default 7"));
+}
+
+TEST(WarmFlagsTest, HfConfigListAndItsConflicts) {
+  absl::StatusOr<WarmFlags> flags = ParseWarmFlags({"--hf_config=a.json,b.json", "--arch=sm_90"});
+  ASSERT_TRUE(flags.ok()) << flags.status();
+  EXPECT_EQ(flags->hf_configs, (std::vector<std::string>{"a.json", "b.json"}));
+  EXPECT_FALSE(flags->dtypes_given);
+  EXPECT_TRUE(ParseWarmFlags({"--hf_config", "a.json", "--dtype=f16"})->dtypes_given);
+  for (const char* shape : {"--head_dim=64", "--rotary_dim=32", "--position_columns=2",
+                            "--style=neox", "--manifest=m.txt"}) {
+    absl::StatusOr<WarmFlags> bad = ParseWarmFlags({"--hf_config=a.json", shape});
+    EXPECT_TRUE(absl::IsInvalidArgument(bad.status())) << shape;
+    EXPECT_TRUE(absl::StrContains(bad.status().message(), "--hf_config takes the shapes"))
+        << bad.status();
+  }
+  EXPECT_FALSE(ParseWarmFlags({"--hf_config="}).ok());
 }
 
 // ---------------------------------------------------------------------------------------
@@ -343,6 +360,86 @@ TEST(BuildItemsTest, InvalidManifestCombinationNamesTheLine) {
       BuildItems(WarmFlags{}, TargetChoice{}, &*entries, "m.txt", Accepting({"sm_90"}));
   ASSERT_FALSE(items.ok());
   EXPECT_TRUE(absl::StrContains(items.status().message(), "m.txt:3:")) << items.status();
+}
+
+HfConfigFile HfFile(const std::string& name) {
+  return HfConfigFile{name, ReadFile("tests/data/hf_configs/" + name)};
+}
+
+TEST(BuildItemsTest, HfConfigsGiveExactlyWhatTheModelsNeed) {
+  TargetChoice targets;
+  targets.usable = {"sm_90"};
+  targets.unsupported = {{"gfx942", "not here"}};
+  WarmFlags flags = *ParseWarmFlags({"--hf_config=x", "--kernels=rope"});
+  absl::StatusOr<std::vector<WarmItem>> items = BuildItemsFromHfConfigs(
+      flags, targets,
+      {HfFile("qwen2.5-vl-7b-instruct.json"), HfFile("glm-4-9b-chat.json"),
+       HfFile("embeddinggemma-gemma3-text.json"), HfFile("llama-3.1-8b.json"),
+       HfFile("mistral-7b-instruct-v0.1.json")});  // shares Llama's shape: one item
+  ASSERT_TRUE(items.ok()) << items.status();
+  EXPECT_EQ(Descriptions(*items),
+            (std::vector<std::string>{
+                "arch=sm_90 kernel=rope head_dim=128 rotary_dim=128 position_columns=3 dtype=bf16 "
+                "style=neox mrope_section=16/24/24",
+                "arch=sm_90 kernel=rope head_dim=128 rotary_dim=64 dtype=bf16 style=interleaved",
+                // Gemma-3's two layer types differ only in theta: one code object.
+                "arch=sm_90 kernel=rope head_dim=256 rotary_dim=256 dtype=f32 style=neox",
+                "arch=sm_90 kernel=rope head_dim=128 rotary_dim=128 dtype=bf16 style=neox",
+                "arch=gfx942 kernel=rope head_dim=128 rotary_dim=128 position_columns=3 dtype=bf16 "
+                "style=neox mrope_section=16/24/24",
+                "arch=gfx942 kernel=rope head_dim=128 rotary_dim=64 dtype=bf16 style=interleaved",
+                "arch=gfx942 kernel=rope head_dim=256 rotary_dim=256 dtype=f32 style=neox",
+                "arch=gfx942 kernel=rope head_dim=128 rotary_dim=128 dtype=bf16 style=neox"}));
+  EXPECT_EQ((*items)[4].unsupported, "not here");
+
+  // --dtype replaces the models' own; MRoPE interleaving is part of the item.
+  flags = *ParseWarmFlags({"--hf_config=x", "--kernels=all", "--dtype=f16,f32"});
+  targets.unsupported.clear();
+  items = BuildItemsFromHfConfigs(flags, targets, {HfFile("qwen3-vl-8b-instruct.json")});
+  ASSERT_TRUE(items.ok()) << items.status();
+  ASSERT_EQ(items->size(), 4u);
+  EXPECT_EQ(DescribeItem((*items)[3]),
+            "arch=sm_90 kernel=position_embeddings head_dim=128 rotary_dim=128 position_columns=3 "
+            "dtype=f32 style=neox mrope_section=24/20/20 mrope_interleaved=true");
+  EXPECT_TRUE(RopeKernelSpec((*items)[3].config, (*items)[3].kernel, "sm_90").ok());
+}
+
+TEST(BuildItemsTest, HfConfigErrorsNameTheFile) {
+  TargetChoice targets;
+  targets.usable = {"sm_90"};
+  const WarmFlags flags = *ParseWarmFlags({"--hf_config=x"});
+  auto error = [&](const std::string& name, const std::string& text) {
+    return BuildItemsFromHfConfigs(flags, targets, {HfConfigFile{name, text}}).status();
+  };
+  absl::Status no_dtype = error("nodtype.json", R"({"head_dim": 128, "max_position_embeddings": 8})");
+  EXPECT_TRUE(absl::IsInvalidArgument(no_dtype));
+  EXPECT_TRUE(absl::StrContains(no_dtype.message(), "nodtype.json: names no torch_dtype")) << no_dtype;
+  absl::Status broken = error("broken.json", "{");
+  EXPECT_TRUE(absl::StrContains(broken.message(), "broken.json: config.json: not valid JSON")) << broken;
+  absl::Status odd = error("odd.json", R"({"head_dim": 127, "max_position_embeddings": 8,
+                                          "torch_dtype": "bfloat16"})");
+  EXPECT_TRUE(absl::StrContains(odd.message(), "odd.json: ")) << odd;
+  EXPECT_TRUE(absl::StrContains(odd.message(), "head_dim")) << odd;
+}
+
+TEST(ManifestTest, MropeItemsRoundTripThroughTheManifest) {
+  TargetChoice targets;
+  targets.usable = {"sm_90"};
+  const WarmFlags flags = *ParseWarmFlags({"--hf_config=x", "--kernels=rope"});
+  const std::vector<WarmItem> items =
+      *BuildItemsFromHfConfigs(flags, targets, {HfFile("qwen3-vl-8b-instruct.json")});
+  ASSERT_EQ(items.size(), 1u);
+  const std::string line = DescribeItem(items[0]);
+  absl::StatusOr<std::vector<ManifestEntry>> entries = ParseManifest(line, "listing");
+  ASSERT_TRUE(entries.ok()) << entries.status();
+  EXPECT_EQ((*entries)[0].mrope_section, (std::vector<int>{24, 20, 20}));
+  EXPECT_EQ((*entries)[0].mrope_interleaved, true);
+  absl::StatusOr<std::vector<WarmItem>> rebuilt =
+      BuildItems(*ParseWarmFlags({}), targets, &*entries, "listing", Accepting({"sm_90"}));
+  ASSERT_TRUE(rebuilt.ok()) << rebuilt.status();
+  EXPECT_EQ(Descriptions(*rebuilt), std::vector<std::string>{line});
+  EXPECT_FALSE(ParseManifest("mrope_section=16/x/24", "m").ok());
+  EXPECT_FALSE(ParseManifest("mrope_interleaved=maybe", "m").ok());
 }
 
 TEST(BuildItemsTest, InterleaveByTargetAlternatesVendors) {
@@ -679,6 +776,37 @@ TEST_F(JitWarmBinaryTest, ManifestDrivesTheScope) {
   RunResult bad = RunWarm(absl::StrCat("--manifest=", manifest, " --cache_dir=", dir));
   EXPECT_EQ(bad.exit_code, 2) << bad.out << bad.err;
   EXPECT_TRUE(absl::StrContains(bad.err, absl::StrCat(manifest, ":3: unknown key 'sytle'"))) << bad.err;
+}
+
+TEST_F(JitWarmBinaryTest, HfConfigPrewarmsWhatTheModelNeeds) {
+  const std::string dir = TempPath("cache");
+  const std::string files =
+      "tests/data/hf_configs/qwen3-vl-8b-instruct.json,tests/data/hf_configs/deepseek-v3.json";
+  const std::string scope = absl::StrCat("--hf_config=", files, " --arch=", targets_[0], " --kernels=rope");
+  RunResult dry = RunWarm(absl::StrCat(scope, " --cache_dir=", dir, " --dry_run"));
+  ASSERT_EQ(dry.exit_code, 0) << dry.out << dry.err;
+  EXPECT_TRUE(absl::StrContains(
+      dry.out, absl::StrCat("would compile  arch=", targets_[0], " kernel=rope head_dim=128 rotary_dim=128 "
+                            "position_columns=3 dtype=bf16 style=neox mrope_section=24/20/20 "
+                            "mrope_interleaved=true")))
+      << dry.out;
+  EXPECT_TRUE(absl::StrContains(dry.out, "head_dim=64 rotary_dim=64 dtype=bf16 style=interleaved"))
+      << dry.out;
+  RunResult cold = RunWarm(absl::StrCat(scope, " --cache_dir=", dir));
+  ASSERT_EQ(cold.exit_code, 0) << cold.out << cold.err;
+  EXPECT_EQ(Summary(cold), Counts(2, 0, 0, 0, 0)) << cold.out;
+  EXPECT_EQ(Entries(dir).size(), 2u);
+  RunResult warm = RunWarm(absl::StrCat(scope, " --cache_dir=", dir));
+  EXPECT_EQ(Summary(warm), Counts(0, 2, 0, 0, 0)) << warm.out;
+
+  RunResult missing = RunWarm(absl::StrCat("--hf_config=", dir, "/none.json --cache_dir=", dir));
+  EXPECT_EQ(missing.exit_code, 2);
+  EXPECT_TRUE(absl::StrContains(missing.err, "--hf_config: cannot read")) << missing.err;
+  const std::string broken = TempPath("broken.json");
+  WriteFile(broken, R"({"head_dim": 128, "torch_dtype": "bfloat16"})");
+  RunResult bad = RunWarm(absl::StrCat("--hf_config=", broken, " --cache_dir=", dir));
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_TRUE(absl::StrContains(bad.err, "max_position_embeddings is missing")) << bad.err;
 }
 
 TEST_F(JitWarmBinaryTest, UnusableCacheDirectoryWarnsOnceAndStillSucceeds) {

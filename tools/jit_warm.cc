@@ -5,6 +5,7 @@
 //   bazel run //tools:jit_warm                                  # this machine's targets
 //   bazel run //tools:jit_warm -- --arch=sm_90,gfx90a --head_dim=128 --dtype=bf16
 //   bazel run //tools:jit_warm -- --manifest=models.txt --verify
+//   bazel run //tools:jit_warm -- --hf_config=/models/Qwen3-VL-8B/config.json
 //
 // stdout: the dry-run listing, the summary and --stats. stderr: notes, warnings,
 // progress (one updating line on a terminal, one line per item otherwise) and failures
@@ -404,6 +405,12 @@ int Run(int argc, char** argv) {
     if (!entries.ok()) return UsageError(entries.status().message());
     manifest = std::move(*entries);
   }
+  std::vector<HfConfigFile> hf_configs;
+  for (const std::string& name : flags.hf_configs) {
+    absl::StatusOr<std::string> text = ReadTextFile(UserPath(name));
+    if (!text.ok()) return UsageError(absl::StrCat("--hf_config: ", text.status().message()));
+    hf_configs.push_back(HfConfigFile{name, std::move(*text)});
+  }
   const bool manifest_names_all_targets =
       !flags.manifest.empty() &&
       std::all_of(manifest.begin(), manifest.end(), [](const ManifestEntry& e) { return e.arch.has_value(); });
@@ -430,7 +437,10 @@ int Run(int argc, char** argv) {
     }
   }
   absl::StatusOr<std::vector<WarmItem>> built =
-      BuildItems(flags, targets, flags.manifest.empty() ? nullptr : &manifest, flags.manifest, validate);
+      !hf_configs.empty()
+          ? BuildItemsFromHfConfigs(flags, targets, hf_configs)
+          : BuildItems(flags, targets, flags.manifest.empty() ? nullptr : &manifest, flags.manifest,
+                       validate);
   if (!built.ok()) return UsageError(built.status().message());
   if (!targets_status.ok()) {
     PrintError(targets_status.message());
