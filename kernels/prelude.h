@@ -1,7 +1,78 @@
 // Portable prelude for the RoPE kernels: compiles under NVRTC, nvcc, hipRTC and hipcc
-// with no system header (NVRTC has no include path at run time).
+// with no system header (NVRTC has no include path at run time), and, with ROPE_HOST
+// defined, as plain C++17 for the host backend (jit/host).
 #ifndef ROPE_JIT_KERNELS_PRELUDE_H_
 #define ROPE_JIT_KERNELS_PRELUDE_H_
+
+#if defined(ROPE_HOST)
+// The host backend: the GPU keywords and intrinsics the kernels use, defined for a CPU.
+// The kernels are thread-independent (no shared memory, barriers or warp operations), so
+// running a block's threads one after another on one CPU thread computes what the GPU
+// computes. A kernel that needs a block- or warp-level construct must define it here.
+#include "kernels/host_grid.h"
+#include <math.h>
+#include <string.h>
+
+#define __global__
+#define __device__
+#define __forceinline__ inline __attribute__((always_inline))
+#define __launch_bounds__(threads)
+
+struct RopeHostIndex {
+  unsigned x, y, z;
+};
+// Per CPU thread: the worker running a block sets them before each kernel call.
+static thread_local RopeHostIndex threadIdx, blockIdx, blockDim, gridDim;
+
+static inline float __uint_as_float(unsigned u) {
+  float f;
+  memcpy(&f, &u, sizeof(f));
+  return f;
+}
+static inline unsigned __float_as_uint(float f) {
+  unsigned u;
+  memcpy(&u, &f, sizeof(u));
+  return u;
+}
+static inline int __double2loint(double d) {
+  unsigned long long u;
+  memcpy(&u, &d, sizeof(u));
+  return static_cast<int>(static_cast<unsigned>(u));
+}
+static inline int atomicOr(int* address, int value) {
+  return __atomic_fetch_or(address, value, __ATOMIC_RELAXED);
+}
+
+// Runs blocks [first_block, last_block) of `grid`, every thread of a block in turn.
+template <typename Kernel>
+static void rope_host_run_blocks(const RopeHostGrid* grid, Kernel kernel) {
+  gridDim = {grid->grid[0], grid->grid[1], grid->grid[2]};
+  blockDim = {grid->block[0], grid->block[1], grid->block[2]};
+  const unsigned long long plane = static_cast<unsigned long long>(grid->grid[0]) * grid->grid[1];
+  for (unsigned long long b = grid->first_block; b < grid->last_block; ++b) {
+    blockIdx = {static_cast<unsigned>(b % grid->grid[0]),
+                static_cast<unsigned>(b / grid->grid[0] % grid->grid[1]),
+                static_cast<unsigned>(b / plane)};
+    for (unsigned z = 0; z < blockDim.z; ++z)
+      for (unsigned y = 0; y < blockDim.y; ++y)
+        for (unsigned x = 0; x < blockDim.x; ++x) {
+          threadIdx = {x, y, z};
+          kernel();
+        }
+  }
+}
+
+// After each `extern "C" __global__` kernel taking one argument struct by value: the
+// entry `<kernel>_host_grid` (a RopeHostGridEntry) that the host runtime calls. Empty on
+// GPUs.
+#define ROPE_HOST_ENTRY(kernel, ArgsType)                                        \
+  extern "C" void kernel##_host_grid(const RopeHostGrid* grid, void** args) {   \
+    const ArgsType& kernel_args = *static_cast<const ArgsType*>(args[0]);       \
+    rope_host_run_blocks(grid, [&kernel_args] { kernel(kernel_args); });        \
+  }
+#else
+#define ROPE_HOST_ENTRY(kernel, ArgsType)
+#endif
 
 #if defined(__HIPCC_RTC__) || defined(__HIP__) || defined(__HIP_PLATFORM_AMD__)
 #define ROPE_AMD 1
@@ -10,6 +81,45 @@
 #endif
 
 #define ROPE_DEVICE __device__ __forceinline__
+
+// Plain clang compiling HIP with -nogpuinc (jit/rocm/clang_compiler.h passes
+// -DROPE_HIP_WITHOUT_RUNTIME=1): no HIP header is included, so this supplies the part of
+// hipRTC's built-in header / hip_runtime.h the kernels use, with the same definitions
+// (amd_hip_runtime.h, host_defines.h, amd_device_functions.h, amd_hip_atomic.h).
+#if defined(ROPE_HIP_WITHOUT_RUNTIME)
+#define __global__ __attribute__((global))
+#define __device__ __attribute__((device))
+#define __forceinline__ inline __attribute__((always_inline))
+#define __launch_bounds__(max_threads) __attribute__((amdgpu_flat_work_group_size(1, max_threads)))
+struct RopeDim3 {
+  unsigned x, y, z;
+};
+// Unused components cost nothing: the builtins read registers set up at dispatch.
+#define threadIdx                                                                    \
+  (RopeDim3{__builtin_amdgcn_workitem_id_x(), __builtin_amdgcn_workitem_id_y(),      \
+            __builtin_amdgcn_workitem_id_z()})
+#define blockIdx                                                                     \
+  (RopeDim3{__builtin_amdgcn_workgroup_id_x(), __builtin_amdgcn_workgroup_id_y(),    \
+            __builtin_amdgcn_workgroup_id_z()})
+#define blockDim                                                                     \
+  (RopeDim3{__builtin_amdgcn_workgroup_size_x(), __builtin_amdgcn_workgroup_size_y(), \
+            __builtin_amdgcn_workgroup_size_z()})
+ROPE_DEVICE float __uint_as_float(unsigned x) { return __builtin_bit_cast(float, x); }
+ROPE_DEVICE unsigned __float_as_uint(float x) { return __builtin_bit_cast(unsigned, x); }
+ROPE_DEVICE float __int_as_float(int x) { return __builtin_bit_cast(float, x); }
+ROPE_DEVICE int __float_as_int(float x) { return __builtin_bit_cast(int, x); }
+ROPE_DEVICE int __double2loint(double x) {
+  return static_cast<int>(__builtin_bit_cast(unsigned long long, x));
+}
+ROPE_DEVICE int __double2hiint(double x) {
+  return static_cast<int>(__builtin_bit_cast(unsigned long long, x) >> 32);
+}
+ROPE_DEVICE double fma(double x, double y, double z) { return __builtin_fma(x, y, z); }
+ROPE_DEVICE float fmaf(float x, float y, float z) { return __builtin_fmaf(x, y, z); }
+ROPE_DEVICE int atomicOr(int* address, int value) {
+  return __hip_atomic_fetch_or(address, value, __ATOMIC_RELAXED, __HIP_MEMORY_SCOPE_AGENT);
+}
+#endif  // ROPE_HIP_WITHOUT_RUNTIME
 
 typedef unsigned short rope_u16;
 
@@ -22,8 +132,9 @@ ROPE_DEVICE rope_u16 rope_f32_to_bf16(float f) {
   return (rope_u16)(u >> 16);
 }
 
-// IEEE half <-> float through the hardware conversions (round to nearest even).
-#if ROPE_AMD
+// IEEE half <-> float through the hardware conversions (round to nearest even); on the
+// host through the compiler's _Float16 (g++ 12 and clang on x86-64 and AArch64).
+#if ROPE_AMD || defined(ROPE_HOST)
 ROPE_DEVICE float rope_f16_to_f32(rope_u16 v) { return (float)__builtin_bit_cast(_Float16, v); }
 ROPE_DEVICE rope_u16 rope_f32_to_f16(float f) { return __builtin_bit_cast(rope_u16, (_Float16)f); }
 #else
@@ -125,6 +236,25 @@ ROPE_DEVICE void rope_store(rope_elem* p, const float (&in)[N]) {
 #pragma unroll
     for (int i = 0; i < N; ++i) p[i] = packed.e[i];
   }
+}
+
+// Programmatic dependent launch (NVIDIA sm_90+, LaunchOptions in jit/device_runtime.h). A
+// kernel launched with it may start before the previous kernel on its stream has finished;
+// rope_wait_for_prior_grid() returns once that kernel has completed and its writes are
+// visible, so it must come before the first global memory access. It returns at once
+// when the launch was a plain one, and compiles to nothing on other targets.
+// rope_release_dependent_grid() lets the next such kernel begin launching (it still waits
+// for this one to finish before it reads anything); issued early, the next launch's
+// latency overlaps this kernel's work.
+ROPE_DEVICE void rope_wait_for_prior_grid() {
+#if !ROPE_AMD && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+ROPE_DEVICE void rope_release_dependent_grid() {
+#if !ROPE_AMD && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
 }
 
 #endif  // ROPE_JIT_KERNELS_PRELUDE_H_

@@ -236,6 +236,8 @@ ROPE_DEVICE void rope_apply_impl(Heads& heads) {
   const int split = static_cast<int>(rest % static_cast<unsigned>(a.head_splits));
   const long long token = rest / static_cast<unsigned>(a.head_splits);
   if (token >= a.num_tokens) return;
+  rope_wait_for_prior_grid();
+  rope_release_dependent_grid();
 
   const int segment = lane / Shape::kLanesPerSegment;
   const int first_pair = (lane % Shape::kLanesPerSegment) * kPairs;
@@ -296,9 +298,11 @@ extern "C" __global__ void __launch_bounds__(ROPE_THREADS_PER_BLOCK)
   RopeTensorHeads<1> heads{args};
   rope_apply_impl<RopeTensorHeads<1>, ROPE_VEC, true>(heads);
 }
+ROPE_HOST_ENTRY(rope_apply_aligned, RopeLaunchArgs)
 
 extern "C" __global__ void __launch_bounds__(ROPE_THREADS_PER_BLOCK)
     rope_apply_unaligned(RopeLaunchArgs args) {
   RopeTensorHeads<1> heads{args};
   rope_apply_impl<RopeTensorHeads<1>, ROPE_UNALIGNED_VEC, false>(heads);
 }
+ROPE_HOST_ENTRY(rope_apply_unaligned, RopeLaunchArgs)
