@@ -3,7 +3,9 @@
 #include <climits>
 #include <cstring>
 #include <string>
+#include <thread>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "jit/status_macros.h"
@@ -117,15 +119,27 @@ absl::StatusOr<std::unique_ptr<Rope>> Rope::Create(const RopeConfig& config, Dev
   ASSIGN_OR_RETURN(RopeFrequencies frequencies, ComputeFrequencies(config));
   std::unique_ptr<Rope> rope(new Rope(config, std::move(frequencies), runtime, device));
 
-  for (RopeKernel which : kAllRopeKernels) {
+  // One thread per kernel: on a cold cache each is a compile, and the compilers run
+  // side by side (hipRTC serializes itself), so Create costs about one compile, not three.
+  constexpr size_t kKernels = sizeof(kAllRopeKernels) / sizeof(kAllRopeKernels[0]);
+  Kernel* const kernels[kKernels] = {&rope->rope_, &rope->position_embeddings_, &rope->rope_kv_cache_};
+  absl::Status statuses[kKernels];
+  auto resolve = [&](size_t i) -> absl::Status {
+    const RopeKernel which = kAllRopeKernels[i];
     ASSIGN_OR_RETURN(KernelSpec spec, RopeKernelSpec(config, which, /*target=*/""));
-    Kernel& kernel = which == RopeKernel::kRope                 ? rope->rope_
-                     : which == RopeKernel::kPositionEmbeddings ? rope->position_embeddings_
-                                                                : rope->rope_kv_cache_;
-    ASSIGN_OR_RETURN(kernel.aligned, service.GetFunction(spec, runtime, device, AlignedFunctionName(which)));
-    ASSIGN_OR_RETURN(kernel.unaligned,
+    ASSIGN_OR_RETURN(kernels[i]->aligned,
+                     service.GetFunction(spec, runtime, device, AlignedFunctionName(which)));
+    ASSIGN_OR_RETURN(kernels[i]->unaligned,
                      service.GetFunction(spec, runtime, device, UnalignedFunctionName(which)));
+    return absl::OkStatus();
+  };
+  {
+    std::vector<std::thread> threads;
+    for (size_t i = 1; i < kKernels; ++i) threads.emplace_back([&, i] { statuses[i] = resolve(i); });
+    statuses[0] = resolve(0);
+    for (std::thread& thread : threads) thread.join();
   }
+  for (const absl::Status& status : statuses) RETURN_IF_ERROR(status);
 
   const std::vector<double>& inv_freq = rope->frequencies_.inv_freq;
   const size_t bytes = inv_freq.size() * sizeof(double);
