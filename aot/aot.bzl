@@ -143,7 +143,7 @@ _rope_aot_code_objects = rule(
     attrs = {
         "targets": attr.string_list(mandatory = True),
         "configs": attr.string_list(mandatory = True),
-        "kernels": attr.string_list(default = ["rope", "position_embeddings"]),
+        "kernels": attr.string_list(default = ["rope", "position_embeddings", "rope_kv_cache"]),
         "function": attr.string(mandatory = True),
         "out_cc": attr.output(mandatory = True),
         "out_h": attr.output(mandatory = True),
@@ -171,7 +171,7 @@ def rope_aot_library(
         name,
         targets,
         configs,
-        kernels = ["rope", "position_embeddings"],
+        kernels = ["rope", "position_embeddings", "rope_kv_cache"],
         function = "RopeAotBakedTier",
         visibility = None,
         testonly = None):

@@ -14,7 +14,7 @@
 namespace rope_jit {
 
 struct EmbeddedKernelSource {
-  const char* name;        // "rope", "position_embeddings"
+  const char* name;        // "rope", "position_embeddings", "rope_kv_cache"
   absl::string_view text;  // includes inlined
   const char* hash;        // XXH3-128 of text, 32 hex chars
 };

@@ -162,6 +162,73 @@ ROPE_DEVICE void rope_head_pointers(const RopeLaunchArgs& a, long long token, in
          head * tensor.out_head_stride + offset;
 }
 
+// Which heads a launch moves and where each one lives: rope_apply_impl is written against
+// this interface, so that a kernel with other destinations (rope_kv_cache.hip) reuses the
+// thread mapping, the position and cos/sin math and the batching unchanged.
+//   const RopeLaunchArgs& launch() const;
+//   bool rotates_any() const;           false: no head is rotated, no cos/sin needed
+//   void begin_token(long long token);  per-token loads, issued with the position load
+//   bool token_out_of_range() const;    raises the checked-mode flag
+//   const rope_elem* input(long long token, int h, int offset) const;
+//   bool rotates(int h) const;
+//   store_rotated<kVec, kVectorAccess>(token, h, offset, const RopeRotated<kVec>&) const;
+//   store_unrotated<kVec, kVectorAccess>(token, h, offset, const RopePacked<kVec>& x,
+//                                        const RopePacked<kVec>& y) const;
+//   copy_pass_through(token, h, lane, lanes) const;   dims past rotary_dim
+template <int kVec>
+struct RopeRotated {
+  float x[kVec];
+  float y[kVec];  // NeoX: the partner half; unused when interleaved
+};
+
+// Q and/or K rotated from their input tensors into their output tensors (rope.hip,
+// position_embeddings.hip).
+template <int kTensors>
+struct RopeTensorHeads {
+  const RopeLaunchArgs& a;
+
+  ROPE_DEVICE const RopeLaunchArgs& launch() const { return a; }
+  ROPE_DEVICE bool rotates_any() const { return true; }
+  ROPE_DEVICE void begin_token(long long) {}
+  ROPE_DEVICE bool token_out_of_range() const { return false; }
+  ROPE_DEVICE bool rotates(int) const { return true; }
+
+  ROPE_DEVICE const rope_elem* input(long long token, int h, int offset) const {
+    const rope_elem* in;
+    rope_elem* out;
+    rope_head_pointers<kTensors>(a, token, h, offset, &in, &out);
+    return in;
+  }
+
+  template <int kVec, bool kVectorAccess>
+  ROPE_DEVICE void store_rotated(long long token, int h, int offset, const RopeRotated<kVec>& r) const {
+    const rope_elem* in;
+    rope_elem* out;
+    rope_head_pointers<kTensors>(a, token, h, offset, &in, &out);
+    rope_store<kVec, kVectorAccess>(out, r.x);
+#if ROPE_STYLE == 0
+    rope_store<kVec, kVectorAccess>(out + ROPE_SEGMENT_PAIRS, r.y);
+#endif
+  }
+
+  template <int kVec, bool kVectorAccess>
+  ROPE_DEVICE void store_unrotated(long long, int, int, const RopePacked<kVec>&,
+                                   const RopePacked<kVec>&) const {}
+
+  // Out of place, the dims past rotary_dim are copied through; lanes share them.
+  ROPE_DEVICE void copy_pass_through(long long token, int h, int lane, int lanes) const {
+    const int t = (kTensors == 2 && h >= a.tensors[0].num_heads) ? 1 : 0;
+    const RopeTensorArgs& tensor = a.tensors[t];
+    if (tensor.out == tensor.in) return;
+    const int head = h - (t == 1 ? a.tensors[0].num_heads : 0);
+    const rope_elem* in =
+        static_cast<const rope_elem*>(tensor.in) + token * tensor.in_token_stride + head * tensor.in_head_stride;
+    rope_elem* out =
+        static_cast<rope_elem*>(tensor.out) + token * tensor.out_token_stride + head * tensor.out_head_stride;
+    for (int d = ROPE_ROTARY_DIM + lane; d < ROPE_HEAD_DIM; d += lanes) out[d] = in[d];
+  }
+};
+
 // The heads h0, h0 + splits, ... (ROPE_HEAD_UNROLL of them) that one thread moves at a
 // time, held in storage format between load and store. Output pointers are recomputed
 // at store time: holding them would cost two registers per head.
@@ -171,16 +238,15 @@ struct RopeBatch {
   RopePacked<kVec> y[ROPE_HEAD_UNROLL];  // NeoX: the partner half; unused when interleaved
 };
 
-template <int kTensors, int kVec, bool kVectorAccess>
-ROPE_DEVICE void rope_load_batch(const RopeLaunchArgs& a, long long token, int h0, int offset,
+template <class Heads, int kVec, bool kVectorAccess>
+ROPE_DEVICE void rope_load_batch(const Heads& heads, long long token, int h0, int offset,
                                  RopeBatch<kVec>& b) {
+  const RopeLaunchArgs& a = heads.launch();
 #pragma unroll
   for (int u = 0; u < ROPE_HEAD_UNROLL; ++u) {
     const int h = h0 + u * a.head_splits;
     if (h >= a.total_heads) break;
-    const rope_elem* in;
-    rope_elem* out;
-    rope_head_pointers<kTensors>(a, token, h, offset, &in, &out);
+    const rope_elem* in = heads.input(token, h, offset);
     rope_load<kVec, kVectorAccess>(in, b.x[u]);
 #if ROPE_STYLE == 0
     rope_load<kVec, kVectorAccess>(in + ROPE_SEGMENT_PAIRS, b.y[u]);
@@ -188,44 +254,52 @@ ROPE_DEVICE void rope_load_batch(const RopeLaunchArgs& a, long long token, int h
   }
 }
 
+// One head's lane elements rotated by this lane's cos/sin, in fp32.
+template <int kVec>
+ROPE_DEVICE RopeRotated<kVec> rope_rotate(const RopePacked<kVec>& x, const RopePacked<kVec>& y,
+                                          const float* c, const float* s) {
+  constexpr int kPairs = RopeShape<kVec>::kPairs;
+  RopeRotated<kVec> r;
+#if ROPE_STYLE == 0
+#pragma unroll
+  for (int p = 0; p < kPairs; ++p) {
+    const float xp = rope_load_elem(x.e[p]), yp = rope_load_elem(y.e[p]);
+    r.x[p] = xp * c[p] - yp * s[p];
+    r.y[p] = yp * c[p] + xp * s[p];
+  }
+#else
+#pragma unroll
+  for (int p = 0; p < kPairs; ++p) {
+    const float xp = rope_load_elem(x.e[2 * p]), yp = rope_load_elem(x.e[2 * p + 1]);
+    r.x[2 * p] = xp * c[p] - yp * s[p];
+    r.x[2 * p + 1] = yp * c[p] + xp * s[p];
+  }
+#endif
+  return r;
+}
+
 // Rotates and stores a loaded batch. Both elements of every pair were read (by this
 // thread) before either is written, so in-place calls are race-free.
-template <int kTensors, int kVec, bool kVectorAccess>
-ROPE_DEVICE void rope_rotate_batch(const RopeLaunchArgs& a, long long token, int h0, int offset,
+template <class Heads, int kVec, bool kVectorAccess>
+ROPE_DEVICE void rope_rotate_batch(const Heads& heads, long long token, int h0, int offset,
                                    const RopeBatch<kVec>& b, const float* c, const float* s) {
-  constexpr int kPairs = RopeShape<kVec>::kPairs;
+  const RopeLaunchArgs& a = heads.launch();
 #pragma unroll
   for (int u = 0; u < ROPE_HEAD_UNROLL; ++u) {
     const int h = h0 + u * a.head_splits;
     if (h >= a.total_heads) break;
-    const rope_elem* in;
-    rope_elem* out;
-    rope_head_pointers<kTensors>(a, token, h, offset, &in, &out);
-#if ROPE_STYLE == 0
-    float rx[kVec], ry[kVec];
-#pragma unroll
-    for (int p = 0; p < kPairs; ++p) {
-      const float xp = rope_load_elem(b.x[u].e[p]), yp = rope_load_elem(b.y[u].e[p]);
-      rx[p] = xp * c[p] - yp * s[p];
-      ry[p] = yp * c[p] + xp * s[p];
+    if (heads.rotates(h)) {
+      heads.template store_rotated<kVec, kVectorAccess>(token, h, offset,
+                                                        rope_rotate<kVec>(b.x[u], b.y[u], c, s));
+    } else {
+      heads.template store_unrotated<kVec, kVectorAccess>(token, h, offset, b.x[u], b.y[u]);
     }
-    rope_store<kVec, kVectorAccess>(out, rx);
-    rope_store<kVec, kVectorAccess>(out + ROPE_SEGMENT_PAIRS, ry);
-#else
-    float r[kVec];
-#pragma unroll
-    for (int p = 0; p < kPairs; ++p) {
-      const float xp = rope_load_elem(b.x[u].e[2 * p]), yp = rope_load_elem(b.x[u].e[2 * p + 1]);
-      r[2 * p] = xp * c[p] - yp * s[p];
-      r[2 * p + 1] = yp * c[p] + xp * s[p];
-    }
-    rope_store<kVec, kVectorAccess>(out, r);
-#endif
   }
 }
 
-template <int kTensors, int kVec, bool kVectorAccess>
-ROPE_DEVICE void rope_apply_impl(const RopeLaunchArgs& a) {
+template <class Heads, int kVec, bool kVectorAccess>
+ROPE_DEVICE void rope_apply_impl(Heads& heads) {
+  const RopeLaunchArgs& a = heads.launch();
   typedef RopeShape<kVec> Shape;
   constexpr int kPairs = Shape::kPairs;
   // 32-bit index math (the host keeps a launch under 2^32 threads): 64-bit division by
@@ -251,18 +325,23 @@ ROPE_DEVICE void rope_apply_impl(const RopeLaunchArgs& a) {
   // the loads behind the checked-mode atomicOr (which might alias them), one more
   // dependent memory round trip on every thread's path.
   RopeBatch<kVec> current;
-  rope_load_batch<kTensors, kVec, kVectorAccess>(a, token, split, offset, current);
+  rope_load_batch<Heads, kVec, kVectorAccess>(heads, token, split, offset, current);
 
-  double inv_freq[kPairs];
-#pragma unroll
-  for (int p = 0; p < kPairs; ++p) inv_freq[p] = a.inv_freq[first_pair + p];
-
-  const RopeLanePositions positions = rope_lane_positions(a, token, segment);
   float c[kPairs], s[kPairs];
+  heads.begin_token(token);
+  if (heads.rotates_any()) {
+    double inv_freq[kPairs];
 #pragma unroll
-  for (int p = 0; p < kPairs; ++p) {
-    rope_cos_sin(positions.at(first_pair + p), inv_freq[p], a.attention_factor, &c[p], &s[p]);
+    for (int p = 0; p < kPairs; ++p) inv_freq[p] = a.inv_freq[first_pair + p];
+
+    const RopeLanePositions positions = rope_lane_positions(a, token, segment);
+#pragma unroll
+    for (int p = 0; p < kPairs; ++p) {
+      rope_cos_sin(positions.at(first_pair + p), inv_freq[p], a.attention_factor, &c[p], &s[p]);
+    }
   }
+  // A cache slot past the cache's end (rope_kv_cache.hip) is skipped, and flagged here.
+  if (a.error_flag != nullptr && heads.token_out_of_range()) atomicOr(a.error_flag, 1);
 
   // Double-buffered: the next batch's loads are in flight while this one is rotated and
   // stored, so each thread keeps reads and writes overlapping (one load phase then one
@@ -271,36 +350,29 @@ ROPE_DEVICE void rope_apply_impl(const RopeLaunchArgs& a) {
   for (int h0 = split;; h0 += step) {
     RopeBatch<kVec> next;
     const bool more = h0 + step < a.total_heads;
-    if (more) rope_load_batch<kTensors, kVec, kVectorAccess>(a, token, h0 + step, offset, next);
-    rope_rotate_batch<kTensors, kVec, kVectorAccess>(a, token, h0, offset, current, c, s);
+    if (more) rope_load_batch<Heads, kVec, kVectorAccess>(heads, token, h0 + step, offset, next);
+    rope_rotate_batch<Heads, kVec, kVectorAccess>(heads, token, h0, offset, current, c, s);
     if (!more) break;
     current = next;
   }
 
 #if ROPE_ROTARY_DIM < ROPE_HEAD_DIM
-  // Out of place, the dims past rotary_dim are copied through; lanes share them.
   for (int h = split; h < a.total_heads; h += a.head_splits) {
-    const int t = (kTensors == 2 && h >= a.tensors[0].num_heads) ? 1 : 0;
-    const RopeTensorArgs& tensor = a.tensors[t];
-    if (tensor.out == tensor.in) continue;
-    const int head = h - (t == 1 ? a.tensors[0].num_heads : 0);
-    const rope_elem* in =
-        static_cast<const rope_elem*>(tensor.in) + token * tensor.in_token_stride + head * tensor.in_head_stride;
-    rope_elem* out =
-        static_cast<rope_elem*>(tensor.out) + token * tensor.out_token_stride + head * tensor.out_head_stride;
-    for (int d = ROPE_ROTARY_DIM + lane; d < ROPE_HEAD_DIM; d += Shape::kLanes) out[d] = in[d];
+    heads.copy_pass_through(token, h, lane, Shape::kLanes);
   }
 #endif
 }
 
 extern "C" __global__ void __launch_bounds__(ROPE_THREADS_PER_BLOCK)
     rope_apply_aligned(RopeLaunchArgs args) {
-  rope_apply_impl<1, ROPE_VEC, true>(args);
+  RopeTensorHeads<1> heads{args};
+  rope_apply_impl<RopeTensorHeads<1>, ROPE_VEC, true>(heads);
 }
 ROPE_HOST_ENTRY(rope_apply_aligned, RopeLaunchArgs)
 
 extern "C" __global__ void __launch_bounds__(ROPE_THREADS_PER_BLOCK)
     rope_apply_unaligned(RopeLaunchArgs args) {
-  rope_apply_impl<1, ROPE_UNALIGNED_VEC, false>(args);
+  RopeTensorHeads<1> heads{args};
+  rope_apply_impl<RopeTensorHeads<1>, ROPE_UNALIGNED_VEC, false>(heads);
 }
 ROPE_HOST_ENTRY(rope_apply_unaligned, RopeLaunchArgs)

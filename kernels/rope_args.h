@@ -40,4 +40,33 @@ typedef struct RopeLaunchArgs {
   int reserved;
 } RopeLaunchArgs;
 
+/* Cache element formats of RopeKvCacheArgs::cache_dtype (rope/kv_cache.h, KvDType). */
+#define ROPE_KV_SAME 0     /* the Rope's dtype (ROPE_DTYPE) */
+#define ROPE_KV_FP8_E4M3 1 /* OCP E4M3 "fn" */
+#define ROPE_KV_FP8_E5M2 2 /* OCP E5M2 */
+
+/* rope_kv_cache.hip: Q rotated into rope.tensors[0].out; K (rope.tensors[1].in) rotated
+ * and V copied into a paged cache at slot_mapping[token]; k and v are never written.
+ * rope.total_heads = q heads + 2 * kv heads. A cache element of head h at slot s is at
+ * (s / block_size) * cache_block_stride + (s % block_size) * cache_slot_stride
+ * + h * cache_head_stride (elements of the cache's format), for 0 <= s < num_slots. */
+typedef struct RopeKvCacheArgs {
+  RopeLaunchArgs rope;
+  const void* v;
+  long long v_token_stride;
+  long long v_head_stride;
+  void* k_cache;
+  void* v_cache;
+  const long long* slot_mapping; /* one per token; < 0: padding, not written */
+  long long num_slots;           /* num_blocks * block_size; slots at or past it: flagged */
+  long long block_size;
+  long long cache_block_stride;
+  long long cache_slot_stride;
+  long long cache_head_stride;
+  const float* k_scale; /* FP8: stored = saturate(x / scale); device scalars */
+  const float* v_scale;
+  int cache_dtype;      /* ROPE_KV_* */
+  int rotate;           /* 0: K and V stored as given and no Q (a cache write alone) */
+} RopeKvCacheArgs;
+
 #endif /* ROPE_JIT_KERNELS_ROPE_ARGS_H_ */

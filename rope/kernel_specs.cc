@@ -12,22 +12,38 @@
 namespace rope_jit {
 
 const char* RopeKernelName(RopeKernel kernel) {
-  return kernel == RopeKernel::kRope ? "rope" : "position_embeddings";
+  switch (kernel) {
+    case RopeKernel::kRope: return "rope";
+    case RopeKernel::kPositionEmbeddings: return "position_embeddings";
+    case RopeKernel::kRopeKvCache: return "rope_kv_cache";
+  }
+  return "?";
 }
 
 absl::StatusOr<RopeKernel> ParseRopeKernel(absl::string_view name) {
-  if (name == "rope") return RopeKernel::kRope;
-  if (name == "position_embeddings") return RopeKernel::kPositionEmbeddings;
-  return absl::InvalidArgumentError(
-      absl::StrCat("unknown kernel '", name, "'; expected rope or position_embeddings"));
+  for (RopeKernel kernel : kAllRopeKernels) {
+    if (name == RopeKernelName(kernel)) return kernel;
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      "unknown kernel '", name, "'; expected rope, position_embeddings or rope_kv_cache"));
 }
 
 const char* AlignedFunctionName(RopeKernel kernel) {
-  return kernel == RopeKernel::kRope ? "rope_apply_aligned" : "rope_qk_apply_aligned";
+  switch (kernel) {
+    case RopeKernel::kRope: return "rope_apply_aligned";
+    case RopeKernel::kPositionEmbeddings: return "rope_qk_apply_aligned";
+    case RopeKernel::kRopeKvCache: return "rope_kv_cache_aligned";
+  }
+  return "?";
 }
 
 const char* UnalignedFunctionName(RopeKernel kernel) {
-  return kernel == RopeKernel::kRope ? "rope_apply_unaligned" : "rope_qk_apply_unaligned";
+  switch (kernel) {
+    case RopeKernel::kRope: return "rope_apply_unaligned";
+    case RopeKernel::kPositionEmbeddings: return "rope_qk_apply_unaligned";
+    case RopeKernel::kRopeKvCache: return "rope_kv_cache_unaligned";
+  }
+  return "?";
 }
 
 int VectorWidth(const RopeConfig& config) {

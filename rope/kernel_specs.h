@@ -15,9 +15,14 @@
 
 namespace rope_jit {
 
-enum class RopeKernel { kRope, kPositionEmbeddings };
-const char* RopeKernelName(RopeKernel kernel);  // "rope", "position_embeddings"
+// kRopeKvCache: RoPE with the KV-cache write fused in (kernels/rope_kv_cache.hip).
+enum class RopeKernel { kRope, kPositionEmbeddings, kRopeKvCache };
+// "rope", "position_embeddings", "rope_kv_cache"
+const char* RopeKernelName(RopeKernel kernel);
 absl::StatusOr<RopeKernel> ParseRopeKernel(absl::string_view name);
+// Every kernel, in the order above: what Rope::Create, jit_warm and AOT builds cover.
+inline constexpr RopeKernel kAllRopeKernels[] = {RopeKernel::kRope, RopeKernel::kPositionEmbeddings,
+                                                 RopeKernel::kRopeKvCache};
 
 // Function names inside each module: the vector path needs pointers and strides aligned
 // to VectorWidth() elements; the other path makes no alignment assumption.

@@ -122,4 +122,48 @@ std::vector<double> ReferenceApply(const RopeConfig& config, const RopeFrequenci
   return out;
 }
 
+int64_t ReferenceCacheIndex(KvLayout layout, int64_t block_size, int64_t kv_heads, int64_t head_dim,
+                            int64_t block, int64_t offset, int64_t head, int64_t dim) {
+  if (layout == KvLayout::kNHD) return ((block * block_size + offset) * kv_heads + head) * head_dim + dim;
+  return ((block * kv_heads + head) * block_size + offset) * head_dim + dim;
+}
+
+ReferenceKvCache ReferenceApplyAndCacheKv(const RopeConfig& config, const RopeFrequencies& freqs,
+                                          absl::Span<const double> q, absl::Span<const double> k,
+                                          absl::Span<const double> v, int tokens, int q_heads,
+                                          int kv_heads, absl::Span<const int64_t> positions,
+                                          absl::Span<const int64_t> slots, int64_t num_blocks,
+                                          int64_t block_size, KvLayout layout) {
+  ReferenceKvCache result;
+  const int64_t head_dim = config.head_dim;
+  if (num_blocks < 0 || block_size < 1 || kv_heads < 0 || slots.size() != static_cast<size_t>(tokens) ||
+      v.size() != k.size()) {
+    return result;
+  }
+  std::vector<double> q_rotated = ReferenceApply(config, freqs, q, tokens, q_heads, positions);
+  std::vector<double> k_rotated = ReferenceApply(config, freqs, k, tokens, kv_heads, positions);
+  if (q_rotated.size() != q.size() || k_rotated.size() != k.size()) return result;
+
+  const size_t cache_elements = static_cast<size_t>(num_blocks * block_size * kv_heads * head_dim);
+  result.q = std::move(q_rotated);
+  result.k_cache.assign(cache_elements, 0.0);
+  result.v_cache.assign(cache_elements, 0.0);
+  result.written.assign(cache_elements, false);
+  for (int t = 0; t < tokens; ++t) {
+    const int64_t slot = slots[t];
+    if (slot < 0 || slot >= num_blocks * block_size) continue;
+    for (int h = 0; h < kv_heads; ++h) {
+      for (int64_t d = 0; d < head_dim; ++d) {
+        const size_t at = static_cast<size_t>(ReferenceCacheIndex(
+            layout, block_size, kv_heads, head_dim, slot / block_size, slot % block_size, h, d));
+        const size_t from = (static_cast<size_t>(t) * kv_heads + h) * head_dim + d;
+        result.k_cache[at] = k_rotated[from];
+        result.v_cache[at] = v[from];
+        result.written[at] = true;
+      }
+    }
+  }
+  return result;
+}
+
 }  // namespace rope_jit

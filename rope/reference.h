@@ -28,6 +28,7 @@
 
 #include "absl/types/span.h"
 #include "rope/config.h"
+#include "rope/kv_cache.h"
 
 namespace rope_jit {
 
@@ -44,6 +45,31 @@ std::vector<double> ReferenceApply(const RopeConfig& config, const RopeFrequenci
 // is outside inv_freq.
 void ReferenceCosSin(const RopeFrequencies& freqs, int64_t position, int pair, double* cos,
                      double* sin);
+
+// What Rope::ApplyAndCacheKvDevice computes, in float64, before the cache's own rounding:
+// Q rotated, and the K (rotated) and V (as given) values each cache element holds.
+struct ReferenceKvCache {
+  std::vector<double> q;        // [tokens, q_heads, head_dim]
+  std::vector<double> k_cache;  // num_blocks * block_size * kv_heads * head_dim, in `layout`
+  std::vector<double> v_cache;
+  std::vector<bool> written;    // per cache element (K and V alike): addressed by a slot
+};
+
+// The element index of (block, offset in block, head, dim) in a cache of `layout`.
+int64_t ReferenceCacheIndex(KvLayout layout, int64_t block_size, int64_t kv_heads, int64_t head_dim,
+                            int64_t block, int64_t offset, int64_t head, int64_t dim);
+
+// q [tokens, q_heads, head_dim], k and v [tokens, kv_heads, head_dim] (contiguous),
+// positions as for ReferenceApply, slots one per token: a slot in [0, num_blocks *
+// block_size) receives the token's K and V (if two tokens share one, the later wins),
+// any other slot nothing. Cache elements never written are 0 with written = false.
+// Empty vectors when the shapes disagree (as ReferenceApply).
+ReferenceKvCache ReferenceApplyAndCacheKv(const RopeConfig& config, const RopeFrequencies& freqs,
+                                          absl::Span<const double> q, absl::Span<const double> k,
+                                          absl::Span<const double> v, int tokens, int q_heads,
+                                          int kv_heads, absl::Span<const int64_t> positions,
+                                          absl::Span<const int64_t> slots, int64_t num_blocks,
+                                          int64_t block_size, KvLayout layout);
 
 }  // namespace rope_jit
 

@@ -3,6 +3,7 @@
 #include <climits>
 #include <cstring>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -146,6 +147,16 @@ bool IsAligned(const void* pointer, int64_t token_stride, int64_t head_stride, i
          head_stride % elements == 0;
 }
 
+absl::StatusOr<RopeLaunchShape> CheckedLaunchShape(const RopeConfig& config, int64_t tokens,
+                                                   int total_heads, int width) {
+  const RopeLaunchShape shape = ComputeLaunchShape(config, tokens, total_heads, width);
+  // The kernels index threads in 32 bits.
+  if (shape.blocks * RopeLaunchShape::kThreadsPerBlock > UINT32_MAX) {
+    return Invalid(absl::StrCat("too many tokens for one launch: ", tokens));
+  }
+  return shape;
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Rope>> Rope::Create(const RopeConfig& config, DeviceRuntime& runtime,
@@ -159,13 +170,27 @@ absl::StatusOr<std::unique_ptr<Rope>> Rope::Create(const RopeConfig& config, Dev
   ASSIGN_OR_RETURN(RopeFrequencies frequencies, ComputeFrequencies(config));
   std::unique_ptr<Rope> rope(new Rope(config, std::move(frequencies), runtime, device));
 
-  for (RopeKernel which : {RopeKernel::kRope, RopeKernel::kPositionEmbeddings}) {
+  // One thread per kernel: on a cold cache each is a compile, and the compilers run
+  // side by side (hipRTC serializes itself), so Create costs about one compile, not three.
+  constexpr size_t kKernels = sizeof(kAllRopeKernels) / sizeof(kAllRopeKernels[0]);
+  Kernel* const kernels[kKernels] = {&rope->rope_, &rope->position_embeddings_, &rope->rope_kv_cache_};
+  absl::Status statuses[kKernels];
+  auto resolve = [&](size_t i) -> absl::Status {
+    const RopeKernel which = kAllRopeKernels[i];
     ASSIGN_OR_RETURN(KernelSpec spec, RopeKernelSpec(config, which, /*target=*/""));
-    Kernel& kernel = which == RopeKernel::kRope ? rope->rope_ : rope->position_embeddings_;
-    ASSIGN_OR_RETURN(kernel.aligned, service.GetFunction(spec, runtime, device, AlignedFunctionName(which)));
-    ASSIGN_OR_RETURN(kernel.unaligned,
+    ASSIGN_OR_RETURN(kernels[i]->aligned,
+                     service.GetFunction(spec, runtime, device, AlignedFunctionName(which)));
+    ASSIGN_OR_RETURN(kernels[i]->unaligned,
                      service.GetFunction(spec, runtime, device, UnalignedFunctionName(which)));
+    return absl::OkStatus();
+  };
+  {
+    std::vector<std::thread> threads;
+    for (size_t i = 1; i < kKernels; ++i) threads.emplace_back([&, i] { statuses[i] = resolve(i); });
+    statuses[0] = resolve(0);
+    for (std::thread& thread : threads) thread.join();
   }
+  for (const absl::Status& status : statuses) RETURN_IF_ERROR(status);
 
   if (config.scaling.type != ScalingType::kLongrope) {
     ASSIGN_OR_RETURN(rope->inv_freq_, UploadTable(runtime, device, rope->frequencies_.inv_freq));
@@ -308,17 +333,142 @@ absl::Status Rope::Launch(const Kernel& kernel, const DeviceTensor* tensors, con
   args.num_tokens = static_cast<int>(tokens);
 
   const int width = aligned ? vector_width_ : UnalignedVectorWidth(config_);
-  const RopeLaunchShape shape = ComputeLaunchShape(config_, tokens, args.total_heads, width);
-  // The kernels index threads in 32 bits.
-  if (shape.blocks * RopeLaunchShape::kThreadsPerBlock > UINT32_MAX) {
-    return Invalid(absl::StrCat("too many tokens for one launch: ", tokens));
-  }
+  ASSIGN_OR_RETURN(const RopeLaunchShape shape,
+                   CheckedLaunchShape(config_, tokens, args.total_heads, width));
   args.head_splits = shape.head_splits;
 
   void* params[] = {&args};
   LaunchOptions launch;
   launch.programmatic_dependent_launch = options.programmatic_dependent_launch;
   return runtime_.LaunchWithOptions(device_, aligned ? kernel.aligned : kernel.unaligned,
+                                    Dim3{static_cast<uint32_t>(shape.blocks), 1, 1},
+                                    Dim3{RopeLaunchShape::kThreadsPerBlock, 1, 1},
+                                    /*shared_bytes=*/0, stream, params, launch);
+}
+
+namespace {
+
+// K, V, the slot mapping and the cache of a cache write, beyond what ValidateTensor checks.
+absl::Status ValidateKvArguments(int64_t tokens, const DeviceTensor& k, const DeviceTensor& v,
+                                 const int64_t* slot_mapping, const KvCacheView& cache) {
+  if (k.tokens != tokens) return Invalid(absl::StrCat("k.tokens = ", k.tokens, " but q.tokens = ", tokens));
+  if (v.tokens != k.tokens) {
+    return Invalid(absl::StrCat("v.tokens = ", v.tokens, " but k.tokens = ", k.tokens));
+  }
+  if (k.heads != cache.kv_heads) {
+    return Invalid(absl::StrCat("k.heads = ", k.heads, " but cache.kv_heads = ", cache.kv_heads));
+  }
+  if (v.heads != cache.kv_heads) {
+    return Invalid(absl::StrCat("v.heads = ", v.heads, " but cache.kv_heads = ", cache.kv_heads));
+  }
+  if (slot_mapping == nullptr) return Invalid("slot_mapping is null (one int64 slot per token)");
+  return absl::OkStatus();
+}
+
+RopeTensorArgs TensorArgs(const DeviceTensor& in, const DeviceTensor& out) {
+  RopeTensorArgs t;
+  std::memset(&t, 0, sizeof(t));
+  t.in = in.data;
+  t.out = out.data;
+  t.in_token_stride = in.token_stride;
+  t.in_head_stride = in.head_stride;
+  t.out_token_stride = out.token_stride;
+  t.out_head_stride = out.head_stride;
+  t.num_heads = static_cast<int>(in.heads);
+  return t;
+}
+
+}  // namespace
+
+absl::Status Rope::ApplyAndCacheKvDevice(const DeviceTensor& q, const DeviceTensor& k,
+                                         const DeviceTensor& v, const Positions& positions,
+                                         const int64_t* slot_mapping, const KvCacheView& cache,
+                                         StreamHandle stream, const DeviceTensor* q_out,
+                                         const ApplyOptions& options) const {
+  return LaunchKvCache(&q, q_out, k, v, positions, slot_mapping, cache, /*rotate=*/true, stream,
+                       options);
+}
+
+absl::Status Rope::WriteKvCacheDevice(const DeviceTensor& k, const DeviceTensor& v,
+                                      const int64_t* slot_mapping, const KvCacheView& cache,
+                                      StreamHandle stream, const ApplyOptions& options) const {
+  return LaunchKvCache(nullptr, nullptr, k, v, Positions::FromOffset(0), slot_mapping, cache,
+                       /*rotate=*/false, stream, options);
+}
+
+absl::Status Rope::LaunchKvCache(const DeviceTensor* q, const DeviceTensor* q_out, const DeviceTensor& k,
+                                 const DeviceTensor& v, const Positions& positions,
+                                 const int64_t* slot_mapping, const KvCacheView& cache, bool rotate,
+                                 StreamHandle stream, const ApplyOptions& options) const {
+  const int element_size = DTypeSize(config_.dtype);
+  bool aligned = true;
+  if (q != nullptr) {
+    RETURN_IF_ERROR(ValidateTensor("q", *q, config_));
+    if (q_out != nullptr) {
+      RETURN_IF_ERROR(ValidateOutput("q_out", *q, *q_out, config_));
+    }
+    const DeviceTensor& out = q_out != nullptr ? *q_out : *q;
+    aligned = IsAligned(q->data, q->token_stride, q->head_stride, vector_width_, element_size) &&
+              IsAligned(out.data, out.token_stride, out.head_stride, vector_width_, element_size);
+  }
+  RETURN_IF_ERROR(ValidateTensor("k", k, config_));
+  RETURN_IF_ERROR(ValidateTensor("v", v, config_));
+  const int64_t tokens = q != nullptr ? q->tokens : k.tokens;
+  RETURN_IF_ERROR(ValidateKvArguments(tokens, k, v, slot_mapping, cache));
+  RETURN_IF_ERROR(ValidateKvCacheView(cache, config_).status());
+  RopeKvCacheArgs args;
+  std::memset(&args, 0, sizeof(args));
+  if (rotate) {
+    // Positions (MRoPE columns and strides included) and the frequency table exactly as
+    // the other entry points take them.
+    RETURN_IF_ERROR(SetPositionArgs(positions, config_, tokens, &args.rope));
+    ASSIGN_OR_RETURN(args.rope.inv_freq, FrequencyTable(options));
+  }
+  if (tokens == 0) return absl::OkStatus();
+
+  // Every cache offset is a multiple of head_dim plus a lane's offset into the head.
+  const int cache_element_size = KvElementSize(cache.dtype, config_.dtype);
+  aligned = aligned && config_.head_dim % vector_width_ == 0 &&
+            IsAligned(k.data, k.token_stride, k.head_stride, vector_width_, element_size) &&
+            IsAligned(v.data, v.token_stride, v.head_stride, vector_width_, element_size) &&
+            IsAligned(cache.k, 0, 0, vector_width_, cache_element_size) &&
+            IsAligned(cache.v, 0, 0, vector_width_, cache_element_size);
+
+  if (q != nullptr) args.rope.tensors[0] = TensorArgs(*q, q_out != nullptr ? *q_out : *q);
+  args.rope.tensors[1] = TensorArgs(k, k);  // K's output is the cache
+  args.rope.total_heads = args.rope.tensors[0].num_heads + 2 * args.rope.tensors[1].num_heads;
+  args.rope.error_flag = position_error_;
+  args.rope.max_position = config_.max_position;
+  args.rope.attention_factor = static_cast<float>(frequencies_.attention_factor);
+  args.rope.num_tokens = static_cast<int>(tokens);
+  args.v = v.data;
+  args.v_token_stride = v.token_stride;
+  args.v_head_stride = v.head_stride;
+  args.k_cache = cache.k;
+  args.v_cache = cache.v;
+  args.slot_mapping = reinterpret_cast<const long long*>(slot_mapping);
+  args.num_slots = cache.num_blocks * cache.block_size;  // no overflow: ValidateKvCacheView
+  args.block_size = cache.block_size;
+  const KvCacheStrides strides = CacheStrides(cache);
+  args.cache_block_stride = strides.block;
+  args.cache_slot_stride = strides.slot;
+  args.cache_head_stride = strides.head;
+  args.k_scale = cache.k_scale;
+  args.v_scale = cache.v_scale;
+  args.cache_dtype = cache.dtype == KvDType::kSame      ? ROPE_KV_SAME
+                     : cache.dtype == KvDType::kFp8E4M3 ? ROPE_KV_FP8_E4M3
+                                                        : ROPE_KV_FP8_E5M2;
+  args.rotate = rotate ? 1 : 0;
+
+  const int width = aligned ? vector_width_ : UnalignedVectorWidth(config_);
+  ASSIGN_OR_RETURN(const RopeLaunchShape shape,
+                   CheckedLaunchShape(config_, tokens, args.rope.total_heads, width));
+  args.rope.head_splits = shape.head_splits;
+
+  void* params[] = {&args};
+  LaunchOptions launch;
+  launch.programmatic_dependent_launch = options.programmatic_dependent_launch;
+  return runtime_.LaunchWithOptions(device_, aligned ? rope_kv_cache_.aligned : rope_kv_cache_.unaligned,
                                     Dim3{static_cast<uint32_t>(shape.blocks), 1, 1},
                                     Dim3{RopeLaunchShape::kThreadsPerBlock, 1, 1},
                                     /*shared_bytes=*/0, stream, params, launch);

@@ -26,6 +26,7 @@
 #include "jit/kernel_service.h"
 #include "rope/config.h"
 #include "rope/kernel_specs.h"
+#include "rope/kv_cache.h"
 
 namespace rope_jit {
 
@@ -118,9 +119,27 @@ class Rope {
                                              const DeviceTensor* k_out = nullptr,
                                              const ApplyOptions& options = {}) const;
 
+  // Q rotated (in place, or into `*q_out`), K rotated and V copied into `cache` at each
+  // token's slot (rope/kv_cache.h), in one launch; `k` and `v` are not written. K and V
+  // have cache.kv_heads heads; V has its own strides (a view into packed QKV works).
+  // slot_mapping: device int64, one per token; a negative slot skips that token's cache
+  // write, a slot past the cache's end is never written (checked mode flags it).
+  absl::Status ApplyAndCacheKvDevice(const DeviceTensor& q, const DeviceTensor& k,
+                                     const DeviceTensor& v, const Positions& positions,
+                                     const int64_t* slot_mapping,  // device, one per token
+                                     const KvCacheView& cache, StreamHandle stream,
+                                     const DeviceTensor* q_out = nullptr,
+                                     const ApplyOptions& options = {}) const;
+  // K and V stored into `cache` as given, with no rotation: the cache write of an unfused
+  // path (rotate with ApplyPositionEmbeddingsDevice first). Same slot semantics.
+  absl::Status WriteKvCacheDevice(const DeviceTensor& k, const DeviceTensor& v,
+                                  const int64_t* slot_mapping, const KvCacheView& cache,
+                                  StreamHandle stream, const ApplyOptions& options = {}) const;
+
   // Checked mode: launches also flag any position outside [0, max_position) on the
-  // device. TakePositionError synchronizes `stream`, returns whether a flag was raised
-  // since the last call, and clears it. Off by default (it costs a device allocation).
+  // device, and any KV-cache slot past the cache's end. TakePositionError synchronizes
+  // `stream`, returns whether a flag was raised since the last call, and clears it. Off by
+  // default (it costs a device allocation).
   absl::Status EnableCheckedPositions();
   absl::StatusOr<bool> TakePositionError(StreamHandle stream);
 
@@ -140,6 +159,11 @@ class Rope {
                       const ApplyOptions& options) const;
   // The frequency table an apply uses: inv_freq_, or for longrope the list it asks for.
   absl::StatusOr<const double*> FrequencyTable(const ApplyOptions& options) const;
+  // q and q_out are null for a cache write alone (rotate = false).
+  absl::Status LaunchKvCache(const DeviceTensor* q, const DeviceTensor* q_out, const DeviceTensor& k,
+                             const DeviceTensor& v, const Positions& positions,
+                             const int64_t* slot_mapping, const KvCacheView& cache, bool rotate,
+                             StreamHandle stream, const ApplyOptions& options) const;
 
   const RopeConfig config_;
   const RopeFrequencies frequencies_;
@@ -153,6 +177,7 @@ class Rope {
   int* position_error_ = nullptr;     // checked mode flag
   Kernel rope_;
   Kernel position_embeddings_;
+  Kernel rope_kv_cache_;
 };
 
 }  // namespace rope_jit

@@ -219,12 +219,12 @@ TEST(AotGpuTest, BakedAndJitCodeGiveBitIdenticalOutputs) {
         ASSERT_EQ(aot_service.stats().compiles, 0u)
             << "no baked code object for " << *target << ": the AOT build covers "
             << "gfx90a, gfx1030, sm_80 and sm_90 (aot/BUILD.bazel)";
-        ASSERT_EQ(aot_service.stats().baked_hits, 2u);  // rope and position_embeddings
+        ASSERT_EQ(aot_service.stats().baked_hits, 3u);  // rope, position_embeddings, rope_kv_cache
 
         KernelService jit_service(MemoryOnly(nullptr));
         absl::StatusOr<std::unique_ptr<Rope>> jit = Rope::Create(config, *runtime, 0, jit_service);
         ASSERT_TRUE(jit.ok()) << jit.status();
-        ASSERT_EQ(jit_service.stats().compiles, 2u);
+        ASSERT_EQ(jit_service.stats().compiles, 3u);
 
         for (const Launch& launch :
              {Launch{Call::kQK, false, Launch::kInt64}, Launch{Call::kQK, true, Launch::kInt32},

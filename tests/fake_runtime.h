@@ -23,6 +23,8 @@ class FakeRuntime final : public DeviceRuntime {
     Dim3 grid, block;
     RopeLaunchArgs args;  // every launch in these tests takes one RopeLaunchArgs
     LaunchOptions options;
+    // rope_kv_cache_* launches: their whole argument (it begins with a RopeLaunchArgs).
+    RopeKvCacheArgs kv_args;
   };
 
   explicit FakeRuntime(std::string target = "sm_90") : target_(std::move(target)) {}
@@ -59,9 +61,12 @@ class FakeRuntime final : public DeviceRuntime {
   }
   absl::Status LaunchWithOptions(int, FunctionHandle function, Dim3 grid, Dim3 block, uint32_t,
                                  StreamHandle, void** args, const LaunchOptions& options) override {
-    LaunchRecord record{function, grid, block, {}, options};
+    LaunchRecord record{function, grid, block, {}, options, {}};
     std::memcpy(&record.args, args[0], sizeof(RopeLaunchArgs));
     std::lock_guard<std::mutex> lock(mu_);
+    if (absl::StartsWith(names_.at(reinterpret_cast<size_t>(function) - 1), "rope_kv_cache")) {
+      std::memcpy(&record.kv_args, args[0], sizeof(RopeKvCacheArgs));
+    }
     launches_.push_back(record);
     return absl::OkStatus();
   }

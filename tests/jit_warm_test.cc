@@ -81,7 +81,7 @@ TEST(WarmFlagsTest, DefaultsMatchTheDocumentedScope) {
   EXPECT_TRUE(flags->rotary_dims.empty());
   EXPECT_EQ(flags->dtypes, (std::vector<DType>{DType::kF16, DType::kBF16, DType::kF32}));
   EXPECT_EQ(flags->styles, (std::vector<RopeStyle>{RopeStyle::kNeox, RopeStyle::kInterleaved}));
-  EXPECT_EQ(flags->kernels.size(), 2u);
+  EXPECT_EQ(flags->kernels.size(), 3u);
   EXPECT_FALSE(flags->cache_dir.has_value());
   EXPECT_EQ(flags->jobs, 0);
   EXPECT_FALSE(flags->dry_run || flags->verify || flags->stats || flags->help);
@@ -112,7 +112,7 @@ TEST(WarmFlagsTest, AllAndNegatedBooleans) {
       ParseWarmFlags({"--dtype=all", "--kernels=all", "--style=all", "--dry_run", "--nodry_run", "-h"});
   ASSERT_TRUE(flags.ok()) << flags.status();
   EXPECT_EQ(flags->dtypes.size(), 3u);
-  EXPECT_EQ(flags->kernels.size(), 2u);
+  EXPECT_EQ(flags->kernels.size(), 3u);
   EXPECT_EQ(flags->styles.size(), 2u);
   EXPECT_FALSE(flags->dry_run);
   EXPECT_TRUE(flags->help);
@@ -293,7 +293,7 @@ TEST(BuildItemsTest, CrossProductOfFlagsAndTargets) {
   targets.unsupported = {{"gfx942", "no gfx942 here"}};
   absl::StatusOr<std::vector<WarmItem>> items = BuildItems(*flags, targets, nullptr, "", Accepting({}));
   ASSERT_TRUE(items.ok()) << items.status();
-  ASSERT_EQ(items->size(), 3u * 2 * 2);  // targets x kernels x head_dims
+  ASSERT_EQ(items->size(), 3u * 3 * 2);  // targets x kernels x head_dims
   int unsupported = 0;
   for (const WarmItem& item : *items) {
     EXPECT_EQ(item.config.rotary_dim, item.config.head_dim);  // default: the whole head
@@ -304,10 +304,10 @@ TEST(BuildItemsTest, CrossProductOfFlagsAndTargets) {
       EXPECT_TRUE(item.unsupported.empty());
     }
   }
-  EXPECT_EQ(unsupported, 4);
+  EXPECT_EQ(unsupported, 6);
   // Grouped by target, in the order the targets were chosen.
   EXPECT_EQ((*items)[0].target, "sm_90");
-  EXPECT_EQ((*items)[4].target, "gfx90a");
+  EXPECT_EQ((*items)[6].target, "gfx90a");
   EXPECT_EQ((*items)[0].kernel, RopeKernel::kRope);
   EXPECT_EQ((*items)[0].config.head_dim, 64);
 }
@@ -334,7 +334,7 @@ TEST(BuildItemsTest, ManifestKeysOverrideFlagsAndOmittedArchMeansTheChosenTarget
       "arch=sm_90 kernel=rope head_dim=128 dtype=bf16 style=neox\n"
       "kernel=rope head_dim=128 dtype=bf16 style=neox\n"       // sm_90 again: deduplicated
       "arch=gfx942 kernel=rope head_dim=64 dtype=f16 style=neox\n"  // travels; unsupported here
-      "head_dim=64 rotary_dim=32 dtype=f32 style=interleaved\n",    // both kernels (flags)
+      "head_dim=64 rotary_dim=32 dtype=f32 style=interleaved\n",    // every kernel (flags)
       "m.txt");
   ASSERT_TRUE(entries.ok()) << entries.status();
   TargetChoice targets;
@@ -347,6 +347,7 @@ TEST(BuildItemsTest, ManifestKeysOverrideFlagsAndOmittedArchMeansTheChosenTarget
                 "arch=sm_90 kernel=rope head_dim=128 rotary_dim=128 dtype=bf16 style=neox",
                 "arch=sm_90 kernel=rope head_dim=64 rotary_dim=32 dtype=f32 style=interleaved",
                 "arch=sm_90 kernel=position_embeddings head_dim=64 rotary_dim=32 dtype=f32 style=interleaved",
+                "arch=sm_90 kernel=rope_kv_cache head_dim=64 rotary_dim=32 dtype=f32 style=interleaved",
                 "arch=gfx942 kernel=rope head_dim=64 rotary_dim=64 dtype=f16 style=neox",
             }));
   EXPECT_TRUE(absl::StrContains(items->back().unsupported, "cannot compile for gfx942"));
@@ -562,8 +563,8 @@ std::map<std::string, EntryFile> Entries(const std::string& dir) {
   return entries;
 }
 
-// The small scope every binary test uses: rope and position_embeddings, head_dim 64, bf16,
-// neox, for sm_90 and gfx90a as far as their compilers are installed.
+// The small scope every binary test uses: rope and rope_kv_cache, head_dim 64, bf16, neox,
+// for sm_90 and gfx90a as far as their compilers are installed.
 class JitWarmBinaryTest : public testing::Test {
  protected:
   void SetUp() override {
@@ -573,7 +574,7 @@ class JitWarmBinaryTest : public testing::Test {
     }
     if (targets_.empty()) GTEST_SKIP() << "neither NVRTC nor hipRTC is installed";
     scope_ = absl::StrCat("--arch=", absl::StrJoin(targets_, ","),
-                          " --head_dim=64 --dtype=bf16 --style=neox");
+                          " --head_dim=64 --dtype=bf16 --style=neox --kernels=rope,rope_kv_cache");
     entries_ = static_cast<int>(targets_.size()) * 2;
   }
 

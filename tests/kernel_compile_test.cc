@@ -3,7 +3,9 @@
 // and hipRTC through CompilerForTarget, and MI300 (gfx942), RDNA3 (gfx1100) and RDNA4
 // (gfx1201) through clang (jit/rocm/clang_compiler.h), which Debian's hipRTC cannot build.
 // position_embeddings.hip includes rope.hip whole, so its compile covers rope's code
-// too; rope itself is compiled once per target and dtype.
+// too; rope itself is compiled once per target and dtype. rope_kv_cache.hip (rope.hip
+// plus the cache stores) is compiled for the shapes that exercise its distinct paths. rope_kv_cache.hip (rope.hip
+// plus the cache stores) is compiled for the shapes that exercise its distinct paths.
 #include <string>
 #include <tuple>
 #include <vector>
@@ -48,6 +50,42 @@ TEST_P(KernelCompileTest, EveryStyleAndHeadDimCompiles) {
         EXPECT_TRUE(absl::StrContains(*code, UnalignedFunctionName(kernel)));
       }
     }
+  }
+}
+
+// The fused RoPE + KV-cache kernel: both pairings, the narrowest and widest common
+// head_dims, and partial rotary (K's and V's pass-through dims go to the cache).
+TEST_P(KernelCompileTest, RopeKvCacheCompiles) {
+  const auto [through, target, dtype] = GetParam();
+  const absl::string_view name = target;
+  if (name == "gfx1030" || name == "gfx1100" || name == "gfx1201") {
+    GTEST_SKIP() << "the data-center targets (sm_80, sm_90, gfx90a, gfx942) cover it";
+  }
+  Compiler* compiler =
+      through == Through::kClang ? &AmdClangCompiler() : *CompilerForTarget(target);
+  if (!compiler->Identity().ok()) {
+    GTEST_SKIP() << "no " << VendorName(compiler->vendor()) << " compiler here: "
+                 << compiler->Identity().status();
+  }
+  struct Shape {
+    RopeStyle style;
+    int head_dim, rotary_dim;
+  };
+  for (const Shape& shape : {Shape{RopeStyle::kNeox, 128, 0}, Shape{RopeStyle::kInterleaved, 64, 0},
+                             Shape{RopeStyle::kNeox, 256, 0}, Shape{RopeStyle::kNeox, 128, 64}}) {
+    RopeConfig config;
+    config.head_dim = shape.head_dim;
+    config.rotary_dim = shape.rotary_dim;
+    config.dtype = dtype;
+    config.style = shape.style;
+    auto spec = RopeKernelSpec(config, RopeKernel::kRopeKvCache, target);
+    ASSERT_TRUE(spec.ok()) << spec.status();
+    auto code = compiler->Compile({spec->source, spec->kernel, spec->defines, target});
+    ASSERT_TRUE(code.ok()) << target << " " << StyleName(shape.style) << " " << shape.head_dim << ": "
+                           << code.status();
+    EXPECT_TRUE(absl::StartsWith(*code, "\x7f" "ELF"));
+    EXPECT_TRUE(absl::StrContains(*code, AlignedFunctionName(RopeKernel::kRopeKvCache)));
+    EXPECT_TRUE(absl::StrContains(*code, UnalignedFunctionName(RopeKernel::kRopeKvCache)));
   }
 }
 

@@ -8,7 +8,8 @@
 //      of the same kernel with the same arguments;
 //   3. accuracy of the applied kernel against the float64 reference at long positions;
 //   4. kernel time per shape vs a device-to-device copy of the same Q+K bytes (the bound
-//      a memory-bound in-place kernel can approach), and CUDA-graph replay for decode.
+//      a memory-bound in-place kernel can approach), and CUDA-graph replay for decode;
+//   5. the fused RoPE + KV-cache write vs a copy of the QKV bytes and vs our unfused path.
 // It prints a table with PASS/MISS against the project's targets and writes every
 // number to --json. See BenchUsage() (tools/rope_bench_flags.cc) for the flags.
 //
@@ -55,6 +56,7 @@
 #include "kernels/rope_args.h"
 #include "rope/config.h"
 #include "rope/kernel_specs.h"
+#include "rope/kv_cache.h"
 #include "rope/reference.h"
 #include "rope/rope.h"
 #include "tools/rope_bench_cuda.h"
@@ -767,6 +769,95 @@ absl::StatusOr<KernelRow> MeasureKernelRow(const Gpu& gpu, const BenchOptions& o
   return row;
 }
 
+// ---------------------------------------------------------------------------------------
+// Part 5: fused RoPE + KV-cache write vs copy vs unfused
+
+absl::StatusOr<KvCacheRow> MeasureKvCacheRow(const Gpu& gpu, const BenchOptions& options, const Rope& rope,
+                                             int64_t tokens, HeadCounts heads, KvDType cache_dtype) {
+  DeviceRuntime& rt = *gpu.runtime;
+  const RopeConfig& config = rope.config();
+  const int64_t dim = config.head_dim;
+  const int64_t element = DTypeSize(config.dtype);
+  KvCacheRow row;
+  row.tokens = tokens;
+  row.heads = heads;
+  row.head_dim = config.head_dim;
+  row.dtype = config.dtype;
+  row.cache_dtype = cache_dtype;
+  const int64_t row_elements = (heads.q + 2 * heads.kv) * dim;
+  row.qkv_bytes = tokens * row_elements * element;
+  constexpr int64_t kBlockSize = 16;
+  const int64_t num_blocks = (tokens + kBlockSize - 1) / kBlockSize;
+  const int64_t cache_bytes = num_blocks * kBlockSize * heads.kv * dim * KvElementSize(cache_dtype, config.dtype);
+  const int64_t written_cache_bytes = tokens * heads.kv * dim * KvElementSize(cache_dtype, config.dtype);
+  row.fused_bytes = row.qkv_bytes + tokens * heads.q * dim * element + 2 * written_cache_bytes +
+                    2 * tokens * int64_t{sizeof(int64_t)};
+  row.copy_bytes = 2 * row.qkv_bytes;
+
+  // Buffer sets: packed QKV, then the K and V caches, each 256-byte aligned.
+  const int64_t qkv_span = RoundUp(row.qkv_bytes, 256), cache_span = RoundUp(cache_bytes, 256);
+  const int64_t set_bytes = qkv_span + 2 * cache_span;
+  row.sets = std::max<int64_t>(2, (gpu.rotate_bytes + set_bytes - 1) / set_bytes);
+  ASSIGN_OR_RETURN(DeviceBuffer arena, DeviceBuffer::Allocate(rt, gpu.device, row.sets * set_bytes));
+  RETURN_IF_ERROR(FillRandom(gpu, arena, config.dtype, 3000 + tokens));
+  ASSIGN_OR_RETURN(DeviceBuffer positions_buffer, UploadPositions(gpu, RandomPositions(tokens, 4000 + tokens)));
+  const Positions positions = Positions::Int64(reinterpret_cast<const int64_t*>(positions_buffer.data()));
+  // Prefill-style slots: token t to slot t (consecutive slots of its blocks).
+  std::vector<int64_t> slots(tokens);
+  for (int64_t t = 0; t < tokens; ++t) slots[t] = t;
+  ASSIGN_OR_RETURN(DeviceBuffer slot_buffer, UploadPositions(gpu, slots));
+  const int64_t* slot_mapping = reinterpret_cast<const int64_t*>(slot_buffer.data());
+  const float scales[2] = {0.05f, 0.05f};
+  ASSIGN_OR_RETURN(DeviceBuffer scale_buffer, DeviceBuffer::Allocate(rt, gpu.device, sizeof(scales)));
+  RETURN_IF_ERROR(rt.CopyToDevice(gpu.device, scale_buffer.data(), scales, sizeof(scales)));
+
+  struct Views {
+    DeviceTensor q, k, v;
+    KvCacheView cache;
+  };
+  auto views = [&](int64_t set) {
+    char* base = arena.data() + (set % row.sets) * set_bytes;
+    Views out;
+    out.q = DeviceTensor{base, tokens, heads.q, dim, row_elements, dim, config.dtype};
+    out.k = DeviceTensor{base + heads.q * dim * element, tokens, heads.kv, dim, row_elements, dim, config.dtype};
+    out.v = DeviceTensor{base + (heads.q + heads.kv) * dim * element, tokens, heads.kv, dim, row_elements, dim,
+                         config.dtype};
+    out.cache.k = base + qkv_span;
+    out.cache.v = base + qkv_span + cache_span;
+    out.cache.num_blocks = num_blocks;
+    out.cache.block_size = kBlockSize;
+    out.cache.kv_heads = heads.kv;
+    out.cache.head_dim = dim;
+    out.cache.dtype = cache_dtype;
+    if (cache_dtype != KvDType::kSame) {
+      out.cache.k_scale = reinterpret_cast<const float*>(scale_buffer.data());
+      out.cache.v_scale = out.cache.k_scale + 1;
+    }
+    return out;
+  };
+  const Op fused = [&](int64_t i) {
+    const Views s = views(i);
+    return rope.ApplyAndCacheKvDevice(s.q, s.k, s.v, positions, slot_mapping, s.cache, gpu.stream);
+  };
+  const Op unfused = [&](int64_t i) {
+    const Views s = views(i);
+    RETURN_IF_ERROR(rope.ApplyPositionEmbeddingsDevice(s.q, s.k, positions, gpu.stream));
+    return rope.WriteKvCacheDevice(s.k, s.v, slot_mapping, s.cache, gpu.stream);
+  };
+  const Op copy = [&](int64_t i) {
+    char* src = arena.data() + (i % row.sets) * set_bytes;
+    char* dst = arena.data() + ((i + 1) % row.sets) * set_bytes;
+    return rt.CopyDeviceToDeviceAsync(gpu.device, dst, src, row.qkv_bytes, gpu.stream);
+  };
+  int64_t next = 0;
+  ASSIGN_OR_RETURN(row.fused, TimeOps(gpu, options, fused, &next));
+  next = 0;
+  ASSIGN_OR_RETURN(row.copy, TimeOps(gpu, options, copy, &next));
+  next = 0;
+  ASSIGN_OR_RETURN(row.unfused, TimeOps(gpu, options, unfused, &next));
+  return row;
+}
+
 std::string Hostname() {
   char name[256] = {0};
   if (gethostname(name, sizeof(name) - 1) != 0) return "unknown";
@@ -943,6 +1034,25 @@ int Run(const BenchOptions& options) {
             }
           }
         }
+      }
+    }
+  }
+
+  // 5. Fused RoPE + KV-cache write: the serving shape, bf16, both cache formats.
+  if (!options.skip_kv_cache) {
+    PrintKvCacheHeader();
+    absl::StatusOr<const Rope*> rope = ropes.Get(BenchConfig(128, DType::kBF16, RopeStyle::kNeox));
+    if (!rope.ok()) return Fail(report, options, "Rope::Create hd128 bf16", rope.status());
+    for (KvDType cache_dtype : {KvDType::kSame, KvDType::kFp8E4M3}) {
+      for (int64_t tokens : {int64_t{1}, int64_t{64}, int64_t{4096}, int64_t{32768}}) {
+        if (absl::Status s = CheckStop(); !s.ok()) return Fail(report, options, "kv cache rows", s);
+        absl::StatusOr<KvCacheRow> row = MeasureKvCacheRow(gpu, options, **rope, tokens, HeadCounts{32, 8}, cache_dtype);
+        if (!row.ok()) {
+          return Fail(report, options, absl::StrCat("kv cache ", tokens, " tokens ", KvDTypeName(cache_dtype)),
+                      row.status());
+        }
+        report.kv_cache.push_back(*row);
+        PrintKvCacheRow(*row);
       }
     }
   }

@@ -170,7 +170,9 @@ Selection (lists are comma-separated; the default is the full matrix):
   --styles=LIST           neox,interleaved or both                      (default both)
   --service_only          only the kernel-service latencies; runs without a GPU
                           (compiles for --target then) and exits 0
-  --skip_service --skip_host --skip_accuracy --skip_kernels   leave a part out
+  --skip_service --skip_host --skip_accuracy --skip_kernels --skip_kv_cache
+                          leave a part out (kv_cache: fused RoPE + KV-cache rows, 1, 64,
+                          4096 and 32768 tokens, 32q/8kv, hd128, bf16, same and E4M3 cache)
   --no_graph              no CUDA-graph replay figures
 
 Output:
@@ -225,6 +227,7 @@ absl::Status ParseBenchFlags(int argc, char** argv, BenchOptions* options) {
     if (name == "skip_host") flag = &options->skip_host;
     if (name == "skip_kernels") flag = &options->skip_kernels;
     if (name == "skip_accuracy") flag = &options->skip_accuracy;
+    if (name == "skip_kv_cache") flag = &options->skip_kv_cache;
     if (flag != nullptr || name == "no_graph") {
       if (has_value) {
         return absl::InvalidArgumentError(absl::StrCat("--", name, " takes no value"));

@@ -33,6 +33,7 @@ struct BenchOptions {
   bool skip_host = false;
   bool skip_kernels = false;
   bool skip_accuracy = false;
+  bool skip_kv_cache = false;  // part 5: the fused RoPE + KV-cache rows
   bool graph = true;  // CUDA-graph replay figure for decode shapes
 
   // The kernel matrix: the product of these lists.

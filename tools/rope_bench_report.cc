@@ -119,6 +119,23 @@ void PrintKernelRow(const KernelRow& r) {
   std::fflush(stdout);
 }
 
+void PrintKvCacheHeader() {
+  std::printf("\nfused RoPE + KV-cache write (packed QKV, NHD cache, block 16) vs a copy of the QKV bytes and "
+              "vs our unfused path (rope, then a cache write)\n");
+  std::printf("%6s %6s %4s %5s %-9s %8s %9s %7s %9s %9s %7s %7s\n", "tokens", "heads", "hd", "dtype", "cache", "QKV MB",
+              "fused us", "GB/s", "copy us", "unfused", "/copy", "/unfus");
+}
+
+void PrintKvCacheRow(const KvCacheRow& r) {
+  const std::string heads = absl::StrCat(r.heads.q, "/", r.heads.kv);
+  std::printf("%6lld %6s %4d %5s %-9s %8.3f %9.2f%s %6.0f %9.2f%s %9.2f%s %6.3f %7.3f\n",
+              static_cast<long long>(r.tokens), heads.c_str(), r.head_dim, DTypeName(r.dtype),
+              KvDTypeName(r.cache_dtype), r.qkv_bytes / 1e6, r.fused.median_us, r.fused.host_bound ? "*" : " ",
+              r.fused_bytes / r.fused.median_us / 1e3, r.copy.median_us, r.copy.host_bound ? "*" : " ",
+              r.unfused.median_us, r.unfused.host_bound ? "*" : " ", r.copy_ratio(), r.unfused_ratio());
+  std::fflush(stdout);
+}
+
 std::vector<TargetLine> EvaluateTargets(const Report& report) {
   std::vector<TargetLine> lines;
   auto na = [](const std::string& name, const std::string& why) { return TargetLine{name, why, "n/a"}; };
@@ -325,6 +342,30 @@ std::string ReportJson(const Report& r, const BenchOptions& o) {
   } else {
     j.Null();
   }
+  j.Key("kv_cache").BeginArray();
+  for (const KvCacheRow& k : r.kv_cache) {
+    j.BeginObject();
+    j.Key("tokens").Int(k.tokens);
+    j.Key("q_heads").Int(k.heads.q);
+    j.Key("kv_heads").Int(k.heads.kv);
+    j.Key("head_dim").Int(k.head_dim);
+    j.Key("dtype").String(DTypeName(k.dtype));
+    j.Key("cache_dtype").String(KvDTypeName(k.cache_dtype));
+    j.Key("qkv_bytes").Int(k.qkv_bytes);
+    j.Key("fused_bytes").Int(k.fused_bytes);
+    j.Key("copy_bytes").Int(k.copy_bytes);
+    j.Key("buffer_sets").Int(k.sets);
+    j.Key("fused");
+    WriteTiming(j, k.fused);
+    j.Key("copy");
+    WriteTiming(j, k.copy);
+    j.Key("unfused");
+    WriteTiming(j, k.unfused);
+    j.Key("ratio_fused_over_copy").Number(k.copy_ratio());
+    j.Key("ratio_fused_over_unfused").Number(k.unfused_ratio());
+    j.EndObject();
+  }
+  j.EndArray();
   j.Key("kernels").BeginArray();
   for (const KernelRow& k : r.kernels) {
     j.BeginObject();

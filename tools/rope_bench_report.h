@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "rope/config.h"
+#include "rope/kv_cache.h"
 #include "tools/rope_bench_cuda.h"
 #include "tools/rope_bench_flags.h"
 #include "tools/rope_bench_util.h"
@@ -74,6 +75,26 @@ struct KernelRow {
   double ratio() const { return kernel.median_us / copy.median_us; }
 };
 
+// Part 5: the fused RoPE + KV-cache write (Rope::ApplyAndCacheKvDevice) on packed QKV into
+// an NHD cache of 16-slot blocks, next to a device copy of the QKV bytes (read and written
+// once: what the fused call reads, and at least what it writes) and to our own unfused
+// path (ApplyPositionEmbeddingsDevice, then WriteKvCacheDevice: two launches, K read twice).
+struct KvCacheRow {
+  int64_t tokens = 0;
+  HeadCounts heads;
+  int head_dim = 0;
+  DType dtype = DType::kBF16;
+  KvDType cache_dtype = KvDType::kSame;
+  int64_t qkv_bytes = 0;    // Q + K + V, once
+  int64_t fused_bytes = 0;  // Q + K + V read; Q, K cache and V cache written; slots, positions
+  int64_t copy_bytes = 0;   // QKV read and written
+  int64_t sets = 0;
+  Timing fused, copy, unfused;
+
+  double copy_ratio() const { return fused.median_us / copy.median_us; }
+  double unfused_ratio() const { return fused.median_us / unfused.median_us; }
+};
+
 struct HostResult {
   std::string shape;
   double apply_ns = kNaN, bare_ns = kNaN;
@@ -128,6 +149,7 @@ struct Report {
   std::optional<HostResult> host_cost;
   std::vector<AccuracyRow> accuracy;
   std::vector<KernelRow> kernels;
+  std::vector<KvCacheRow> kv_cache;
   // An empty kernel (one thread that returns at once), timed like the rows: the floor of
   // every kernel figure in this run, launch and completion included.
   std::optional<Timing> empty_kernel;
@@ -154,6 +176,8 @@ void PrintAccuracy(const std::vector<AccuracyRow>& rows);
 void PrintKernelHeader();
 void PrintKernelRow(const KernelRow& row);
 void PrintEmptyKernel(const Timing& timing);
+void PrintKvCacheHeader();
+void PrintKvCacheRow(const KvCacheRow& row);
 void PrintTargets(const std::vector<TargetLine>& lines);
 
 std::string ReportJson(const Report& report, const BenchOptions& options);

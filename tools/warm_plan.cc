@@ -1,6 +1,7 @@
 #include "tools/warm_plan.h"
 
 #include <algorithm>
+#include <iterator>
 #include <map>
 #include <set>
 
@@ -81,7 +82,7 @@ absl::StatusOr<std::string> ParseArch(absl::string_view text) {
 
 const std::vector<RopeKernel>& AllKernels() {
   static const auto* const kernels =
-      new std::vector<RopeKernel>{RopeKernel::kRope, RopeKernel::kPositionEmbeddings};
+      new std::vector<RopeKernel>(std::begin(kAllRopeKernels), std::end(kAllRopeKernels));
   return *kernels;
 }
 
@@ -396,7 +397,7 @@ What to compile (comma lists; the cross product is compiled):
   --arch=LIST              GPU targets, e.g. sm_90,gfx90a:sramecc+:xnack-. Default: the
                            GPUs present; with none, gfx90a,gfx942,sm_80,sm_90, skipping
                            those no local compiler supports
-  --kernels=LIST           rope, position_embeddings or all (default all)
+  --kernels=LIST           rope, position_embeddings, rope_kv_cache or all (default all)
   --head_dim=LIST          default 64,128
   --rotary_dim=LIST        default: the head_dim (the whole head rotates)
   --position_columns=LIST  1, or 2 for ChatGLM-6B 2D positions (default 1)

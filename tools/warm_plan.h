@@ -33,6 +33,7 @@
 #define ROPE_JIT_TOOLS_WARM_PLAN_H_
 
 #include <functional>
+#include <iterator>
 #include <optional>
 #include <string>
 #include <utility>
@@ -55,7 +56,7 @@ struct WarmFlags {
   std::vector<int> position_columns = {1};
   std::vector<DType> dtypes = {DType::kF16, DType::kBF16, DType::kF32};
   std::vector<RopeStyle> styles = {RopeStyle::kNeox, RopeStyle::kInterleaved};
-  std::vector<RopeKernel> kernels = {RopeKernel::kRope, RopeKernel::kPositionEmbeddings};
+  std::vector<RopeKernel> kernels = {std::begin(kAllRopeKernels), std::end(kAllRopeKernels)};
   // Unset: DiskCacheOptions::FromEnvironment().
   std::optional<std::string> cache_dir;
   int jobs = 0;  // 0: one per hardware thread
