@@ -9,10 +9,16 @@ packages=(
   libabsl-dev          # Abseil 20220623, linked statically
   libgtest-dev libgmock-dev
   libxxhash-dev        # cache keys and entry checksums
+  libhiredis-dev libssl-dev  # the remote cache tier: Redis client, HMAC-SHA256 (libcrypto)
+  redis-server         # the remote tier's tests start their own on loopback
   # ROCm 5.2: hipRTC (inside libamdhip64), comgr's ISA list, device libraries.
   libamdhip64-dev libamd-comgr-dev rocm-device-libs libhiprtc-builtins5 hipcc
   llvm-15              # (hipcc pulls it in) llvm-objdump: AOT/JIT parity compares AMD instructions
   clang-14 libclang-rt-14-dev  # .ci/fuzz: clang, libFuzzer and clang's sanitizer runtimes
+  # LLVM 19 for AMD targets past ROCm 5.2 (gfx942, gfx1100, gfx1201): the clang compiler
+  # (jit/rocm/clang_compiler.h, aot/aot.bzl), its linker, and llvm-objdump for the ISA tests.
+  clang-19 lld-19 llvm-19
+  python3-matplotlib   # for the plot only: tools/plot_bench.py (benchmark figures)
 )
 
 missing=()

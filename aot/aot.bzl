@@ -11,12 +11,14 @@ the kernel service's baked tier (jit/baked_tier.h).
     )
 
 Each (kernel, config, target) is one action: aot_tool (built from this repository, so from
-the same code as the JIT path) writes the embedded kernel text and runs nvcc -cubin or
-hipcc --genco on it with the JIT compiler's own options and defines (aot/aot_options.h),
-then files the code object under the key the kernel service looks up. Each action reads
-its SDK's identity (third_party/gpu_sdks.bzl: version output and file hashes), so another
-SDK rebuilds every code object. A vendor whose SDK is absent gets no actions: the library
-still builds, with no entries for that vendor and StaticBakedTier::HasSdk() false.
+the same code as the JIT path) writes the embedded kernel text and runs nvcc -cubin,
+hipcc --genco, or (AMD processors hipcc's ROCm does not know, such as gfx942, gfx1100 and
+gfx1201) clang 19, on it with the JIT compiler's own options and defines
+(aot/aot_options.h), then files the code object under the key the kernel service looks up.
+Each action reads its SDK's identity (third_party/gpu_sdks.bzl: version output and file
+hashes), so another SDK rebuilds every code object. A target no installed SDK can build
+gets no actions: the library still builds, without those entries (StaticBakedTier::HasSdk
+says which SDKs were there).
 
 Output groups of "<name>_gen": "code_objects" (what is linked in) and "bundles" (hipcc's
 raw offload bundles, for the parity tests; also as the filegroup "<name>_bundles").
@@ -32,6 +34,25 @@ def _vendor(target):
         return "nvidia"
     fail("AOT target '%s' is neither an AMD (gfx*) nor an NVIDIA (sm_*) target" % target)
 
+def _sdk_for(target):
+    """(SDK name, its ROPE_JIT_GPU_SDKS entry) that builds `target`, or (None, None).
+
+    AMD: hipcc for the processors its device libraries have, else clang 19."""
+    if _vendor(target) == "nvidia":
+        return "nvidia", ROPE_JIT_GPU_SDKS.get("nvidia")
+    processor = target.split(":")[0]
+    hipcc = ROPE_JIT_GPU_SDKS.get("amd")
+    if hipcc != None and processor in hipcc["processors"]:
+        return "amd", hipcc
+    clang = ROPE_JIT_GPU_SDKS.get("amd_clang")
+    if clang != None:
+        return "amd_clang", clang
+    return None, None
+
+# aot_tool's name of the build compiler of each SDK (it knows which JIT compiler each stands
+# for: NVRTC, hipRTC, the clang JIT compiler).
+_TOOL_OF_SDK = {"nvidia": "nvcc", "amd": "hipcc", "amd_clang": "clang"}
+
 def _file_name(text):
     # Configs and target ids hold '=', ',' and ':'; keep file names plain.
     out = ""
@@ -40,18 +61,21 @@ def _file_name(text):
     return out
 
 def _rope_aot_code_objects_impl(ctx):
-    identities = {"amd": ctx.file._amd_identity, "nvidia": ctx.file._nvidia_identity}
+    identities = {
+        "amd": ctx.file._amd_identity,
+        "amd_clang": ctx.file._amd_clang_identity,
+        "nvidia": ctx.file._nvidia_identity,
+    }
     units = []
     code_objects = []
     keys = []
     bundles = []
-    vendors = {}
+    used_sdks = {}
     for target in ctx.attr.targets:
-        vendor = _vendor(target)
-        sdk = ROPE_JIT_GPU_SDKS.get(vendor)
+        sdk_name, sdk = _sdk_for(target)
         if sdk == None:
-            continue  # skipped cleanly; HasSdk(vendor) tells the tests
-        vendors[vendor] = True
+            continue  # skipped cleanly; HasSdk tells the tests
+        used_sdks[sdk_name] = True
         for kernel in ctx.attr.kernels:
             for config in ctx.attr.configs:
                 stem = "%s/%s/%s/%s" % (ctx.label.name, _file_name(target), kernel, _file_name(config))
@@ -61,12 +85,13 @@ def _rope_aot_code_objects_impl(ctx):
                 args = ctx.actions.args()
                 args.add("compile")
                 args.add("--compiler=" + sdk["compiler"])
+                args.add("--sdk=" + _TOOL_OF_SDK[sdk_name])
                 args.add("--kernel=" + kernel)
                 args.add("--config=" + config)
                 args.add("--target=" + target)
                 args.add("--out=" + code.path)
                 args.add("--key_out=" + key.path)
-                if vendor == "amd":
+                if sdk_name == "amd":
                     bundle = ctx.actions.declare_file(stem + ".bundle")
                     outputs.append(bundle)
                     bundles.append(bundle)
@@ -74,7 +99,7 @@ def _rope_aot_code_objects_impl(ctx):
                 ctx.actions.run(
                     executable = ctx.executable._tool,
                     arguments = [args],
-                    inputs = [identities[vendor]],
+                    inputs = [identities[sdk_name]],
                     outputs = outputs,
                     mnemonic = "RopeAotCompile",
                     progress_message = "AOT-compiling %s %s for %s" % (kernel, config, target),
@@ -83,7 +108,7 @@ def _rope_aot_code_objects_impl(ctx):
                 )
                 code_objects.append(code)
                 keys.append(key)
-                units.append("|".join([kernel, config, target, code.path, key.path]))
+                units.append("|".join([kernel, config, target, _TOOL_OF_SDK[sdk_name], code.path, key.path]))
 
     args = ctx.actions.args()
     args.add("pack")
@@ -93,9 +118,9 @@ def _rope_aot_code_objects_impl(ctx):
     args.add("--include=" + (package + "/" if package else "") + ctx.outputs.out_h.basename)
     args.add("--function=" + ctx.attr.function)
     sdk_inputs = []
-    for vendor in sorted(vendors.keys()):
-        args.add("--sdk=%s:%s" % (vendor, identities[vendor].path))
-        sdk_inputs.append(identities[vendor])
+    for sdk_name in sorted(used_sdks.keys()):
+        args.add("--sdk=%s:%s" % (_TOOL_OF_SDK[sdk_name], identities[sdk_name].path))
+        sdk_inputs.append(identities[sdk_name])
     for unit in units:
         args.add("--unit=" + unit)
     args.use_param_file("@%s", use_always = True)
@@ -131,6 +156,10 @@ _rope_aot_code_objects = rule(
             default = Label("@rope_jit_gpu_sdks//:amd_identity.txt"),
             allow_single_file = True,
         ),
+        "_amd_clang_identity": attr.label(
+            default = Label("@rope_jit_gpu_sdks//:amd_clang_identity.txt"),
+            allow_single_file = True,
+        ),
         "_nvidia_identity": attr.label(
             default = Label("@rope_jit_gpu_sdks//:nvidia_identity.txt"),
             allow_single_file = True,
@@ -150,7 +179,8 @@ def rope_aot_library(
 
     Args:
       name: the cc_library; its header is "<package>/<name>.h".
-      targets: full target ids to build for ("gfx90a", "gfx1030", "sm_80", "sm_90a", ...).
+      targets: full target ids to build for ("gfx90a", "gfx942", "gfx1201", "sm_80", "sm_90a",
+        ...).
       configs: baked shapes, e.g. "dtype=bf16,style=neox,head_dim=128" (aot/aot_config.h).
       kernels: which kernels of kernels/ to build, each for every config and target.
       function: the accessor's name (unique per binary).

@@ -24,20 +24,37 @@ const std::vector<std::string>& HipccModeFlags() {
 
 }  // namespace
 
+absl::StatusOr<AotCompiler> ParseAotCompiler(absl::string_view name) {
+  if (name == "nvcc") return AotCompiler::kNvcc;
+  if (name == "hipcc") return AotCompiler::kHipcc;
+  if (name == "clang") return AotCompiler::kClang;
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown AOT compiler '", name, "': nvcc, hipcc or clang"));
+}
+
 absl::StatusOr<std::vector<std::string>> AotCompilerArgs(
     Vendor vendor, const std::vector<std::string>& jit_options,
     const std::vector<std::string>& defines) {
-  std::vector<std::string> args = vendor == Vendor::kNvidia ? NvccModeFlags() : HipccModeFlags();
+  return AotCompilerArgs(vendor == Vendor::kNvidia ? AotCompiler::kNvcc : AotCompiler::kHipcc,
+                         jit_options, defines);
+}
+
+absl::StatusOr<std::vector<std::string>> AotCompilerArgs(
+    AotCompiler compiler, const std::vector<std::string>& jit_options,
+    const std::vector<std::string>& defines) {
+  std::vector<std::string> args;
+  if (compiler == AotCompiler::kNvcc) args = NvccModeFlags();
+  if (compiler == AotCompiler::kHipcc) args = HipccModeFlags();
   for (size_t i = 0; i < jit_options.size(); ++i) {
     const std::string& option = jit_options[i];
     // NVRTC: "treat functions without an execution space as __device__". nvcc has no such
     // flag; every function in kernels/ carries ROPE_DEVICE or __global__, so it changes
     // nothing there.
-    if (vendor == Vendor::kNvidia && option == "-default-device") continue;
+    if (compiler == AotCompiler::kNvcc && option == "-default-device") continue;
     // hipRTC: turns off its pre-link -O3 so that only the -O3 after device-library linking
     // runs, which is hipcc's single -O3 (jit/rocm/hiprtc_compiler.cc). Passed to hipcc it
     // would turn off all optimization.
-    if (vendor == Vendor::kAmd && option == "-Xclang" && i + 1 < jit_options.size() &&
+    if (compiler == AotCompiler::kHipcc && option == "-Xclang" && i + 1 < jit_options.size() &&
         jit_options[i + 1] == "-disable-llvm-passes") {
       ++i;
       continue;

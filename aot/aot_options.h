@@ -18,16 +18,33 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "jit/target.h"
 
 namespace rope_jit {
 
-// The SDK compiler's arguments before the source file and "-o OUT": the vendor's mode
-// flags, the translated JIT options, then -D<define> for each define.
-//   NVIDIA (nvcc):  -cubin -x cu <NVRTC options without -default-device> -D...
-//   AMD (hipcc):    --genco --hipcc-func-supp -include hip/hip_runtime.h
-//                   <hipRTC options without -Xclang -disable-llvm-passes> -D...
+// The build-time compilers, each standing for one JIT compiler.
+enum class AotCompiler {
+  kNvcc,   // NVRTC
+  kHipcc,  // hipRTC
+  kClang,  // the clang JIT compiler (jit/rocm/clang_compiler.h): the same program and options
+};
+
+// "nvcc", "hipcc", "clang" (as aot.bzl passes them); InvalidArgument otherwise.
+absl::StatusOr<AotCompiler> ParseAotCompiler(absl::string_view name);
+
+// The SDK compiler's arguments before the source file and "-o OUT": the mode flags, the
+// translated JIT options, then -D<define> for each define.
+//   nvcc:   -cubin -x cu <NVRTC options without -default-device> -D...
+//   hipcc:  --genco --hipcc-func-supp -include hip/hip_runtime.h
+//           <hipRTC options without -Xclang -disable-llvm-passes> -D...
+//   clang:  <the clang JIT compiler's options, unchanged> -D...
 // InvalidArgument for a malformed define.
+absl::StatusOr<std::vector<std::string>> AotCompilerArgs(
+    AotCompiler compiler, const std::vector<std::string>& jit_options,
+    const std::vector<std::string>& defines);
+
+// nvcc for NVIDIA, hipcc for AMD.
 absl::StatusOr<std::vector<std::string>> AotCompilerArgs(
     Vendor vendor, const std::vector<std::string>& jit_options,
     const std::vector<std::string>& defines);

@@ -2,17 +2,17 @@
 // runs (the embedded kernel sources, RopeKernelSpec, Compiler::Options, MakeCacheKey), so
 // what it compiles and the key it files the result under cannot drift from the JIT path.
 //
-//   aot_tool compile --compiler=/usr/bin/hipcc --kernel=rope
+//   aot_tool compile --sdk=hipcc --compiler=/usr/bin/hipcc --kernel=rope
 //                    --config=dtype=bf16,style=neox,head_dim=128 --target=gfx90a
 //                    --out=X.co --key_out=X.key [--bundle_out=X.bundle]
 //     Writes the embedded kernel text (exactly what the JIT compiles) to a temporary
-//     file, runs nvcc / hipcc on it with AotCompilerArgs, and writes the code object the
-//     way the JIT returns it (hipcc's offload bundle unwrapped to the HSACO) and its baked
-//     key ("<hex>\n<key text>").
+//     file, runs the SDK's compiler (--sdk: nvcc, hipcc or clang) on it with
+//     AotCompilerArgs, and writes the code object the way the JIT returns it (hipcc's
+//     offload bundle unwrapped to the HSACO) and its baked key ("<hex>\n<key text>").
 //
 //   aot_tool pack --out_cc=F.cc --out_h=F.h --include=aot/F.h --function=Name
-//                 [--sdk=amd:IDENTITY_FILE] [--sdk=nvidia:IDENTITY_FILE]
-//                 [--unit=KERNEL|CONFIG|TARGET|X.co|X.key ...]
+//                 [--sdk=hipcc:IDENTITY_FILE] [--sdk=clang:...] [--sdk=nvcc:...]
+//                 [--unit=KERNEL|CONFIG|TARGET|SDK|X.co|X.key ...]
 //     Writes a C++ library defining `const StaticBakedTier& Name()` over the units.
 //
 // Arguments may come from a file named by "@FILE", one argument per line.
@@ -120,7 +120,26 @@ absl::Status Run(const std::vector<std::string>& argv) {
   return absl::OkStatus();
 }
 
+// The JIT compiler whose options a build compiler gets and whose key its code objects take.
+Compiler& JitCompilerOf(AotCompiler compiler) {
+  switch (compiler) {
+    case AotCompiler::kNvcc:
+      return CompilerForVendor(Vendor::kNvidia);
+    case AotCompiler::kHipcc:
+      return CompilerForVendor(Vendor::kAmd);
+    case AotCompiler::kClang:
+      break;
+  }
+  return AmdClangCompiler();
+}
+
+Vendor VendorOf(AotCompiler compiler) {
+  return compiler == AotCompiler::kNvcc ? Vendor::kNvidia : Vendor::kAmd;
+}
+
 absl::Status Compile(const Flags& flags) {
+  ASSIGN_OR_RETURN(std::string sdk_name, Required(flags, "sdk"));
+  ASSIGN_OR_RETURN(AotCompiler sdk, ParseAotCompiler(sdk_name));
   ASSIGN_OR_RETURN(std::string compiler, Required(flags, "compiler"));
   ASSIGN_OR_RETURN(std::string kernel_name, Required(flags, "kernel"));
   ASSIGN_OR_RETURN(std::string config_text, Required(flags, "config"));
@@ -133,9 +152,12 @@ absl::Status Compile(const Flags& flags) {
   ASSIGN_OR_RETURN(RopeKernel kernel, ParseRopeKernel(kernel_name));
   ASSIGN_OR_RETURN(KernelSpec spec, RopeKernelSpec(config, kernel, target));
   ASSIGN_OR_RETURN(Vendor vendor, VendorOfTarget(target));
-  ASSIGN_OR_RETURN(Compiler * jit, CompilerForTarget(target));
+  if (vendor != VendorOf(sdk)) {
+    return absl::InvalidArgumentError(absl::StrCat(sdk_name, " does not build ", target));
+  }
+  const Compiler& jit = JitCompilerOf(sdk);
   ASSIGN_OR_RETURN(std::vector<std::string> args,
-                   AotCompilerArgs(vendor, jit->Options(target), spec.defines));
+                   AotCompilerArgs(sdk, jit.Options(target), spec.defines));
 
   // The compilers write temporaries of their own; ours go in a private directory.
   const char* tmp = std::getenv("TMPDIR");
@@ -159,7 +181,7 @@ absl::Status Compile(const Flags& flags) {
   ASSIGN_OR_RETURN(std::string raw, ReadFile(raw_out));
 
   absl::string_view code = raw;
-  if (vendor == Vendor::kAmd) {
+  if (sdk == AotCompiler::kHipcc) {
     ASSIGN_OR_RETURN(code, AmdCodeObjectFromBundle(raw, target));
   }
   ASSIGN_OR_RETURN(ElfFile elf, ParseElf(code));
@@ -168,7 +190,7 @@ absl::Status Compile(const Flags& flags) {
     return absl::InternalError(absl::StrCat(compiler, " produced an ELF for machine ", elf.machine,
                                             ", expected ", machine, " for ", target));
   }
-  ASSIGN_OR_RETURN(CacheKey key, BakedCacheKey(spec));
+  ASSIGN_OR_RETURN(CacheKey key, BakedCacheKey(spec, jit));
   RETURN_IF_ERROR(WriteFile(out, code));
   RETURN_IF_ERROR(WriteFile(key_out, absl::StrCat(key.hex, "\n", key.text)));
   if (!bundle_out.empty()) {
@@ -201,14 +223,11 @@ std::string Literal(absl::string_view bytes) {
   return out + "\"";
 }
 
-// The generated constant holding a vendor's SDK identity.
-std::string ProducerName(Vendor vendor) {
-  return vendor == Vendor::kAmd ? "kProducerAmd" : "kProducerNvidia";
-}
+// The generated constant holding an SDK's identity.
+std::string ProducerName(absl::string_view sdk) { return absl::StrCat("kProducer_", sdk); }
 
 struct Unit {
-  std::string kernel, config, target, code, key_hex, key_text;
-  Vendor vendor;
+  std::string kernel, config, target, sdk, code, key_hex, key_text;
 };
 
 absl::Status Pack(const Flags& flags) {
@@ -217,33 +236,32 @@ absl::Status Pack(const Flags& flags) {
   ASSIGN_OR_RETURN(std::string include, Required(flags, "include"));
   ASSIGN_OR_RETURN(std::string function, Required(flags, "function"));
 
-  std::map<Vendor, std::string> sdks;  // vendor -> identity text
+  std::map<std::string, std::string> sdks;  // nvcc / hipcc / clang -> identity text
   for (auto [it, end] = flags.equal_range("sdk"); it != end; ++it) {
     std::pair<std::string, std::string> parts = absl::StrSplit(it->second, absl::MaxSplits(':', 1));
-    Vendor vendor = parts.first == "amd" ? Vendor::kAmd : Vendor::kNvidia;
-    if (parts.first != "amd" && parts.first != "nvidia") {
+    if (!ParseAotCompiler(parts.first).ok()) {
       return absl::InvalidArgumentError(
-          absl::StrCat("--sdk=", it->second, ": vendor amd or nvidia"));
+          absl::StrCat("--sdk=", it->second, ": nvcc, hipcc or clang, then :FILE"));
     }
-    ASSIGN_OR_RETURN(sdks[vendor], ReadFile(parts.second));
+    ASSIGN_OR_RETURN(sdks[parts.first], ReadFile(parts.second));
   }
   std::vector<Unit> units;
   for (auto [it, end] = flags.equal_range("unit"); it != end; ++it) {
     std::vector<std::string> parts = absl::StrSplit(it->second, '|');
-    if (parts.size() != 5) {
+    if (parts.size() != 6) {
       return absl::InvalidArgumentError(
-          absl::StrCat("--unit=", it->second, ": expected KERNEL|CONFIG|TARGET|CODE|KEY"));
+          absl::StrCat("--unit=", it->second, ": expected KERNEL|CONFIG|TARGET|SDK|CODE|KEY"));
     }
     Unit unit;
     unit.kernel = parts[0];
     unit.config = parts[1];
     unit.target = parts[2];
-    ASSIGN_OR_RETURN(unit.vendor, VendorOfTarget(unit.target));
-    if (sdks.count(unit.vendor) == 0) {
-      return absl::InvalidArgumentError(absl::StrCat("no --sdk for ", VendorName(unit.vendor)));
+    unit.sdk = parts[3];
+    if (sdks.count(unit.sdk) == 0) {
+      return absl::InvalidArgumentError(absl::StrCat("no --sdk for ", unit.sdk));
     }
-    ASSIGN_OR_RETURN(unit.code, ReadFile(parts[3]));
-    ASSIGN_OR_RETURN(std::string key, ReadFile(parts[4]));
+    ASSIGN_OR_RETURN(unit.code, ReadFile(parts[4]));
+    ASSIGN_OR_RETURN(std::string key, ReadFile(parts[5]));
     std::pair<std::string, std::string> hex_text = absl::StrSplit(key, absl::MaxSplits('\n', 1));
     unit.key_hex = hex_text.first;
     unit.key_text = hex_text.second;
@@ -256,7 +274,8 @@ absl::Status Pack(const Flags& flags) {
       "// Generated by aot/aot_tool.cc for rope_aot_library (aot/aot.bzl). Do not edit.\n",
       "#ifndef ", guard, "\n#define ", guard, "\n\n#include \"jit/baked_tier.h\"\n\n",
       "namespace rope_jit {\n\n// ", units.size(), " code objects built at build time by ",
-      sdks.empty() ? "no SDK (none was installed)" : "nvcc / hipcc", "; see jit/baked_tier.h.\n",
+      sdks.empty() ? "no SDK (none was installed)" : "nvcc / hipcc / clang",
+      "; see jit/baked_tier.h.\n",
       "const StaticBakedTier& ", function, "();\n\n}  // namespace rope_jit\n\n#endif  // ", guard,
       "\n");
 
@@ -266,8 +285,8 @@ absl::Status Pack(const Flags& flags) {
   std::string cc = absl::StrCat(
       "// Generated by aot/aot_tool.cc for rope_aot_library (aot/aot.bzl). Do not edit.\n",
       "#include \"", include, "\"\n\nnamespace rope_jit {\nnamespace {\n\n");
-  for (const auto& [vendor, identity] : sdks) {
-    absl::StrAppend(&cc, "constexpr char ", ProducerName(vendor), "[] =\n    ", Literal(identity),
+  for (const auto& [sdk, identity] : sdks) {
+    absl::StrAppend(&cc, "constexpr char ", ProducerName(sdk), "[] =\n    ", Literal(identity),
                     ";\n\n");
   }
   for (size_t i = 0; i < units.size(); ++i) {
@@ -286,7 +305,7 @@ absl::Status Pack(const Flags& flags) {
       const Unit& unit = units[i];
       absl::StrAppend(&cc, "    {", Literal(unit.key_hex), ", ", view(absl::StrCat("kKeyText", i)),
                       ", ", Literal(unit.kernel), ", ", Literal(unit.config), ", ",
-                      Literal(unit.target), ", ", view(ProducerName(unit.vendor)), ", ",
+                      Literal(unit.target), ", ", view(ProducerName(unit.sdk)), ", ",
                       view(absl::StrCat("kCode", i)), "},\n");
     }
     absl::StrAppend(&cc, "};\n");
@@ -295,9 +314,10 @@ absl::Status Pack(const Flags& flags) {
     absl::StrAppend(&cc, "constexpr absl::Span<const BakedSdk> kSdks;\n");
   } else {
     absl::StrAppend(&cc, "constexpr BakedSdk kSdks[] = {\n");
-    for (const auto& [vendor, identity] : sdks) {
-      absl::StrAppend(&cc, "    {Vendor::", vendor == Vendor::kAmd ? "kAmd" : "kNvidia", ", ",
-                      view(ProducerName(vendor)), "},\n");
+    for (const auto& [sdk, identity] : sdks) {
+      const bool nvidia = VendorOf(*ParseAotCompiler(sdk)) == Vendor::kNvidia;
+      absl::StrAppend(&cc, "    {Vendor::", nvidia ? "kNvidia" : "kAmd", ", ",
+                      view(ProducerName(sdk)), ", ", Literal(sdk), "},\n");
     }
     absl::StrAppend(&cc, "};\n");
   }

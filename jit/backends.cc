@@ -1,8 +1,11 @@
 #include "jit/backends.h"
 
+#include <cstdlib>
+
 #include "absl/strings/str_cat.h"
 #include "jit/cuda/cuda_runtime.h"
 #include "jit/cuda/nvrtc_compiler.h"
+#include "jit/rocm/clang_compiler.h"
 #include "jit/host/host_compiler.h"
 #include "jit/host/host_runtime.h"
 #include "jit/rocm/hip_runtime.h"
@@ -27,9 +30,49 @@ Compiler& CompilerForVendor(Vendor vendor) {
   return *host;
 }
 
+Compiler& AmdClangCompiler() {
+  static Compiler* const clang = new ClangCompiler();
+  return *clang;
+}
+
+std::vector<Compiler*> CompilersForVendor(Vendor vendor) {
+  if (vendor != Vendor::kAmd) return {&CompilerForVendor(vendor)};
+  return {&CompilerForVendor(Vendor::kAmd), &AmdClangCompiler()};
+}
+
+absl::StatusOr<AmdCompilerChoice> ParseAmdCompilerChoice(absl::string_view text) {
+  if (text.empty() || text == "auto") return AmdCompilerChoice::kAuto;
+  if (text == "hiprtc") return AmdCompilerChoice::kHiprtc;
+  if (text == "clang") return AmdCompilerChoice::kClang;
+  return absl::InvalidArgumentError(
+      absl::StrCat("ROPE_JIT_AMD_COMPILER='", text, "': expected hiprtc, clang or auto"));
+}
+
+Compiler* ChooseAmdCompiler(AmdCompilerChoice choice, absl::string_view target, Compiler& hiprtc,
+                            Compiler& clang) {
+  switch (choice) {
+    case AmdCompilerChoice::kHiprtc:
+      return &hiprtc;
+    case AmdCompilerChoice::kClang:
+      return &clang;
+    case AmdCompilerChoice::kAuto:
+      break;
+  }
+  if (hiprtc.ValidateTarget(target).ok()) return &hiprtc;
+  if (clang.ValidateTarget(target).ok()) return &clang;
+  return &hiprtc;
+}
+
 absl::StatusOr<Compiler*> CompilerForTarget(absl::string_view target) {
   ASSIGN_OR_RETURN(Vendor vendor, VendorOfTarget(target));
-  return &CompilerForVendor(vendor);
+  if (vendor != Vendor::kAmd) return &CompilerForVendor(vendor);
+  static const absl::StatusOr<AmdCompilerChoice>* const choice = [] {
+    const char* text = std::getenv("ROPE_JIT_AMD_COMPILER");
+    return new absl::StatusOr<AmdCompilerChoice>(
+        ParseAmdCompilerChoice(text != nullptr ? text : ""));
+  }();
+  if (!choice->ok()) return choice->status();
+  return ChooseAmdCompiler(**choice, target, CompilerForVendor(Vendor::kAmd), AmdClangCompiler());
 }
 
 DeviceRuntime& RuntimeForVendor(Vendor vendor) {

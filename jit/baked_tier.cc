@@ -4,14 +4,24 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "jit/backends.h"
 #include "jit/status_macros.h"
 
 namespace rope_jit {
 
+absl::StatusOr<CacheKey> BakedCacheKey(const KernelSpec& spec, const Compiler& jit) {
+  ASSIGN_OR_RETURN(Vendor vendor, VendorOfTarget(spec.target));
+  if (vendor != jit.vendor()) {
+    return absl::InvalidArgumentError(absl::StrCat("'", spec.target, "' is not a ",
+                                                   VendorName(jit.vendor()), " target"));
+  }
+  return MakeCacheKey(spec, kBakedCompilerIdentity, jit.Options(spec.target));
+}
+
 absl::StatusOr<CacheKey> BakedCacheKey(const KernelSpec& spec) {
-  ASSIGN_OR_RETURN(Compiler * compiler, CompilerForTarget(spec.target));
-  return MakeCacheKey(spec, kBakedCompilerIdentity, compiler->Options(spec.target));
+  ASSIGN_OR_RETURN(Vendor vendor, VendorOfTarget(spec.target));
+  return BakedCacheKey(spec, CompilerForVendor(vendor));
 }
 
 const BakedEntry* FindBaked(const BakedTier& tier, const KernelSpec& spec) {
@@ -24,9 +34,11 @@ const BakedEntry* FindBaked(const BakedTier& tier, const KernelSpec& spec) {
   KernelSpec candidate = spec;
   for (std::string& target : targets) {
     candidate.target = std::move(target);
-    absl::StatusOr<CacheKey> key = BakedCacheKey(candidate);
-    if (!key.ok()) continue;
-    if (const BakedEntry* entry = tier.Find(*key)) return entry;
+    for (const Compiler* jit : CompilersForVendor(*vendor)) {
+      absl::StatusOr<CacheKey> key = BakedCacheKey(candidate, *jit);
+      if (!key.ok()) continue;
+      if (const BakedEntry* entry = tier.Find(*key)) return entry;
+    }
   }
   return nullptr;
 }
@@ -47,6 +59,13 @@ const BakedEntry* StaticBakedTier::Find(const CacheKey& key) const {
 bool StaticBakedTier::HasSdk(Vendor vendor) const {
   for (const BakedSdk& sdk : sdks_) {
     if (sdk.vendor == vendor) return true;
+  }
+  return false;
+}
+
+bool StaticBakedTier::HasCompiler(absl::string_view compiler) const {
+  for (const BakedSdk& sdk : sdks_) {
+    if (sdk.compiler == compiler) return true;
   }
   return false;
 }

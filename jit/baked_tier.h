@@ -15,6 +15,9 @@
 //
 //   MakeCacheKey(spec, kBakedCompilerIdentity, <JIT Compiler::Options(spec.target)>)
 //
+// (the JIT compiler the build compiler stands for: NVRTC for nvcc, hipRTC for hipcc, the
+// clang JIT compiler for clang, jit/rocm/clang_compiler.h)
+//
 // which is the JIT key with its compiler line replaced by the fixed word "baked": the same
 // kernel name, source hash, baked defines, full target id, JIT options and format version.
 // Compiler::Options is a pure function (it loads no library), so the service computes this
@@ -39,6 +42,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "jit/cache_entry.h"
+#include "jit/compiler.h"
 #include "jit/kernel_spec.h"
 #include "jit/target.h"
 
@@ -61,6 +65,7 @@ struct BakedEntry {
 struct BakedSdk {
   Vendor vendor;
   absl::string_view identity;
+  absl::string_view compiler;  // "nvcc", "hipcc", "clang" (aot/aot_options.h)
 };
 
 class BakedTier {
@@ -71,12 +76,17 @@ class BakedTier {
   virtual const BakedEntry* Find(const CacheKey& key) const = 0;
 };
 
-// The key a baked entry for `spec` at spec.target has (see above). InvalidArgument for a
-// target that is neither gfx* nor sm_*. Loads no compiler.
+// The key a baked entry for `spec` at spec.target has (see above) when it stands for what
+// `jit` compiles: its options are in the key. Without `jit`, the vendor's run-time library
+// (NVRTC, hipRTC). InvalidArgument for a target that is neither gfx* nor sm_*. Loads no
+// compiler.
 absl::StatusOr<CacheKey> BakedCacheKey(const KernelSpec& spec);
+absl::StatusOr<CacheKey> BakedCacheKey(const KernelSpec& spec, const Compiler& jit);
 
 // The entry that serves `spec` at spec.target, or nullptr: the full target id first, then
-// (AMD) the bare processor.
+// (AMD) the bare processor; for each, as built for any of the vendor's compilers
+// (CompilersForVendor: AMD entries are built by hipcc for hipRTC's targets and by clang for
+// the newer ones, aot/aot.bzl).
 const BakedEntry* FindBaked(const BakedTier& tier, const KernelSpec& spec);
 
 // A tier over entries in static storage, as the generated AOT libraries define them.
@@ -89,6 +99,8 @@ class StaticBakedTier final : public BakedTier {
   absl::Span<const BakedEntry> entries() const { return entries_; }
   absl::Span<const BakedSdk> sdks() const { return sdks_; }
   bool HasSdk(Vendor vendor) const;
+  // Whether the build had that SDK compiler ("hipcc", "clang", "nvcc").
+  bool HasCompiler(absl::string_view compiler) const;
 
  private:
   absl::Span<const BakedEntry> entries_;

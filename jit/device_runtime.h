@@ -33,6 +33,16 @@ struct Dim3 {
   uint32_t x = 1, y = 1, z = 1;
 };
 
+// How a kernel is launched beyond its grid.
+struct LaunchOptions {
+  // Programmatic dependent launch (NVIDIA sm_90+): the kernel may start while the previous
+  // kernel on the stream is still finishing, and waits for it inside (griddepcontrol.wait)
+  // before touching memory. Hides most of the launch gap between dependent kernels, which is
+  // most of a decode step's RoPE cost. A runtime or device without it launches normally: the
+  // kernels' wait is then a no-op, so the result is the same either way.
+  bool programmatic_dependent_launch = false;
+};
+
 class DeviceRuntime {
  public:
   virtual ~DeviceRuntime() = default;
@@ -58,6 +68,13 @@ class DeviceRuntime {
   // No synchronization.
   virtual absl::Status Launch(int device, FunctionHandle function, Dim3 grid, Dim3 block,
                               uint32_t shared_bytes, StreamHandle stream, void** args) = 0;
+  // Launch with options; a runtime without a given option launches as Launch does.
+  virtual absl::Status LaunchWithOptions(int device, FunctionHandle function, Dim3 grid,
+                                         Dim3 block, uint32_t shared_bytes, StreamHandle stream,
+                                         void** args, const LaunchOptions& options) {
+    (void)options;
+    return Launch(device, function, grid, block, shared_bytes, stream, args);
+  }
 
   // Memory and streams for tests, tools and one-time table uploads (never per apply).
   virtual absl::StatusOr<DevicePointer> Allocate(int device, size_t bytes) = 0;

@@ -1,6 +1,8 @@
 #include "jit/kernel_service.h"
 
+#include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <mutex>
 #include <shared_mutex>
@@ -59,19 +61,45 @@ KernelService::MemoryKey MakeMemoryKey(Vendor vendor, int device, const KernelSp
 ServiceOptions ServiceOptions::FromEnvironment() {
   ServiceOptions options;
   options.disk = DiskCacheOptions::FromEnvironment();
+  options.remote = RemoteCacheOptions::FromEnvironment();
   return options;
 }
 
+namespace {
+
+std::unique_ptr<RemoteCache> MakeRemoteTier(RemoteCacheOptions options) {
+  if (options.url.empty()) return nullptr;
+  const std::string url = options.url;
+  absl::StatusOr<std::unique_ptr<RemoteCache>> remote = RemoteCache::Create(std::move(options));
+  if (!remote.ok()) {
+    std::fprintf(stderr, "rope_jit: remote cache tier %s is off: %s\n", url.c_str(),
+                 remote.status().ToString().c_str());
+    return nullptr;
+  }
+  return *std::move(remote);
+}
+
+}  // namespace
+
 KernelService::KernelService(ServiceOptions options)
-    : disk_(std::move(options.disk)), baked_(options.baked) {}
+    : disk_(std::move(options.disk)),
+      baked_(options.baked),
+      remote_(MakeRemoteTier(std::move(options.remote))),
+      compiler_for_target_(std::move(options.compiler_for_target)) {}
 
 KernelService& KernelService::Default() {
   static KernelService* const service = new KernelService(ServiceOptions::FromEnvironment());
   return *service;
 }
 
+void KernelService::AddCount(uint64_t ServiceStats::*counter) {
+  std::lock_guard<std::shared_mutex> lock(mu_);
+  ++(stats_.*counter);
+}
+
 absl::StatusOr<KernelService::Resolved> KernelService::Resolve(const KernelSpec& spec) {
-  ASSIGN_OR_RETURN(Compiler * compiler, CompilerForTarget(spec.target));
+  ASSIGN_OR_RETURN(Compiler * compiler, compiler_for_target_ ? compiler_for_target_(spec.target)
+                                                             : CompilerForTarget(spec.target));
   RETURN_IF_ERROR(compiler->ValidateTarget(spec.target));
   ASSIGN_OR_RETURN(std::string identity, compiler->Identity());
   return Resolved{compiler, MakeCacheKey(spec, identity, compiler->Options(spec.target))};
@@ -87,8 +115,8 @@ absl::StatusOr<bool> KernelService::IsCached(const KernelSpec& spec) {
   return disk_.Read(resolved.key).ok();
 }
 
-absl::StatusOr<std::string> KernelService::CompileAndPublish(const KernelSpec& spec,
-                                                             const Resolved& resolved) {
+absl::StatusOr<KernelService::Fetched> KernelService::CompileAndPublish(const KernelSpec& spec,
+                                                                        const Resolved& resolved) {
   CompileRequest request{spec.source, spec.kernel, spec.defines, spec.target};
   auto start = std::chrono::steady_clock::now();
   absl::StatusOr<std::string> code = resolved.compiler->Compile(request);
@@ -103,49 +131,52 @@ absl::StatusOr<std::string> KernelService::CompileAndPublish(const KernelSpec& s
   // A failed write already degraded the disk tier to memory-only with a warning; the
   // code object is still good.
   disk_.Write(resolved.key, *code).IgnoreError();
-  return code;
+  auto owned = std::make_shared<const std::string>(*std::move(code));
+  return Fetched{Tier::kCompiled, *owned, owned};
 }
 
-absl::StatusOr<std::string> KernelService::FetchOrCompile(const KernelSpec& spec,
-                                                          const Resolved& resolved,
-                                                          bool* from_disk) {
-  *from_disk = true;
-  absl::StatusOr<std::string> cached = disk_.Read(resolved.key);
-  if (cached.ok()) {
-    std::lock_guard<std::shared_mutex> lock(mu_);
-    ++stats_.disk_hits;
-    return cached;
+absl::StatusOr<KernelService::Fetched> KernelService::FetchOrCompile(const KernelSpec& spec,
+                                                                     const Resolved& resolved,
+                                                                     Tier first) {
+  auto read_disk = [&]() -> absl::StatusOr<Fetched> {
+    if (first > Tier::kDisk) return absl::NotFoundError("disk tier skipped");
+    absl::StatusOr<std::string> cached = disk_.Read(resolved.key);
+    if (!cached.ok()) return cached.status();
+    AddCount(&ServiceStats::disk_hits);
+    auto owned = std::make_shared<const std::string>(*std::move(cached));
+    return Fetched{Tier::kDisk, *owned, owned};
+  };
+  absl::StatusOr<Fetched> fetched = read_disk();
+  if (fetched.ok()) return fetched;
+  if (remote_ != nullptr && first <= Tier::kRemote) {
+    // Authenticated and validated by Get; kept on disk so that this node asks once.
+    absl::StatusOr<std::string> shared = remote_->Get(resolved.key);
+    if (shared.ok()) {
+      disk_.Write(resolved.key, *shared).IgnoreError();
+      auto owned = std::make_shared<const std::string>(*std::move(shared));
+      return Fetched{Tier::kRemote, *owned, owned};
+    }
   }
   // Another process may be compiling this key: wait for its lock, then look again.
   DiskCache::KeyLock key_lock = disk_.LockKey(resolved.key);
-  cached = disk_.Read(resolved.key);
-  if (cached.ok()) {
-    std::lock_guard<std::shared_mutex> lock(mu_);
-    ++stats_.disk_hits;
-    return cached;
-  }
-  *from_disk = false;
-  {
-    std::lock_guard<std::shared_mutex> lock(mu_);
-    ++stats_.misses;
-  }
+  fetched = read_disk();
+  if (fetched.ok()) return fetched;
+  if (first <= Tier::kDisk) AddCount(&ServiceStats::misses);  // a rebuild is no miss
   return CompileAndPublish(spec, resolved);
 }
 
-absl::StatusOr<std::string> KernelService::GetCodeObject(const KernelSpec& spec) {
-  // Before Resolve, which loads the compiler: a baked spec needs none.
-  if (baked_ != nullptr) {
-    if (const BakedEntry* entry = FindBaked(*baked_, spec)) {
-      baked_hits_.fetch_add(1, std::memory_order_relaxed);
-      return std::string(entry->code_object);
-    }
-  }
-  ASSIGN_OR_RETURN(Resolved resolved, Resolve(spec));
+absl::StatusOr<KernelService::Fetched> KernelService::FetchShared(const KernelSpec& spec,
+                                                                  const Resolved& resolved,
+                                                                  Tier first) {
+  // A rebuild (first == kCompiled) must not join a flight that may still serve the
+  // entry the driver just refused, so it has a flight of its own.
+  const std::string flight_key =
+      first == Tier::kCompiled ? absl::StrCat(resolved.key.hex, "/rebuild") : resolved.key.hex;
   std::shared_ptr<InFlight> flight;
   bool leader = false;
   {
     std::lock_guard<std::shared_mutex> lock(mu_);
-    std::shared_ptr<InFlight>& slot = in_flight_[resolved.key.hex];
+    std::shared_ptr<InFlight>& slot = in_flight_[flight_key];
     if (slot == nullptr) {
       slot = std::make_shared<InFlight>();
       leader = true;
@@ -157,22 +188,45 @@ absl::StatusOr<std::string> KernelService::GetCodeObject(const KernelSpec& spec)
       std::unique_lock<std::mutex> wait(flight->mu);
       flight->cv.wait(wait, [&] { return flight->done; });
     }
-    std::lock_guard<std::shared_mutex> lock(mu_);
-    ++stats_.inflight_waits;
+    AddCount(&ServiceStats::inflight_waits);
     return flight->result;
   }
-  bool from_disk = false;
-  flight->result = FetchOrCompile(spec, resolved, &from_disk);
+  absl::StatusOr<Fetched> result = FetchOrCompile(spec, resolved, first);
   {
     std::lock_guard<std::shared_mutex> lock(mu_);
-    in_flight_.erase(resolved.key.hex);
+    in_flight_.erase(flight_key);
   }
   {
     std::lock_guard<std::mutex> wake(flight->mu);
+    flight->result = result;
     flight->done = true;
   }
   flight->cv.notify_all();
-  return flight->result;
+  // After the waiters are woken: they do not wait for Redis, and the leader for at most
+  // the remote tier's timeout (synchronous, so a jit_warm that exits right after has
+  // published everything; see README).
+  if (remote_ != nullptr && result.ok() && result->tier == Tier::kCompiled) {
+    remote_->Put(resolved.key, result->code).IgnoreError();
+  }
+  return result;
+}
+
+absl::StatusOr<KernelService::Fetched> KernelService::Fetch(const KernelSpec& spec, Tier first) {
+  // Before Resolve, which loads the compiler: a baked spec needs none. A baked hit is
+  // counted by the caller once it is served (GetFunction: once the driver took it).
+  if (first <= Tier::kBaked && baked_ != nullptr) {
+    if (const BakedEntry* entry = FindBaked(*baked_, spec)) {
+      return Fetched{Tier::kBaked, entry->code_object, nullptr};
+    }
+  }
+  ASSIGN_OR_RETURN(Resolved resolved, Resolve(spec));
+  return FetchShared(spec, resolved, std::max(first, Tier::kDisk));
+}
+
+absl::StatusOr<std::string> KernelService::GetCodeObject(const KernelSpec& spec) {
+  ASSIGN_OR_RETURN(Fetched fetched, Fetch(spec, Tier::kBaked));
+  if (fetched.tier == Tier::kBaked) baked_hits_.fetch_add(1, std::memory_order_relaxed);
+  return std::string(fetched.code);
 }
 
 absl::StatusOr<std::string> KernelService::DeviceTarget(DeviceRuntime& runtime, int device) {
@@ -186,6 +240,52 @@ absl::StatusOr<std::string> KernelService::DeviceTarget(DeviceRuntime& runtime, 
   std::lock_guard<std::shared_mutex> lock(mu_);
   device_targets_[slot] = target;
   return target;
+}
+
+absl::StatusOr<bool> KernelService::PublishRemote(const KernelSpec& spec) {
+  if (remote_ == nullptr) return absl::FailedPreconditionError("no remote cache tier");
+  ASSIGN_OR_RETURN(Resolved resolved, Resolve(spec));
+  ASSIGN_OR_RETURN(bool present, remote_->Contains(resolved.key));
+  if (present) return false;
+  ASSIGN_OR_RETURN(Fetched fetched, FetchShared(spec, resolved, Tier::kDisk));
+  // A compile in FetchShared already published; a remote hit means another node just
+  // did.
+  if (fetched.tier == Tier::kDisk) {
+    RETURN_IF_ERROR(remote_->Put(resolved.key, fetched.code));
+  }
+  return true;
+}
+
+std::shared_ptr<std::mutex> KernelService::ModuleLock(const MemoryKey& key) {
+  std::lock_guard<std::shared_mutex> lock(mu_);
+  std::shared_ptr<std::mutex>& slot = module_locks_[key];
+  if (slot == nullptr) slot = std::make_shared<std::mutex>();
+  return slot;
+}
+
+absl::StatusOr<ModuleHandle> KernelService::LoadForDevice(const KernelSpec& spec,
+                                                         DeviceRuntime& runtime, int device) {
+  KernelSpec device_spec = spec;
+  ASSIGN_OR_RETURN(device_spec.target, DeviceTarget(runtime, device));
+  ASSIGN_OR_RETURN(Fetched fetched, Fetch(device_spec, Tier::kBaked));
+  absl::StatusOr<ModuleHandle> loaded = TimedLoad(runtime, device, fetched.code);
+  if (!loaded.ok() && fetched.tier == Tier::kBaked) {
+    // A baked object the driver refuses is left for the tiers below to replace.
+    ASSIGN_OR_RETURN(fetched, Fetch(device_spec, Tier::kDisk));
+    loaded = TimedLoad(runtime, device, fetched.code);
+  }
+  if (!loaded.ok() && (fetched.tier == Tier::kDisk || fetched.tier == Tier::kRemote)) {
+    // The entry validated but the driver refused it (e.g. written by a compiler that
+    // mislabelled its output): drop it and build it afresh, once.
+    ASSIGN_OR_RETURN(Resolved resolved, Resolve(device_spec));
+    disk_.Remove(resolved.key).IgnoreError();
+    ASSIGN_OR_RETURN(fetched, FetchShared(device_spec, resolved, Tier::kCompiled));
+    loaded = TimedLoad(runtime, device, fetched.code);
+  }
+  if (loaded.ok() && fetched.tier == Tier::kBaked) {
+    baked_hits_.fetch_add(1, std::memory_order_relaxed);
+  }
+  return loaded;
 }
 
 absl::StatusOr<FunctionHandle> KernelService::GetFunction(const KernelSpec& spec,
@@ -204,8 +304,10 @@ absl::StatusOr<FunctionHandle> KernelService::GetFunction(const KernelSpec& spec
     }
   }
 
-  // Slow path: one thread at a time, so a module is never loaded twice.
-  std::lock_guard<std::mutex> load_lock(load_mu_);
+  // Slow path: one thread per module at a time, so a module is never loaded twice;
+  // threads missing other modules go on in parallel.
+  const std::shared_ptr<std::mutex> module_lock = ModuleLock(memory_key);
+  std::lock_guard<std::mutex> hold(*module_lock);
   ModuleHandle module = nullptr;
   {
     std::shared_lock<std::shared_mutex> lock(mu_);
@@ -213,27 +315,7 @@ absl::StatusOr<FunctionHandle> KernelService::GetFunction(const KernelSpec& spec
     if (it != modules_.end()) module = it->second.module;
   }
   if (module == nullptr) {
-    KernelSpec device_spec = spec;
-    ASSIGN_OR_RETURN(device_spec.target, DeviceTarget(runtime, device));
-    // Baked tier: after memory, before disk. A baked object the driver refuses is left
-    // for the disk tier and the compiler below to replace.
-    absl::StatusOr<ModuleHandle> loaded = absl::NotFoundError("no baked tier");
-    if (baked_ != nullptr) loaded = LoadBaked(device_spec, runtime, device);
-    if (!loaded.ok()) {
-      ASSIGN_OR_RETURN(Resolved resolved, Resolve(device_spec));
-      bool from_disk = false;
-      ASSIGN_OR_RETURN(std::string code, FetchOrCompile(device_spec, resolved, &from_disk));
-      loaded = TimedLoad(runtime, device, code);
-      if (!loaded.ok() && from_disk) {
-        // The entry validated but the driver refused it (e.g. written by a compiler that
-        // mislabelled its output): drop it and build it afresh, once.
-        disk_.Remove(resolved.key).IgnoreError();
-        ASSIGN_OR_RETURN(code, CompileAndPublish(device_spec, resolved));
-        loaded = TimedLoad(runtime, device, code);
-      }
-    }
-    if (!loaded.ok()) return loaded.status();
-    module = *loaded;
+    ASSIGN_OR_RETURN(module, LoadForDevice(spec, runtime, device));
     std::lock_guard<std::shared_mutex> lock(mu_);
     modules_[memory_key].module = module;
   }
@@ -256,15 +338,6 @@ absl::StatusOr<ModuleHandle> KernelService::TimedLoad(DeviceRuntime& runtime, in
   return loaded;
 }
 
-absl::StatusOr<ModuleHandle> KernelService::LoadBaked(const KernelSpec& device_spec,
-                                                     DeviceRuntime& runtime, int device) {
-  const BakedEntry* entry = FindBaked(*baked_, device_spec);
-  if (entry == nullptr) return absl::NotFoundError("no baked code object");
-  absl::StatusOr<ModuleHandle> loaded = TimedLoad(runtime, device, entry->code_object);
-  if (loaded.ok()) baked_hits_.fetch_add(1, std::memory_order_relaxed);
-  return loaded;
-}
-
 ServiceStats KernelService::stats() const {
   ServiceStats stats;
   {
@@ -274,6 +347,8 @@ ServiceStats KernelService::stats() const {
   stats.memory_hits = memory_hits_.load(std::memory_order_relaxed);
   stats.baked_hits = baked_hits_.load(std::memory_order_relaxed);
   stats.disk = disk_.stats();
+  stats.remote_enabled = remote_ != nullptr;
+  if (remote_ != nullptr) stats.remote = remote_->stats();
   return stats;
 }
 

@@ -9,10 +9,16 @@
 //   baked tier   optional, read-only: code objects built at build time and linked in
 //                (ServiceOptions::baked, jit/baked_tier.h); needs no compiler
 //   disk tier    one self-validating file per key (jit/disk_cache.h)
+//   remote tier  optional, shared by a fleet: Redis, entries authenticated with
+//                HMAC-SHA256 (jit/remote_cache.h); a hit is written to the disk tier
 //   compile      hipRTC / NVRTC, single-flight: N threads of this process missing one
 //                key cause one compile (the rest wait for its result), and N processes
-//                sharing the cache directory compile it once (per-key lock file)
+//                sharing the cache directory compile it once (per-key lock file);
+//                the result is published to disk, then to the remote tier
 //
+// GetCodeObject and GetFunction share one pipeline (baked -> disk -> remote -> compile,
+// then for GetFunction one timed load). All waiting is per key: a cold miss of one key never
+// holds up another key's miss, so two models or two devices compile side by side.
 // GetCodeObject needs no GPU (prewarming, AOT/JIT parity). An entry that validates but
 // that the driver refuses to load is dropped, counted and recompiled once.
 #ifndef ROPE_JIT_JIT_KERNEL_SERVICE_H_
@@ -21,6 +27,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
@@ -33,6 +40,7 @@
 #include "jit/device_runtime.h"
 #include "jit/disk_cache.h"
 #include "jit/kernel_spec.h"
+#include "jit/remote_cache.h"
 
 namespace rope_jit {
 
@@ -41,6 +49,12 @@ struct ServiceOptions {
   // Consulted after the memory tier and before the disk tier; not owned, must outlive the
   // service. Null: no baked tier (FromEnvironment leaves it null).
   const BakedTier* baked = nullptr;
+  // The compiler for a target. Null: the process-wide vendor compilers
+  // (CompilerForTarget in jit/backends.h); tests put a compiler double here.
+  std::function<absl::StatusOr<Compiler*>(absl::string_view target)> compiler_for_target;
+  // remote.url empty: no remote tier. A tier that cannot be set up (no or bad key file,
+  // bad url) is left off with one warning: never unauthenticated.
+  RemoteCacheOptions remote;
   static ServiceOptions FromEnvironment();
 };
 
@@ -60,6 +74,8 @@ struct ServiceStats {
   double load_ms = 0;
   uint64_t inflight_waits = 0;  // threads that waited for another thread's compile
   DiskCacheStats disk;          // lock waits, corrupt entries, evictions, ...
+  bool remote_enabled = false;
+  RemoteCacheStats remote;      // hits, bad entries, timeouts, circuit opens, bytes, ...
 };
 
 class KernelService {
@@ -85,8 +101,14 @@ class KernelService {
   absl::StatusOr<FunctionHandle> GetFunction(const KernelSpec& spec, DeviceRuntime& runtime,
                                              int device, absl::string_view function_name);
 
+  // Makes the remote tier hold `spec`'s entry (jit_warm fills it): from the disk tier,
+  // else compiled. True when it stored one, false when Redis already had it;
+  // FailedPrecondition without a remote tier, Unavailable when Redis cannot be reached.
+  absl::StatusOr<bool> PublishRemote(const KernelSpec& spec);
+
   ServiceStats stats() const;
   DiskCache& disk() { return disk_; }
+  RemoteCache* remote() { return remote_.get(); }  // null without a remote tier
 
   // Names a module in the memory tier (see kernel_service.cc).
   struct MemoryKey {
@@ -103,13 +125,23 @@ class KernelService {
     Compiler* compiler;
     CacheKey key;
   };
+  // Where a code object came from, in pipeline order.
+  enum class Tier { kBaked, kDisk, kRemote, kCompiled };
+  struct Fetched {
+    Tier tier;
+    // Into `owned`, or into the baked tier's static bytes. `owned` is shared so that the
+    // threads waiting for one compile share its bytes, and so that moving a Fetched keeps
+    // `code` valid.
+    absl::string_view code;
+    std::shared_ptr<const std::string> owned;
+  };
   // One fetch-or-compile that the other threads of this process missing the same key
   // wait for. The leader writes `result`, then sets `done` under `mu`.
   struct InFlight {
     std::mutex mu;
     std::condition_variable cv;
     bool done = false;
-    absl::StatusOr<std::string> result;
+    absl::StatusOr<Fetched> result = absl::UnknownError("in flight");
   };
   struct LoadedModule {
     ModuleHandle module = nullptr;
@@ -117,36 +149,49 @@ class KernelService {
   };
 
   absl::StatusOr<Resolved> Resolve(const KernelSpec& spec);
-  // Disk tier, then a compile under the per-key lock. `from_disk` says which.
-  absl::StatusOr<std::string> FetchOrCompile(const KernelSpec& spec, const Resolved& resolved,
-                                             bool* from_disk);
-  absl::StatusOr<std::string> CompileAndPublish(const KernelSpec& spec, const Resolved& resolved);
+  // The pipeline below the memory tier, for spec.target: the baked tier, then (single
+  // flight per key) the disk tier, the remote tier and a compile under the per-key lock
+  // that publishes to disk and then remotely. Tiers before
+  // `first` are skipped: the driver refused what they gave.
+  absl::StatusOr<Fetched> Fetch(const KernelSpec& spec, Tier first);
+  // The single-flight part of Fetch: one leader per (key, first) runs FetchOrCompile.
+  absl::StatusOr<Fetched> FetchShared(const KernelSpec& spec, const Resolved& resolved,
+                                      Tier first);
+  absl::StatusOr<Fetched> FetchOrCompile(const KernelSpec& spec, const Resolved& resolved,
+                                         Tier first);
+  absl::StatusOr<Fetched> CompileAndPublish(const KernelSpec& spec, const Resolved& resolved);
   absl::StatusOr<std::string> DeviceTarget(DeviceRuntime& runtime, int device);
-  // Loads the baked code object for `device_spec` (its target set) onto `device`.
-  // NotFound when the tier has none; the driver's error when it refuses it (the caller
-  // falls back to JIT).
-  absl::StatusOr<ModuleHandle> LoadBaked(const KernelSpec& device_spec, DeviceRuntime& runtime,
-                                         int device);
+  // The memory tier's slow path: the pipeline for `device`'s target, one timed load, and
+  // the driver-refusal rule.
+  absl::StatusOr<ModuleHandle> LoadForDevice(const KernelSpec& spec, DeviceRuntime& runtime,
+                                             int device);
   // LoadModule, counted and timed in the stats.
   absl::StatusOr<ModuleHandle> TimedLoad(DeviceRuntime& runtime, int device,
                                          absl::string_view code_object);
+  // The lock that makes one thread at a time load the module of `key` (never two loads
+  // of one module); other keys' loads do not wait for it.
+  std::shared_ptr<std::mutex> ModuleLock(const MemoryKey& key);
+  void AddCount(uint64_t ServiceStats::*counter);
 
   // Standard-library locks rather than absl::Mutex: they are pthreads underneath, which
   // ThreadSanitizer understands, while the system Abseil is not built for TSan and its
   // mutex would make every guarded field look racy (CI runs the threaded tests under TSan).
   DiskCache disk_;
-  const BakedTier* const baked_;        // may be null
-  std::atomic<uint64_t> baked_hits_{0};  // lock-free like memory_hits_
+  const BakedTier* const baked_;  // may be null
+  const std::unique_ptr<RemoteCache> remote_;  // may be null
+  const std::function<absl::StatusOr<Compiler*>(absl::string_view)> compiler_for_target_;
+  std::atomic<uint64_t> baked_hits_{0};   // lock-free like memory_hits_
   std::atomic<uint64_t> memory_hits_{0};  // counted outside the lock: the hot path reads only
-  // Guards everything below up to load_mu_. The memory-tier hit takes it shared.
+  // Guards everything below. The memory-tier hit takes it shared. Never held across a
+  // tier's I/O, a compile or a load.
   mutable std::shared_mutex mu_;
   ServiceStats stats_;
   absl::flat_hash_map<std::string, std::shared_ptr<InFlight>> in_flight_;
   absl::flat_hash_map<std::string, std::string> device_targets_;
   // Memory tier, keyed by a 128-bit hash of vendor/device/kernel/source hash/defines.
   absl::flat_hash_map<MemoryKey, LoadedModule> modules_;
-  // Serializes module loads so that two threads never load the same module twice.
-  std::mutex load_mu_;
+  // One per memory key ever missed (as many as modules_ holds, plus failed ones).
+  absl::flat_hash_map<MemoryKey, std::shared_ptr<std::mutex>> module_locks_;
 };
 
 }  // namespace rope_jit

@@ -1,8 +1,11 @@
 #include "jit/target.h"
 
+#include <algorithm>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 
 namespace rope_jit {
@@ -56,6 +59,29 @@ absl::StatusOr<Vendor> VendorOfTarget(absl::string_view target) {
 
 absl::string_view AmdProcessor(absl::string_view target) {
   return target.substr(0, target.find(':'));
+}
+
+absl::StatusOr<std::vector<std::string>> AmdFeatureNames(absl::string_view target) {
+  absl::StatusOr<Vendor> vendor = VendorOfTarget(target);
+  if (!vendor.ok()) return vendor.status();
+  if (*vendor != Vendor::kAmd) {
+    return absl::InvalidArgumentError(absl::StrCat("'", target, "' is not an AMD target id"));
+  }
+  std::vector<absl::string_view> features = absl::StrSplit(target, ':');
+  features.erase(features.begin());
+  std::vector<std::string> names;
+  for (absl::string_view feature : features) {
+    names.emplace_back(feature.substr(0, feature.size() - 1));
+  }
+  for (size_t i = 1; i < names.size(); ++i) {
+    if (names[i] <= names[i - 1]) {
+      std::sort(features.begin(), features.end());
+      return absl::InvalidArgumentError(absl::StrCat(
+          "'", target, "': features must appear once each, in alphabetical order (",
+          AmdProcessor(target), ":", absl::StrJoin(features, ":"), ")"));
+    }
+  }
+  return names;
 }
 
 }  // namespace rope_jit

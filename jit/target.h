@@ -11,6 +11,7 @@
 #define ROPE_JIT_JIT_TARGET_H_
 
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -30,6 +31,13 @@ absl::StatusOr<Vendor> VendorOfTarget(absl::string_view target);
 
 // The processor part of an AMD target id: "gfx90a:sramecc+:xnack-" -> "gfx90a".
 absl::string_view AmdProcessor(absl::string_view target);
+
+// The feature names of an AMD target id, in order: "gfx942:sramecc+:xnack-" ->
+// {"sramecc", "xnack"}; none for a bare processor. InvalidArgument for a string that is not an
+// AMD target id, and for repeated features or features out of alphabetical order: LLVM and
+// comgr spell each target one way, and the cache key holds the id as written, so
+// "gfx90a:xnack-:sramecc+" would otherwise be a second key for the same code.
+absl::StatusOr<std::vector<std::string>> AmdFeatureNames(absl::string_view target);
 
 }  // namespace rope_jit
 

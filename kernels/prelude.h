@@ -82,6 +82,45 @@ static void rope_host_run_blocks(const RopeHostGrid* grid, Kernel kernel) {
 
 #define ROPE_DEVICE __device__ __forceinline__
 
+// Plain clang compiling HIP with -nogpuinc (jit/rocm/clang_compiler.h passes
+// -DROPE_HIP_WITHOUT_RUNTIME=1): no HIP header is included, so this supplies the part of
+// hipRTC's built-in header / hip_runtime.h the kernels use, with the same definitions
+// (amd_hip_runtime.h, host_defines.h, amd_device_functions.h, amd_hip_atomic.h).
+#if defined(ROPE_HIP_WITHOUT_RUNTIME)
+#define __global__ __attribute__((global))
+#define __device__ __attribute__((device))
+#define __forceinline__ inline __attribute__((always_inline))
+#define __launch_bounds__(max_threads) __attribute__((amdgpu_flat_work_group_size(1, max_threads)))
+struct RopeDim3 {
+  unsigned x, y, z;
+};
+// Unused components cost nothing: the builtins read registers set up at dispatch.
+#define threadIdx                                                                    \
+  (RopeDim3{__builtin_amdgcn_workitem_id_x(), __builtin_amdgcn_workitem_id_y(),      \
+            __builtin_amdgcn_workitem_id_z()})
+#define blockIdx                                                                     \
+  (RopeDim3{__builtin_amdgcn_workgroup_id_x(), __builtin_amdgcn_workgroup_id_y(),    \
+            __builtin_amdgcn_workgroup_id_z()})
+#define blockDim                                                                     \
+  (RopeDim3{__builtin_amdgcn_workgroup_size_x(), __builtin_amdgcn_workgroup_size_y(), \
+            __builtin_amdgcn_workgroup_size_z()})
+ROPE_DEVICE float __uint_as_float(unsigned x) { return __builtin_bit_cast(float, x); }
+ROPE_DEVICE unsigned __float_as_uint(float x) { return __builtin_bit_cast(unsigned, x); }
+ROPE_DEVICE float __int_as_float(int x) { return __builtin_bit_cast(float, x); }
+ROPE_DEVICE int __float_as_int(float x) { return __builtin_bit_cast(int, x); }
+ROPE_DEVICE int __double2loint(double x) {
+  return static_cast<int>(__builtin_bit_cast(unsigned long long, x));
+}
+ROPE_DEVICE int __double2hiint(double x) {
+  return static_cast<int>(__builtin_bit_cast(unsigned long long, x) >> 32);
+}
+ROPE_DEVICE double fma(double x, double y, double z) { return __builtin_fma(x, y, z); }
+ROPE_DEVICE float fmaf(float x, float y, float z) { return __builtin_fmaf(x, y, z); }
+ROPE_DEVICE int atomicOr(int* address, int value) {
+  return __hip_atomic_fetch_or(address, value, __ATOMIC_RELAXED, __HIP_MEMORY_SCOPE_AGENT);
+}
+#endif  // ROPE_HIP_WITHOUT_RUNTIME
+
 typedef unsigned short rope_u16;
 
 // bfloat16 <-> float: the top half of a float; round to nearest even on the way down.
@@ -197,6 +236,25 @@ ROPE_DEVICE void rope_store(rope_elem* p, const float (&in)[N]) {
 #pragma unroll
     for (int i = 0; i < N; ++i) p[i] = packed.e[i];
   }
+}
+
+// Programmatic dependent launch (NVIDIA sm_90+, LaunchOptions in jit/device_runtime.h). A
+// kernel launched with it may start before the previous kernel on its stream has finished;
+// rope_wait_for_prior_grid() returns once that kernel has completed and its writes are
+// visible, so it must come before the first global memory access. It returns at once
+// when the launch was a plain one, and compiles to nothing on other targets.
+// rope_release_dependent_grid() lets the next such kernel begin launching (it still waits
+// for this one to finish before it reads anything); issued early, the next launch's
+// latency overlaps this kernel's work.
+ROPE_DEVICE void rope_wait_for_prior_grid() {
+#if !ROPE_AMD && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+ROPE_DEVICE void rope_release_dependent_grid() {
+#if !ROPE_AMD && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
 }
 
 #endif  // ROPE_JIT_KERNELS_PRELUDE_H_

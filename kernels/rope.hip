@@ -162,6 +162,8 @@ ROPE_DEVICE void rope_apply_impl(const RopeLaunchArgs& a) {
   const int split = static_cast<int>(rest % static_cast<unsigned>(a.head_splits));
   const long long token = rest / static_cast<unsigned>(a.head_splits);
   if (token >= a.num_tokens) return;
+  rope_wait_for_prior_grid();
+  rope_release_dependent_grid();
 
   const int segment = lane / Shape::kLanesPerSegment;
   const int first_pair = (lane % Shape::kLanesPerSegment) * kPairs;

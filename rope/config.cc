@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -324,7 +325,10 @@ RopeConfig RopeConfig::ChatGlmV1(int head_dim, DType dtype, int64_t max_position
   return config;
 }
 
-absl::Status ValidateConfig(const RopeConfig& config) {
+namespace {
+
+// The inputs, field by field.
+absl::Status ValidateFields(const RopeConfig& config) {
   if (config.head_dim < kMinHeadDim || config.head_dim > kMaxHeadDim || config.head_dim % 2 != 0) {
     return Invalid("head_dim", absl::StrCat("even and in [", kMinHeadDim, ", ", kMaxHeadDim, "]"),
                    absl::StrCat(config.head_dim));
@@ -358,8 +362,48 @@ absl::Status ValidateConfig(const RopeConfig& config) {
   return ValidateScaling(config);
 }
 
+// What the kernels need of ComputeFrequencies' result: inputs that pass every field
+// check can still overflow or underflow on the way (a tiny theta or longrope factor, a
+// huge yarn mscale).
+absl::Status ValidateFrequencies(const RopeConfig& config, const RopeFrequencies& freqs) {
+  // The kernels scale cos and sin by the attention factor as a float; a float subnormal
+  // would already have lost bits.
+  const double factor = freqs.attention_factor;
+  if (!(std::isfinite(factor) && factor >= std::numeric_limits<float>::min() &&
+        factor <= std::numeric_limits<float>::max())) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "RopeConfig gives attention factor ", Num(factor), ", which is not a positive normal float ",
+        "(check scaling.attention_factor, scaling.mscale, scaling.mscale_all_dim)"));
+  }
+  // kernels/rope.hip reduces pos * inv_freq to a quarter turn with the 1.5 * 2^52
+  // rounding trick, exact while the number of quarter turns stays well below 2^51.
+  constexpr double kMaxQuarterTurns = 1125899906842624.0;  // 2^50
+  const double max_position = static_cast<double>(config.max_position);
+  for (size_t i = 0; i < freqs.inv_freq.size(); ++i) {
+    const double inv_freq = freqs.inv_freq[i];
+    if (!(std::isfinite(inv_freq) && inv_freq > 0)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "RopeConfig gives inv_freq[", i, "] = ", Num(inv_freq),
+          ", which is not finite and > 0 (check theta, scaling.factor and the factor lists)"));
+    }
+    if (max_position * inv_freq * (2.0 / kPi) >= kMaxQuarterTurns) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "RopeConfig gives inv_freq[", i, "] = ", Num(inv_freq), ": max_position ",
+          config.max_position, " times it is past the phase range the kernels reduce exactly ",
+          "(2^50 quarter turns); check theta"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status ValidateConfig(const RopeConfig& config) {
+  return ComputeFrequencies(config).status();
+}
+
 absl::StatusOr<RopeFrequencies> ComputeFrequencies(const RopeConfig& config) {
-  if (absl::Status status = ValidateConfig(config); !status.ok()) return status;
+  if (absl::Status status = ValidateFields(config); !status.ok()) return status;
   const RopeScaling& s = config.scaling;
   const int dim = config.SegmentDim();
 
@@ -395,6 +439,7 @@ absl::StatusOr<RopeFrequencies> ComputeFrequencies(const RopeConfig& config) {
       result = ComputeLongrope(config);
       break;
   }
+  if (absl::Status status = ValidateFrequencies(config, result); !status.ok()) return status;
   return result;
 }
 

@@ -90,7 +90,10 @@ struct RopeConfig {
 
 // InvalidArgument naming the offending field: head_dim even in [32, 512], rotary_dim
 // even, > 0, <= head_dim, divisible by 2 * position_columns; theta > 0; max_position in
-// [1, 2^31); scaling parameters in range; longrope factor lists of SegmentDim()/2.
+// [1, 2^31); scaling parameters in range; longrope factor lists of SegmentDim()/2. Then
+// what ComputeFrequencies makes of them: every inv_freq finite and > 0 with
+// max_position * inv_freq in the kernels' exact phase range, and an attention factor that
+// is a positive normal float.
 absl::Status ValidateConfig(const RopeConfig& config);
 
 // The float64 result of the scaling variant: one inverse frequency per pair of a

@@ -2,16 +2,41 @@
 
 #include <climits>
 #include <cstring>
+#include <string>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "jit/status_macros.h"
 #include "kernels/rope_args.h"
+#include "rope/tensor_checks.h"
 
 namespace rope_jit {
 namespace {
 
 absl::Status Invalid(absl::string_view what) { return absl::InvalidArgumentError(what); }
+
+// Strides and the memory they span: no overlap, and every element offset the kernels
+// form (rope_head_pointers in kernels/rope.hip) exact in 64 bits.
+absl::Status ValidateTensorExtents(absl::string_view name, const DeviceTensor& t) {
+  const std::string token_stride_name = absl::StrCat(name, ".token_stride");
+  const std::string head_stride_name = absl::StrCat(name, ".head_stride");
+  const StridedDim dims[] = {{token_stride_name, t.tokens, t.token_stride},
+                             {head_stride_name, t.heads, t.head_stride}};
+  ASSIGN_OR_RETURN(const int64_t last, LargestElementOffset(name, dims, t.head_dim));
+  // Heads of a token and tokens must not overlap, or an in-place rotation would read
+  // values another thread already rotated. With the whole view's offset in range, one
+  // token's extent cannot overflow.
+  if (t.heads > 1 && t.head_stride < t.head_dim) {
+    return Invalid(absl::StrCat(head_stride_name, " = ", t.head_stride, " is less than head_dim ",
+                                t.head_dim));
+  }
+  const int64_t token_extent = (t.heads - 1) * t.head_stride + t.head_dim;
+  if (t.tokens > 1 && t.token_stride < token_extent) {
+    return Invalid(absl::StrCat(token_stride_name, " = ", t.token_stride,
+                                " is less than the extent of one token's heads, ", token_extent));
+  }
+  return CheckDeviceSpan(absl::StrCat(name, ".data"), t.data, last, DTypeSize(t.dtype));
+}
 
 absl::Status ValidateTensor(absl::string_view name, const DeviceTensor& t, const RopeConfig& config) {
   if (t.data == nullptr) return Invalid(absl::StrCat(name, ".data is null"));
@@ -29,18 +54,7 @@ absl::Status ValidateTensor(absl::string_view name, const DeviceTensor& t, const
     return Invalid(absl::StrCat(name, ".dtype = ", DTypeName(t.dtype), " but the Rope was created for ",
                                 DTypeName(config.dtype)));
   }
-  // Heads of a token and tokens must not overlap, or an in-place rotation would read
-  // values another thread already rotated.
-  if (t.heads > 1 && t.head_stride < t.head_dim) {
-    return Invalid(absl::StrCat(name, ".head_stride = ", t.head_stride, " is less than head_dim ",
-                                t.head_dim));
-  }
-  const int64_t token_extent = (t.heads - 1) * t.head_stride + t.head_dim;
-  if (t.tokens > 1 && t.token_stride < token_extent) {
-    return Invalid(absl::StrCat(name, ".token_stride = ", t.token_stride,
-                                " is less than the extent of one token's heads, ", token_extent));
-  }
-  return absl::OkStatus();
+  return ValidateTensorExtents(name, t);
 }
 
 absl::Status ValidateOutput(absl::string_view name, const DeviceTensor& in, const DeviceTensor& out,
@@ -50,6 +64,25 @@ absl::Status ValidateOutput(absl::string_view name, const DeviceTensor& in, cons
     return Invalid(absl::StrCat(name, " is [", out.tokens, ", ", out.heads, ", ", out.head_dim,
                                 "] but its input is [", in.tokens, ", ", in.heads, ", ", in.head_dim,
                                 "]"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidatePositions(const Positions& positions, int64_t tokens, const RopeConfig& config) {
+  if (positions.data != nullptr) {
+    const int element_size = positions.is_int64 ? sizeof(int64_t) : sizeof(int32_t);
+    // The kernels read positions[token * position_columns + column]: tokens < 2^31 and
+    // at most 2 columns keep that in range.
+    return CheckDeviceSpan("positions.data", positions.data, -1, element_size);
+  }
+  if (config.position_columns != 1) {
+    return Invalid("positions: an offset gives one position per token, but this Rope takes "
+                   "2 position columns (ChatGLM 2D); pass a position array");
+  }
+  // max_position - tokens cannot overflow (both are non-negative); offset + tokens can.
+  if (positions.offset < 0 || positions.offset > config.max_position - tokens) {
+    return Invalid(absl::StrCat("positions: offset ", positions.offset, " + ", tokens,
+                                " tokens is outside [0, max_position = ", config.max_position, "]"));
   }
   return absl::OkStatus();
 }
@@ -127,31 +160,33 @@ absl::StatusOr<bool> Rope::TakePositionError(StreamHandle stream) {
 }
 
 absl::Status Rope::ApplyQDevice(const DeviceTensor& q, const Positions& positions, StreamHandle stream,
-                                const DeviceTensor* q_out) const {
+                                const DeviceTensor* q_out, const ApplyOptions& options) const {
   const DeviceTensor* outs[1] = {q_out};
-  return Launch(rope_, &q, outs, 1, positions, stream);
+  return Launch(rope_, &q, outs, 1, positions, stream, options);
 }
 
 absl::Status Rope::ApplyKDevice(const DeviceTensor& k, const Positions& positions, StreamHandle stream,
-                                const DeviceTensor* k_out) const {
+                                const DeviceTensor* k_out, const ApplyOptions& options) const {
   const DeviceTensor* outs[1] = {k_out};
-  return Launch(rope_, &k, outs, 1, positions, stream);
+  return Launch(rope_, &k, outs, 1, positions, stream, options);
 }
 
 absl::Status Rope::ApplyPositionEmbeddingsDevice(const DeviceTensor& q, const DeviceTensor& k,
                                                  const Positions& positions, StreamHandle stream,
                                                  const DeviceTensor* q_out,
-                                                 const DeviceTensor* k_out) const {
+                                                 const DeviceTensor* k_out,
+                                                 const ApplyOptions& options) const {
   if (q.tokens != k.tokens) {
     return Invalid(absl::StrCat("q.tokens = ", q.tokens, " but k.tokens = ", k.tokens));
   }
   const DeviceTensor tensors[2] = {q, k};
   const DeviceTensor* outs[2] = {q_out, k_out};
-  return Launch(position_embeddings_, tensors, outs, 2, positions, stream);
+  return Launch(position_embeddings_, tensors, outs, 2, positions, stream, options);
 }
 
 absl::Status Rope::Launch(const Kernel& kernel, const DeviceTensor* tensors, const DeviceTensor** outs,
-                          int count, const Positions& positions, StreamHandle stream) const {
+                          int count, const Positions& positions, StreamHandle stream,
+                          const ApplyOptions& options) const {
   static constexpr const char* kNames[2][2] = {{"q", "q_out"}, {"k", "k_out"}};
   const bool single = count == 1;
   RopeLaunchArgs args;
@@ -181,16 +216,7 @@ absl::Status Rope::Launch(const Kernel& kernel, const DeviceTensor* tensors, con
     args.total_heads += t.num_heads;
   }
   const int64_t tokens = tensors[0].tokens;
-  if (positions.data == nullptr) {
-    if (config_.position_columns != 1) {
-      return Invalid("positions: an offset gives one position per token, but this Rope takes "
-                     "2 position columns (ChatGLM 2D); pass a position array");
-    }
-    if (positions.offset < 0 || positions.offset + tokens > config_.max_position) {
-      return Invalid(absl::StrCat("positions: offset ", positions.offset, " + ", tokens,
-                                  " tokens is outside [0, max_position = ", config_.max_position, "]"));
-    }
-  }
+  RETURN_IF_ERROR(ValidatePositions(positions, tokens, config_));
   if (tokens == 0) return absl::OkStatus();
 
   args.positions = positions.data;
@@ -211,9 +237,12 @@ absl::Status Rope::Launch(const Kernel& kernel, const DeviceTensor* tensors, con
   args.head_splits = shape.head_splits;
 
   void* params[] = {&args};
-  return runtime_.Launch(device_, aligned ? kernel.aligned : kernel.unaligned,
-                         Dim3{static_cast<uint32_t>(shape.blocks), 1, 1},
-                         Dim3{RopeLaunchShape::kThreadsPerBlock, 1, 1}, /*shared_bytes=*/0, stream, params);
+  LaunchOptions launch;
+  launch.programmatic_dependent_launch = options.programmatic_dependent_launch;
+  return runtime_.LaunchWithOptions(device_, aligned ? kernel.aligned : kernel.unaligned,
+                                    Dim3{static_cast<uint32_t>(shape.blocks), 1, 1},
+                                    Dim3{RopeLaunchShape::kThreadsPerBlock, 1, 1},
+                                    /*shared_bytes=*/0, stream, params, launch);
 }
 
 }  // namespace rope_jit

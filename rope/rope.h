@@ -59,6 +59,18 @@ struct Positions {
   static Positions FromOffset(int64_t offset) { return {nullptr, false, offset}; }
 };
 
+// Per-call choices of an apply; the defaults are what a plain call does.
+struct ApplyOptions {
+  // Launch with programmatic dependent launch (NVIDIA Hopper and later; see LaunchOptions
+  // in jit/device_runtime.h): the kernel may begin while the previous kernel on `stream`
+  // finishes and waits for it on the device, which hides most of the launch gap between
+  // dependent kernels, e.g. a decode step's layers captured in a CUDA graph. The result is
+  // the same either way; elsewhere the launch is a plain one. The kernel also lets the
+  // next kernel on the stream begin launching early: that kernel must itself wait for its
+  // inputs (any kernel not launched with the attribute does).
+  bool programmatic_dependent_launch = false;
+};
+
 class Rope {
  public:
   static absl::StatusOr<std::unique_ptr<Rope>> Create(
@@ -71,14 +83,17 @@ class Rope {
   // In place when the output is null, else into `*out` (same shape and dtype; its own
   // strides). Dims past rotary_dim are left alone in place and copied out of place.
   absl::Status ApplyQDevice(const DeviceTensor& q, const Positions& positions, StreamHandle stream,
-                            const DeviceTensor* q_out = nullptr) const;
+                            const DeviceTensor* q_out = nullptr,
+                            const ApplyOptions& options = {}) const;
   absl::Status ApplyKDevice(const DeviceTensor& k, const Positions& positions, StreamHandle stream,
-                            const DeviceTensor* k_out = nullptr) const;
+                            const DeviceTensor* k_out = nullptr,
+                            const ApplyOptions& options = {}) const;
   // Q and K in one launch; K may have fewer heads (GQA/MQA).
   absl::Status ApplyPositionEmbeddingsDevice(const DeviceTensor& q, const DeviceTensor& k,
                                              const Positions& positions, StreamHandle stream,
                                              const DeviceTensor* q_out = nullptr,
-                                             const DeviceTensor* k_out = nullptr) const;
+                                             const DeviceTensor* k_out = nullptr,
+                                             const ApplyOptions& options = {}) const;
 
   // Checked mode: launches also flag any position outside [0, max_position) on the
   // device. TakePositionError synchronizes `stream`, returns whether a flag was raised
@@ -98,7 +113,8 @@ class Rope {
 
   Rope(const RopeConfig& config, RopeFrequencies frequencies, DeviceRuntime& runtime, int device);
   absl::Status Launch(const Kernel& kernel, const DeviceTensor* tensors, const DeviceTensor** outs,
-                      int count, const Positions& positions, StreamHandle stream) const;
+                      int count, const Positions& positions, StreamHandle stream,
+                      const ApplyOptions& options) const;
 
   const RopeConfig config_;
   const RopeFrequencies frequencies_;

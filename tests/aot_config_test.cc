@@ -74,6 +74,20 @@ TEST(AotOptionsTest, HipccGetsEveryHiprtcOptionButThePrelinkSwitch) {
   EXPECT_TRUE(Contains(*args, "--offload-arch=gfx1030"));
 }
 
+TEST(AotOptionsTest, ClangGetsTheClangJitOptionsUnchanged) {
+  const std::vector<std::string> jit = AmdClangCompiler().Options("gfx942:sramecc+:xnack-");
+  absl::StatusOr<std::vector<std::string>> args =
+      AotCompilerArgs(AotCompiler::kClang, jit, {"ROPE_HEAD_DIM=128"});
+  ASSERT_TRUE(args.ok()) << args.status();
+  std::vector<std::string> expected = jit;
+  expected.push_back("-DROPE_HEAD_DIM=128");
+  EXPECT_EQ(*args, expected);
+  EXPECT_EQ(*ParseAotCompiler("clang"), AotCompiler::kClang);
+  EXPECT_EQ(*ParseAotCompiler("hipcc"), AotCompiler::kHipcc);
+  EXPECT_EQ(*ParseAotCompiler("nvcc"), AotCompiler::kNvcc);
+  EXPECT_FALSE(ParseAotCompiler("gcc").ok());
+}
+
 TEST(AotOptionsTest, RejectsMalformedDefines) {
   for (const char* define : {"", "=1", "-O0"}) {
     EXPECT_FALSE(AotCompilerArgs(Vendor::kNvidia, {}, {define}).ok()) << define;

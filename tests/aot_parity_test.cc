@@ -1,17 +1,19 @@
-// AOT/JIT parity without a GPU: every code object nvcc / hipcc built at build time
-// (//aot:rope_aot_baked) against what NVRTC / hipRTC compile now for the same spec.
+// AOT/JIT parity without a GPU: every code object nvcc / hipcc / clang built at build time
+// (//aot:rope_aot_baked) against what NVRTC / hipRTC / the clang JIT compiler compile now for
+// the same spec.
 //
 //   NVIDIA  every executable section (.text.<kernel>) byte for byte; a difference names the
 //           section, the byte offset and the SASS instruction index (16 bytes each).
 //   AMD     the instruction stream of every kernel as llvm-objdump (the LLVM hipcc uses)
 //           disassembles it, ignoring addresses and encodings; a difference names the
 //           kernel, the instruction index and both instructions. Without llvm-objdump, the
-//           .text bytes. Also the kernel descriptors (.rodata) byte for byte.
+//           .text bytes. Also the kernel descriptors (.rodata) byte for byte. clang-built
+//           targets (gfx942, gfx1100, gfx1201) are read with clang's own llvm-objdump.
 //
 // Also: each baked entry is filed under the key the service computes for its spec, and the
 // HSACO aot_tool took out of hipcc's offload bundle is what clang-offload-bundler takes out.
 //
-// A vendor whose SDK was absent at build time, or whose JIT compiler is absent now, skips.
+// An SDK absent at build time, or a JIT compiler absent now, skips.
 #include <unistd.h>
 
 #include <cstdio>
@@ -131,12 +133,12 @@ std::string CompareCubins(absl::string_view aot, absl::string_view jit) {
 using Disassembly = std::map<std::string, std::vector<std::string>>;
 
 absl::StatusOr<Disassembly> Disassemble(absl::string_view hsaco, absl::string_view processor,
-                                        const std::string& name) {
+                                        const std::string& name, const std::string& objdump) {
   const std::string path = TempPath(name + ".hsaco");
   WriteFile(path, hsaco);
   int exit_code = 0;
   const std::string output =
-      RunCommand(absl::StrCat(ROPE_JIT_LLVM_OBJDUMP, " -d --no-show-raw-insn --mcpu=", processor,
+      RunCommand(absl::StrCat(objdump, " -d --no-show-raw-insn --mcpu=", processor,
                               " ", path, " 2>&1"),
                  &exit_code);
   std::remove(path.c_str());
@@ -187,15 +189,16 @@ std::string CompareInstructions(const Disassembly& aot, const Disassembly& jit) 
 }
 
 // AMD: instructions per kernel (or .text bytes), then the kernel descriptors.
-std::string CompareHsacos(absl::string_view aot, absl::string_view jit, absl::string_view target) {
+std::string CompareHsacos(absl::string_view aot, absl::string_view jit, absl::string_view target,
+                          const std::string& objdump) {
   absl::StatusOr<ElfFile> a = ParseElf(aot), j = ParseElf(jit);
   if (!a.ok() || !j.ok())
     return absl::StrCat("not ELF: ", a.status().ToString(), j.status().ToString());
   if (a->machine != kElfMachineAmdgpu || j->machine != kElfMachineAmdgpu) return "not an HSACO";
   std::string report;
-  if (*ROPE_JIT_LLVM_OBJDUMP != '\0') {
-    absl::StatusOr<Disassembly> aot_code = Disassemble(aot, AmdProcessor(target), "aot");
-    absl::StatusOr<Disassembly> jit_code = Disassemble(jit, AmdProcessor(target), "jit");
+  if (!objdump.empty()) {
+    absl::StatusOr<Disassembly> aot_code = Disassemble(aot, AmdProcessor(target), "aot", objdump);
+    absl::StatusOr<Disassembly> jit_code = Disassemble(jit, AmdProcessor(target), "jit", objdump);
     if (!aot_code.ok() || !jit_code.ok()) {
       return absl::StrCat(aot_code.status().ToString(), " ", jit_code.status().ToString());
     }
@@ -221,54 +224,84 @@ std::string CompareHsacos(absl::string_view aot, absl::string_view jit, absl::st
   return report;
 }
 
-class AotParityTest : public ::testing::TestWithParam<Vendor> {};
+// One build compiler and the JIT compiler it stands for.
+struct Pair {
+  const char* sdk;  // as BakedSdk::compiler
+  Vendor vendor;
+  Compiler& (*jit)();
+  const char* objdump;  // of the LLVM that the pair's compilers run ("" when absent)
+  std::set<std::string> targets;  // aot/BUILD.bazel
+};
+
+Compiler& Nvrtc() { return CompilerForVendor(Vendor::kNvidia); }
+Compiler& Hiprtc() { return CompilerForVendor(Vendor::kAmd); }
+
+const Pair kPairs[] = {
+    {"nvcc", Vendor::kNvidia, &Nvrtc, "", {"sm_80", "sm_90"}},
+    {"hipcc", Vendor::kAmd, &Hiprtc, ROPE_JIT_LLVM_OBJDUMP, {"gfx1030", "gfx90a"}},
+    {"clang", Vendor::kAmd, &AmdClangCompiler, ROPE_JIT_CLANG_LLVM_OBJDUMP,
+     {"gfx942", "gfx1100", "gfx1201"}},
+};
+
+// Whether `entry` is filed under the key of what `jit` compiles (so was built by its pair).
+bool BuiltFor(const BakedEntry& entry, const Compiler& jit) {
+  if (*VendorOfTarget(entry.target) != jit.vendor()) return false;
+  absl::StatusOr<CacheKey> key = BakedCacheKey(SpecOf(entry), jit);
+  return key.ok() && key->hex == entry.key_hex && key->text == entry.key_text;
+}
+
+class AotParityTest : public ::testing::TestWithParam<const Pair*> {};
 
 TEST_P(AotParityTest, BakedCodeIsWhatTheJitCompiles) {
-  const Vendor vendor = GetParam();
+  const Pair& pair = *GetParam();
   const StaticBakedTier& tier = RopeAotBakedTier();
-  if (!tier.HasSdk(vendor)) {
-    GTEST_SKIP() << "no " << VendorName(vendor) << " SDK when //aot:rope_aot_baked was built";
+  if (!tier.HasCompiler(pair.sdk)) {
+    GTEST_SKIP() << "no " << pair.sdk << " when //aot:rope_aot_baked was built";
   }
-  Compiler& jit = CompilerForVendor(vendor);
+  Compiler& jit = pair.jit();
   if (!jit.Identity().ok())
     GTEST_SKIP() << "no JIT compiler to compare with: " << jit.Identity().status();
-  if (vendor == Vendor::kAmd && *ROPE_JIT_LLVM_OBJDUMP == '\0') {
+  if (pair.vendor == Vendor::kAmd && *pair.objdump == '\0') {
     std::cout << "no llvm-objdump: comparing .text bytes instead of instructions\n";
   }
 
   std::set<std::string> targets;
   int compared = 0;
   for (const BakedEntry& entry : tier.entries()) {
-    if (*VendorOfTarget(entry.target) != vendor) continue;
+    if (*VendorOfTarget(entry.target) != pair.vendor) continue;
     SCOPED_TRACE(EntryName(entry));
     const KernelSpec spec = SpecOf(entry);
-    absl::StatusOr<CacheKey> key = BakedCacheKey(spec);
-    ASSERT_TRUE(key.ok()) << key.status();
-    EXPECT_EQ(entry.key_hex, key->hex) << "the service would not find this entry";
-    EXPECT_EQ(entry.key_text, key->text);
+    // Every entry of the vendor is filed under exactly one JIT compiler's key, and the
+    // service finds it.
+    int owners = 0;
+    for (const Pair& other : kPairs) {
+      if (other.vendor == pair.vendor && BuiltFor(entry, other.jit())) ++owners;
+    }
+    EXPECT_EQ(owners, 1) << "the service would not find this entry, or finds it twice";
+    EXPECT_EQ(FindBaked(tier, spec), &entry);
+    if (!BuiltFor(entry, jit)) continue;
 
     absl::StatusOr<std::string> jit_code =
         jit.Compile({spec.source, spec.kernel, spec.defines, spec.target});
     ASSERT_TRUE(jit_code.ok()) << jit_code.status();
-    const std::string difference = vendor == Vendor::kNvidia
-                                       ? CompareCubins(entry.code_object, *jit_code)
-                                       : CompareHsacos(entry.code_object, *jit_code, entry.target);
+    const std::string difference =
+        pair.vendor == Vendor::kNvidia
+            ? CompareCubins(entry.code_object, *jit_code)
+            : CompareHsacos(entry.code_object, *jit_code, entry.target, pair.objdump);
     EXPECT_EQ(difference, "") << EntryName(entry) << ": AOT and JIT code differ:\n" << difference;
     targets.insert(std::string(entry.target));
     ++compared;
   }
-  const std::set<std::string> expected = vendor == Vendor::kNvidia
-                                             ? std::set<std::string>{"sm_80", "sm_90"}
-                                             : std::set<std::string>{"gfx1030", "gfx90a"};
-  EXPECT_EQ(targets, expected);
-  // 2 targets x 2 kernels x 8 configs (aot/BUILD.bazel).
-  EXPECT_EQ(compared, 32);
-  std::cout << compared << " " << VendorName(vendor) << " code objects match the JIT's\n";
+  EXPECT_EQ(targets, pair.targets);
+  // targets x 2 kernels x 8 configs (aot/BUILD.bazel).
+  EXPECT_EQ(compared, static_cast<int>(pair.targets.size()) * 2 * 8);
+  std::cout << compared << " " << pair.sdk << " code objects match the JIT's\n";
 }
 
-INSTANTIATE_TEST_SUITE_P(Vendors, AotParityTest, ::testing::Values(Vendor::kNvidia, Vendor::kAmd),
-                         [](const ::testing::TestParamInfo<Vendor>& info) {
-                           return std::string(VendorName(info.param));
+INSTANTIATE_TEST_SUITE_P(Compilers, AotParityTest,
+                         ::testing::Values(&kPairs[0], &kPairs[1], &kPairs[2]),
+                         [](const ::testing::TestParamInfo<const Pair*>& info) {
+                           return std::string(info.param->sdk);
                          });
 
 // The bundle files as aot.bzl names them: non-alphanumerics of target and config become '_'.
@@ -287,12 +320,12 @@ std::string BundlePath(const BakedEntry& entry) {
 
 TEST(AotBundleTest, BakedHsacoIsWhatClangOffloadBundlerUnbundles) {
   const StaticBakedTier& tier = RopeAotBakedTier();
-  if (!tier.HasSdk(Vendor::kAmd)) GTEST_SKIP() << "no hipcc when //aot:rope_aot_baked was built";
+  if (!tier.HasCompiler("hipcc")) GTEST_SKIP() << "no hipcc when //aot:rope_aot_baked was built";
   const bool have_bundler = *ROPE_JIT_CLANG_OFFLOAD_BUNDLER != '\0';
   if (!have_bundler) std::cout << "no clang-offload-bundler: checking our own unbundling only\n";
   int checked = 0;
   for (const BakedEntry& entry : tier.entries()) {
-    if (*VendorOfTarget(entry.target) != Vendor::kAmd) continue;
+    if (!BuiltFor(entry, Hiprtc())) continue;  // clang writes the HSACO itself, no bundle
     SCOPED_TRACE(EntryName(entry));
     const std::string path = BundlePath(entry);
     const std::string bundle = ReadFile(path);

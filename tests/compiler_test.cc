@@ -3,10 +3,13 @@
 #include "jit/compiler.h"
 
 #include <elf.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <iostream>
 #include <string>
 #include <thread>
@@ -18,6 +21,7 @@
 #include "absl/strings/str_join.h"
 #include "gtest/gtest.h"
 #include "jit/backends.h"
+#include "jit/rocm/clang_compiler.h"
 
 namespace rope_jit {
 namespace {
@@ -393,6 +397,251 @@ TEST(HiprtcCompilerTest, CompilesConcurrently) {
 }
 
 // ---------------------------------------------------------------------------------------
+// clang (LLVM 19) for AMD targets past Debian's hipRTC
+
+// The stand-in without HIP headers (clang runs with -nogpuinc): the attribute and builtins
+// that hip_runtime.h's __global__, blockIdx, blockDim and threadIdx stand for.
+constexpr char kBareStandIn[] = R"(
+#ifndef STAND_IN_SCALE
+#define STAND_IN_SCALE 2.0f
+#endif
+extern "C" __attribute__((global)) void stand_in(float* out, const float* x, const float* y,
+                                                 int n) {
+  const int i = __builtin_amdgcn_workgroup_id_x() * __builtin_amdgcn_workgroup_size_x() +
+                __builtin_amdgcn_workitem_id_x();
+  if (i < n) out[i] = x[i] * STAND_IN_SCALE + y[i] * y[i];
+}
+)";
+
+CompileRequest BareStandIn(const std::string& target, std::vector<std::string> defines = {}) {
+  return CompileRequest{kBareStandIn, "stand_in.hip", std::move(defines), target};
+}
+
+Compiler& Clang() { return AmdClangCompiler(); }
+
+constexpr uint32_t kAmdgpuMachGfx942 = 0x4c;
+constexpr uint32_t kAmdgpuMachGfx1100 = 0x41;
+constexpr uint32_t kAmdgpuMachGfx1201 = 0x4e;
+
+TEST(ClangCompilerTest, ReportsCompileTimes) {
+  ReportLoadTime(Clang());
+  SKIP_IF_COMPILER_MISSING(Clang());
+  for (const char* which : {"first", "second"}) {
+    const auto start = std::chrono::steady_clock::now();
+    auto code = Clang().Compile(BareStandIn("gfx942"));
+    ASSERT_TRUE(code.ok()) << code.status();
+    std::cout << "clang gfx942 " << which << " compile: " << MillisecondsSince(start) << " ms\n";
+  }
+}
+
+TEST(ClangCompilerTest, CompilesElfCodeObjectsForMi300Rdna3AndRdna4) {
+  SKIP_IF_COMPILER_MISSING(Clang());
+  for (auto [target, mach] : {std::pair<const char*, uint32_t>{"gfx942", kAmdgpuMachGfx942},
+                              {"gfx1100", kAmdgpuMachGfx1100},
+                              {"gfx1201", kAmdgpuMachGfx1201},
+                              {"gfx90a", kAmdgpuMachGfx90a}}) {
+    auto code = Clang().Compile(BareStandIn(target));
+    ASSERT_TRUE(code.ok()) << target << ": " << code.status();
+    ASSERT_TRUE(IsElf(*code)) << target;
+    const Elf64_Ehdr header = ElfHeader(*code);
+    EXPECT_EQ(header.e_machine, EM_AMDGPU) << target;
+    EXPECT_EQ(header.e_ident[EI_OSABI], kElfOsAbiAmdgpuHsa) << target;
+    EXPECT_EQ(header.e_ident[EI_ABIVERSION], 3) << target << ": code object v5 is ABI version 3";
+    EXPECT_EQ(header.e_flags & kAmdgpuMachMask, mach) << target;
+    EXPECT_NE(code->find("stand_in"), std::string::npos) << "kernel symbol missing";
+  }
+}
+
+TEST(ClangCompilerTest, FeaturesOfTheTargetIdReachTheCodeObject) {
+  SKIP_IF_COMPILER_MISSING(Clang());
+  auto code = Clang().Compile(BareStandIn("gfx942:sramecc+:xnack-"));
+  ASSERT_TRUE(code.ok()) << code.status();
+  const uint32_t flags = ElfHeader(*code).e_flags;
+  EXPECT_EQ(flags & kAmdgpuMachMask, kAmdgpuMachGfx942);
+  EXPECT_EQ(flags & kAmdgpuXnackMask, kAmdgpuXnackOff);
+  EXPECT_EQ(flags & kAmdgpuSrameccMask, kAmdgpuSrameccOn);
+  auto plain = Clang().Compile(BareStandIn("gfx942"));
+  ASSERT_TRUE(plain.ok());
+  EXPECT_NE(*plain, *code);
+}
+
+TEST(ClangCompilerTest, IsDeterministicAndDefinesChangeTheOutput) {
+  SKIP_IF_COMPILER_MISSING(Clang());
+  auto first = Clang().Compile(BareStandIn("gfx1100"));
+  auto second = Clang().Compile(BareStandIn("gfx1100"));
+  auto scaled = Clang().Compile(BareStandIn("gfx1100", {"STAND_IN_SCALE=3.0f"}));
+  ASSERT_TRUE(first.ok() && second.ok() && scaled.ok());
+  EXPECT_EQ(*first, *second);  // each compile runs in a new private directory
+  EXPECT_NE(*first, *scaled);
+}
+
+TEST(ClangCompilerTest, CompileErrorIsInternalWithTheLog) {
+  SKIP_IF_COMPILER_MISSING(Clang());
+  constexpr char kBareBroken[] =
+      "extern \"C\" __attribute__((global)) void broken(float* out) "
+      "{ out[0] = rope_jit_undeclared_thing; }\n";
+  auto code = Clang().Compile(CompileRequest{kBareBroken, "broken.hip", {}, "gfx942"});
+  ASSERT_EQ(code.status().code(), absl::StatusCode::kInternal) << code.status();
+  const absl::string_view message = code.status().message();
+  EXPECT_TRUE(absl::StrContains(message, "rope_jit_undeclared_thing")) << message;
+  EXPECT_TRUE(absl::StrContains(message, "undeclared identifier")) << message;
+  EXPECT_TRUE(absl::StrContains(message, "broken.hip")) << message;
+  // A define cannot smuggle in an option.
+  EXPECT_EQ(Clang().Compile(BareStandIn("gfx942", {"-o/tmp/x"})).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(ClangCompilerTest, UnknownTargetsAndFeaturesAreUnimplemented) {
+  SKIP_IF_COMPILER_MISSING(Clang());
+  // gfx950 needs an LLVM newer than 19.
+  for (const char* target : {"gfx950", "gfx9999"}) {
+    ExpectUnimplementedListing(Clang(), target, {"gfx90a", "gfx942", "gfx1100", "gfx1201"});
+  }
+  EXPECT_EQ(Clang().ValidateTarget("gfx600").code(), absl::StatusCode::kUnimplemented);
+  for (const char* target : {"gfx1100:xnack+", "gfx1201:sramecc-"}) {
+    absl::Status status = Clang().ValidateTarget(target);
+    EXPECT_EQ(status.code(), absl::StatusCode::kUnimplemented) << target << ": " << status;
+    EXPECT_TRUE(absl::StrContains(status.message(), target)) << status;
+  }
+  EXPECT_TRUE(Clang().ValidateTarget("gfx942:sramecc+:xnack-").ok());
+  EXPECT_TRUE(Clang().ValidateTarget("gfx90a:xnack+").ok());
+}
+
+TEST(ClangCompilerTest, GarbageIsInvalidArgument) {
+  SKIP_IF_COMPILER_MISSING(Clang());
+  for (const char* target : {"banana", "gfx942;x", "", "gfx", "gfx942:", "gfx942:xnack", "sm_90",
+                             "gfx942:xnack-:sramecc+", "gfx942:sramecc+:sramecc-"}) {
+    EXPECT_EQ(Clang().ValidateTarget(target).code(), absl::StatusCode::kInvalidArgument)
+        << target;
+    EXPECT_EQ(Clang().Compile(BareStandIn(target)).status().code(),
+              absl::StatusCode::kInvalidArgument)
+        << target;
+  }
+}
+
+TEST(ClangCompilerTest, IdentityNamesClangAndLldByContent) {
+  SKIP_IF_COMPILER_MISSING(Clang());
+  auto first = Clang().Identity();
+  auto second = Clang().Identity();
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(*first, *second);
+  std::cout << "clang identity: " << *first << "\n";
+  EXPECT_TRUE(absl::StartsWith(*first, "clang ")) << *first;
+  EXPECT_TRUE(absl::StrContains(*first, "clang version")) << *first;
+  EXPECT_TRUE(absl::StrContains(*first, "/lld xxh3-128:")) << *first;
+  auto targets = Clang().SupportedTargets();
+  ASSERT_TRUE(targets.ok());
+  for (const char* processor : {"gfx90a", "gfx942", "gfx1100", "gfx1201"}) {
+    EXPECT_NE(std::find(targets->begin(), targets->end(), processor), targets->end())
+        << processor;
+  }
+  for (const std::string& target : *targets) {
+    EXPECT_FALSE(absl::StrContains(target, "generic")) << target;
+  }
+}
+
+TEST(ClangCompilerTest, OptionsArePinnedAndNameNoPath) {
+  const std::vector<std::string> options = Clang().Options("gfx942:sramecc+:xnack-");
+  const std::string joined = absl::StrJoin(options, " ");
+  for (const char* pinned :
+       {"--offload-arch=gfx942:sramecc+:xnack-", "-nogpuinc", "-nogpulib", "--cuda-device-only",
+        "--no-gpu-bundle-output", "-O3", "-std=c++17", "-ffp-contract=on", "-mcumode",
+        "-mcode-object-version=5", "-fuse-cuid=none", "-DROPE_HIP_WITHOUT_RUNTIME=1"}) {
+    EXPECT_NE(std::find(options.begin(), options.end(), pinned), options.end())
+        << pinned << " missing from: " << joined;
+  }
+  EXPECT_FALSE(absl::StrContains(joined, "fast-math")) << joined;
+  EXPECT_FALSE(absl::StrContains(joined, "/")) << "baked keys must not depend on paths";
+}
+
+TEST(ClangCompilerTest, CompilesConcurrently) {
+  SKIP_IF_COMPILER_MISSING(Clang());
+  constexpr int kThreads = 4;
+  std::vector<std::string> results(kThreads), errors(kThreads);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&, i] {
+      auto code = Clang().Compile(BareStandIn("gfx942"));
+      if (code.ok()) results[i] = *std::move(code);
+      else errors[i] = code.status().ToString();
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  for (int i = 0; i < kThreads; ++i) {
+    EXPECT_TRUE(errors[i].empty()) << errors[i];
+    EXPECT_EQ(results[i], results[0]) << "thread " << i;
+  }
+}
+
+TEST(ClangCompilerTest, MissingClangIsUnavailableNamingIt) {
+  ClangCompilerConfig config;
+  config.clang = "/nonexistent/clang-19";
+  ClangCompiler missing(config);
+  for (absl::Status status : {missing.Identity().status(), missing.ValidateTarget("gfx942"),
+                              missing.Compile(BareStandIn("gfx942")).status()}) {
+    EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
+    EXPECT_TRUE(absl::StrContains(status.message(), "/nonexistent/clang-19")) << status;
+  }
+  // Options stay available: the baked tier computes keys without any compiler.
+  EXPECT_FALSE(missing.Options("gfx942").empty());
+}
+
+// A stand-in "clang" (a shell script, only here in the test) that answers the queries like
+// clang and then misbehaves when asked to compile, with an ld.lld next to it.
+std::string FakeClang(const std::string& name, const std::string& compile_action) {
+  const std::string dir = absl::StrCat(std::getenv("TEST_TMPDIR"), "/", name);
+  mkdir(dir.c_str(), 0700);
+  const std::string clang = dir + "/clang";
+  std::ofstream(clang) << "#!/bin/sh\n"
+                       << "case \"$*\" in\n"
+                       << "  *--version*) echo 'fake clang version 19.0.0'; exit 0;;\n"
+                       << "  *--print-supported-cpus*) printf '\\tgfx942\\n'; exit 0;;\n"
+                       << "esac\n"
+                       << "for last; do :; done\n"  // the output path is the last argument
+                       << compile_action << "\n";
+  std::ofstream(dir + "/ld.lld") << "#!/bin/sh\nexit 1\n";
+  chmod(clang.c_str(), 0700);
+  chmod((dir + "/ld.lld").c_str(), 0700);
+  return clang;
+}
+
+TEST(ClangCompilerTest, AHungCompileIsKilledAtTheTimeLimit) {
+  ClangCompilerConfig config;
+  config.clang = FakeClang("hung", "exec sleep 60");
+  config.timeout = std::chrono::milliseconds(300);
+  ClangCompiler hung(config);
+  ASSERT_TRUE(hung.Identity().ok()) << hung.Identity().status();
+  const auto start = std::chrono::steady_clock::now();
+  auto code = hung.Compile(BareStandIn("gfx942"));
+  EXPECT_EQ(code.status().code(), absl::StatusCode::kDeadlineExceeded) << code.status();
+  EXPECT_LT(MillisecondsSince(start), 20000);
+}
+
+TEST(ClangCompilerTest, OutputIsBoundedAndMustBeAnAmdgpuElf) {
+  ClangCompilerConfig config;
+  config.clang = FakeClang("huge", "head -c 100000 /dev/zero > \"$last\"");
+  config.max_code_object_bytes = 4096;
+  ClangCompiler huge(config);
+  auto code = huge.Compile(BareStandIn("gfx942"));
+  EXPECT_EQ(code.status().code(), absl::StatusCode::kInternal) << code.status();
+  EXPECT_TRUE(absl::StrContains(code.status().message(), "100000 bytes")) << code.status();
+
+  config.clang = FakeClang("not_elf", "echo 'not an ELF file at all' > \"$last\"");
+  config.max_code_object_bytes = 1 << 20;
+  ClangCompiler not_elf(config);
+  code = not_elf.Compile(BareStandIn("gfx942"));
+  EXPECT_EQ(code.status().code(), absl::StatusCode::kInternal) << code.status();
+  EXPECT_TRUE(absl::StrContains(code.status().message(), "not an AMDGPU ELF")) << code.status();
+
+  config.clang = FakeClang("chatty", "head -c 3000000 /dev/zero | tr '\\0' x; exit 3");
+  config.max_log_bytes = 1000;
+  ClangCompiler chatty(config);
+  code = chatty.Compile(BareStandIn("gfx942"));
+  EXPECT_EQ(code.status().code(), absl::StatusCode::kInternal) << code.status();
+  EXPECT_LT(code.status().message().size(), 3000u) << "the log is capped";
+}
+
+// ---------------------------------------------------------------------------------------
 // Backends
 
 TEST(BackendsTest, PicksTheCompilerByTarget) {
@@ -403,6 +652,48 @@ TEST(BackendsTest, PicksTheCompilerByTarget) {
   EXPECT_EQ((*hiprtc)->vendor(), Vendor::kAmd);
   EXPECT_EQ(*nvrtc, &CompilerForVendor(Vendor::kNvidia));
   EXPECT_EQ(CompilerForTarget("banana").status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(BackendsTest, AmdCompilerChoice) {
+  EXPECT_EQ(*ParseAmdCompilerChoice(""), AmdCompilerChoice::kAuto);
+  EXPECT_EQ(*ParseAmdCompilerChoice("auto"), AmdCompilerChoice::kAuto);
+  EXPECT_EQ(*ParseAmdCompilerChoice("hiprtc"), AmdCompilerChoice::kHiprtc);
+  EXPECT_EQ(*ParseAmdCompilerChoice("clang"), AmdCompilerChoice::kClang);
+  absl::StatusOr<AmdCompilerChoice> bad = ParseAmdCompilerChoice("gcc");
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StrContains(bad.status().message(), "ROPE_JIT_AMD_COMPILER='gcc'"));
+
+  Compiler& hiprtc = Hiprtc();
+  Compiler& clang = Clang();
+  for (const char* target : {"gfx90a", "gfx942"}) {
+    EXPECT_EQ(ChooseAmdCompiler(AmdCompilerChoice::kHiprtc, target, hiprtc, clang), &hiprtc);
+    EXPECT_EQ(ChooseAmdCompiler(AmdCompilerChoice::kClang, target, hiprtc, clang), &clang);
+  }
+  if (!hiprtc.Identity().ok() || !clang.Identity().ok()) {
+    GTEST_SKIP() << "auto needs both compilers installed";
+  }
+  // auto: hipRTC where it can, clang past it.
+  EXPECT_EQ(ChooseAmdCompiler(AmdCompilerChoice::kAuto, "gfx90a:sramecc+:xnack-", hiprtc, clang),
+            &hiprtc);
+  if (!hiprtc.ValidateTarget("gfx942").ok()) {
+    EXPECT_EQ(ChooseAmdCompiler(AmdCompilerChoice::kAuto, "gfx942", hiprtc, clang), &clang);
+    EXPECT_EQ(*CompilerForTarget("gfx942:sramecc+:xnack-"), &clang);
+  }
+  // Built by neither: hipRTC, whose error says why.
+  EXPECT_EQ(ChooseAmdCompiler(AmdCompilerChoice::kAuto, "gfx9999", hiprtc, clang), &hiprtc);
+}
+
+TEST(BackendsTest, WithoutClangGfx942StaysUnsupportedWithHiprtcsError) {
+  SKIP_IF_COMPILER_MISSING(Hiprtc());
+  if (Hiprtc().ValidateTarget("gfx942").ok()) GTEST_SKIP() << "this hipRTC knows gfx942";
+  ClangCompilerConfig config;
+  config.clang = "/nonexistent/clang-19";
+  ClangCompiler missing(config);
+  Compiler* chosen = ChooseAmdCompiler(AmdCompilerChoice::kAuto, "gfx942", Hiprtc(), missing);
+  EXPECT_EQ(chosen, &Hiprtc());
+  absl::Status status = chosen->Compile(StandIn("gfx942")).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnimplemented) << status;
+  EXPECT_TRUE(absl::StrContains(status.message(), "cannot compile for gfx942")) << status;
 }
 
 }  // namespace

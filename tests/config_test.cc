@@ -341,6 +341,78 @@ TEST(ConfigTest, ValidateRejectsEachBadField) {
   }
 }
 
+// Inputs that pass every field check but whose frequencies a kernel cannot use (issue 14,
+// item 3): ValidateConfig and ComputeFrequencies both refuse them, naming the output.
+TEST(ConfigTest, RejectsConfigsWhoseFrequenciesAreNotUsable) {
+  struct Case {
+    const char* what;
+    std::function<void(RopeConfig&)> mutate;
+    const char* expect_in_message;
+  };
+  const std::vector<Case> cases = {
+      {"yarn attention_factor 1e300 (inf as a float)",
+       [](RopeConfig& c) {
+         c = YarnConfig(4);
+         c.scaling.attention_factor = 1e300;
+       },
+       "attention factor 1.0000000000000001e+300"},
+      {"yarn attention_factor 1e-300 (0 as a float)",
+       [](RopeConfig& c) {
+         c = YarnConfig(4);
+         c.scaling.attention_factor = 1e-300;
+       },
+       "attention factor 1e-300"},
+      {"longrope attention_factor 1e-40 (a float subnormal)",
+       [](RopeConfig& c) {
+         c = LongropeConfig(16384);
+         c.scaling.attention_factor = 1e-40;
+       },
+       "attention factor 9.9999999999999993e-41"},
+      {"yarn mscale 1e300",
+       [](RopeConfig& c) {
+         c = YarnConfig(4);
+         c.scaling.mscale = 1e300;
+         c.scaling.mscale_all_dim = 1;
+       },
+       "attention factor"},
+      {"theta 4.9e-324",
+       [](RopeConfig& c) { c.theta = 4.9e-324; },
+       "inv_freq["},
+      {"longrope factor 1e-320",
+       [](RopeConfig& c) {
+         c = LongropeConfig(16384);
+         c.scaling.long_factor[3] = 1e-320;
+       },
+       "inv_freq[3]"},
+      // Finite, but position * inv_freq leaves the range where the kernels reduce the
+      // phase exactly (2^50 quarter turns).
+      {"theta 1e-10",
+       [](RopeConfig& c) {
+         c.theta = 1e-10;
+         c.max_position = int64_t{1} << 30;
+       },
+       "max_position"},
+  };
+  for (const Case& c : cases) {
+    RopeConfig config;
+    c.mutate(config);
+    const absl::Status status = ValidateConfig(config);
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << c.what << ": " << status;
+    EXPECT_NE(std::string(status.message()).find(c.expect_in_message), std::string::npos)
+        << c.what << ": " << status;
+    EXPECT_EQ(ComputeFrequencies(config).status().code(), absl::StatusCode::kInvalidArgument)
+        << c.what;
+  }
+  // Extreme but usable: a tiny theta's table at a small max_position, a large factor.
+  RopeConfig small_theta;
+  small_theta.theta = 1e-10;
+  small_theta.max_position = 16;
+  EXPECT_TRUE(ValidateConfig(small_theta).ok()) << ValidateConfig(small_theta);
+  RopeConfig big_factor = YarnConfig(4);
+  big_factor.scaling.attention_factor = 1e30;
+  EXPECT_TRUE(ValidateConfig(big_factor).ok());
+}
+
 TEST(ConfigTest, ValidateAcceptsLimitsAndIgnoresUnusedScalingFields) {
   for (int head_dim : {32, 64, 72, 80, 96, 128, 256, 512}) {
     RopeConfig config;

@@ -22,6 +22,7 @@ class FakeRuntime final : public DeviceRuntime {
     FunctionHandle function;
     Dim3 grid, block;
     RopeLaunchArgs args;  // every launch in these tests takes one RopeLaunchArgs
+    LaunchOptions options;
   };
 
   explicit FakeRuntime(std::string target = "sm_90") : target_(std::move(target)) {}
@@ -54,7 +55,11 @@ class FakeRuntime final : public DeviceRuntime {
   }
   absl::Status Launch(int, FunctionHandle function, Dim3 grid, Dim3 block, uint32_t, StreamHandle,
                       void** args) override {
-    LaunchRecord record{function, grid, block, {}};
+    return LaunchWithOptions(0, function, grid, block, 0, nullptr, args, LaunchOptions{});
+  }
+  absl::Status LaunchWithOptions(int, FunctionHandle function, Dim3 grid, Dim3 block, uint32_t,
+                                 StreamHandle, void** args, const LaunchOptions& options) override {
+    LaunchRecord record{function, grid, block, {}, options};
     std::memcpy(&record.args, args[0], sizeof(RopeLaunchArgs));
     std::lock_guard<std::mutex> lock(mu_);
     launches_.push_back(record);

@@ -181,7 +181,7 @@ TEST(ChooseTargetsTest, GpusPresentComeBeforeTheDefaultList) {
 }
 
 TEST(ChooseTargetsTest, DefaultListIsFilteredToWhatCompilersSupport) {
-  // Debian's ROCm 5.2 hipRTC has no gfx942.
+  // A machine whose compilers cannot build gfx942 (as Debian's hipRTC alone).
   absl::StatusOr<TargetChoice> choice = ChooseTargets({}, {}, Accepting({"gfx90a", "sm_80", "sm_90"}));
   ASSERT_TRUE(choice.ok()) << choice.status();
   EXPECT_EQ(choice->usable, (std::vector<std::string>{"gfx90a", "sm_80", "sm_90"}));
@@ -400,12 +400,14 @@ struct RunResult {
   double seconds = 0;
 };
 
-RunResult RunWarm(const std::string& args) {
+// `environment`: "NAME=VALUE ..." set for the run only.
+RunResult RunWarm(const std::string& args, const std::string& environment = "") {
   const std::string out_path = TempPath("out");
   const std::string err_path = TempPath("err");
   const std::string command =
-      absl::StrCat(std::getenv("TEST_SRCDIR"), "/", std::getenv("TEST_WORKSPACE"), "/tools/jit_warm ",
-                   args, " >", out_path, " 2>", err_path, " </dev/null");
+      absl::StrCat(environment.empty() ? "" : "env " + environment + " ", std::getenv("TEST_SRCDIR"), "/",
+                   std::getenv("TEST_WORKSPACE"), "/tools/jit_warm ", args, " >", out_path, " 2>", err_path,
+                   " </dev/null");
   RunResult result;
   const auto start = std::chrono::steady_clock::now();
   const int status = std::system(command.c_str());
@@ -584,6 +586,37 @@ TEST_F(JitWarmBinaryTest, BadUsageExitsTwoWithAClearMessage) {
   RunResult help = RunWarm("--help");
   EXPECT_EQ(help.exit_code, 0);
   EXPECT_TRUE(absl::StartsWith(help.out, "Usage: jit_warm")) << help.out;
+}
+
+// MI300 is in the default list again: Debian's hipRTC has no gfx942, clang 19 builds it
+// (ROPE_JIT_AMD_COMPILER=auto). Without clang, or with hipRTC forced, it is skipped with
+// hipRTC's reason; a bad ROPE_JIT_AMD_COMPILER is a usage error naming the value.
+TEST_F(JitWarmBinaryTest, Gfx942IsWarmedThroughClangUnlessHiprtcIsChosen) {
+  absl::StatusOr<Compiler*> amd = CompilerForTarget("gfx942");
+  if (!amd.ok() || !(*amd)->ValidateTarget("gfx942").ok()) {
+    GTEST_SKIP() << "no local compiler builds gfx942";
+  }
+  const std::string dir = TempPath("cache");
+  const std::string scope = " --dry_run --head_dim=128 --dtype=bf16 --style=neox --cache_dir=" + dir;
+  RunResult run = RunWarm(scope);
+  ASSERT_EQ(run.exit_code, 0) << run.out << run.err;
+  if (!absl::StrContains(run.err, "no GPU found")) GTEST_SKIP() << "a GPU decides the targets here";
+  EXPECT_TRUE(absl::StrContains(run.out, "would compile  arch=gfx942 kernel=position_embeddings")) << run.out;
+
+  if (CompilerForVendor(Vendor::kAmd).ValidateTarget("gfx942").ok()) return;  // a newer hipRTC
+  for (const char* environment : {"ROPE_JIT_AMD_COMPILER=hiprtc", "ROPE_JIT_AMD_CLANG=/nonexistent/clang-19"}) {
+    run = RunWarm(scope, environment);
+    ASSERT_EQ(run.exit_code, 0) << environment << run.out << run.err;
+    EXPECT_FALSE(absl::StrContains(run.out, "arch=gfx942")) << environment << run.out;
+    EXPECT_TRUE(absl::StrContains(run.err, "skipping gfx942")) << environment << run.err;
+    EXPECT_TRUE(absl::StrContains(run.err, "cannot compile for gfx942")) << environment << run.err;
+    run = RunWarm("--dry_run --arch=gfx942 --cache_dir=" + dir, environment);
+    EXPECT_EQ(run.exit_code, 2) << environment << run.out << run.err;
+  }
+  run = RunWarm("--dry_run --arch=gfx942 --cache_dir=" + dir, "ROPE_JIT_AMD_COMPILER=banana");
+  EXPECT_EQ(run.exit_code, 2) << run.out << run.err;
+  EXPECT_TRUE(absl::StrContains(run.err, "ROPE_JIT_AMD_COMPILER='banana'")) << run.err;
+  EXPECT_FALSE(Exists(dir));
 }
 
 TEST_F(JitWarmBinaryTest, ManifestDrivesTheScope) {

@@ -1,5 +1,7 @@
 // Every kernel compiles for the data-center targets CI can build for without a GPU, for
-// each dtype x style x common head_dim, and the code object holds both entry points.
+// each dtype x style x common head_dim, and the code object holds both entry points: NVRTC
+// and hipRTC through CompilerForTarget, and MI300 (gfx942), RDNA3 (gfx1100) and RDNA4
+// (gfx1201) through clang (jit/rocm/clang_compiler.h), which Debian's hipRTC cannot build.
 // position_embeddings.hip includes rope.hip whole, so its compile covers rope's code
 // too; rope itself is compiled once per target and dtype.
 #include <string>
@@ -14,13 +16,15 @@
 namespace rope_jit {
 namespace {
 
-using Param = std::tuple<const char*, DType>;
+enum class Through { kCompilerForTarget, kClang };
+using Param = std::tuple<Through, const char*, DType>;
 
 class KernelCompileTest : public ::testing::TestWithParam<Param> {};
 
 TEST_P(KernelCompileTest, EveryStyleAndHeadDimCompiles) {
-  const auto [target, dtype] = GetParam();
-  Compiler* compiler = *CompilerForTarget(target);
+  const auto [through, target, dtype] = GetParam();
+  Compiler* compiler =
+      through == Through::kClang ? &AmdClangCompiler() : *CompilerForTarget(target);
   if (!compiler->Identity().ok()) {
     GTEST_SKIP() << "no " << VendorName(compiler->vendor()) << " compiler here: "
                  << compiler->Identity().status();
@@ -46,13 +50,24 @@ TEST_P(KernelCompileTest, EveryStyleAndHeadDimCompiles) {
   }
 }
 
+std::string ParamName(const ::testing::TestParamInfo<Param>& info) {
+  return absl::StrCat(std::get<0>(info.param) == Through::kClang ? "clang_" : "",
+                      std::get<1>(info.param), "_", DTypeName(std::get<2>(info.param)));
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Targets, KernelCompileTest,
-    ::testing::Combine(::testing::Values("sm_80", "sm_90", "gfx90a", "gfx1030"),
+    ::testing::Combine(::testing::Values(Through::kCompilerForTarget),
+                       ::testing::Values("sm_80", "sm_90", "gfx90a", "gfx1030"),
                        ::testing::Values(DType::kF32, DType::kF16, DType::kBF16)),
-    [](const ::testing::TestParamInfo<Param>& info) {
-      return absl::StrCat(std::get<0>(info.param), "_", DTypeName(std::get<1>(info.param)));
-    });
+    ParamName);
+
+INSTANTIATE_TEST_SUITE_P(
+    ClangTargets, KernelCompileTest,
+    ::testing::Combine(::testing::Values(Through::kClang),
+                       ::testing::Values("gfx942", "gfx1100", "gfx1201"),
+                       ::testing::Values(DType::kF32, DType::kF16, DType::kBF16)),
+    ParamName);
 
 }  // namespace
 }  // namespace rope_jit

@@ -1,7 +1,9 @@
 // The apply API without a GPU: real NVRTC compiles through the kernel service, a fake
 // device runtime that records launches. Checks validation (every bad argument is
 // InvalidArgument naming it, and nothing is launched), kernel choice and launch shape.
+#include <cstdint>
 #include <cstdlib>
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -115,6 +117,25 @@ TEST(LaunchShapeTest, HeadsPerThreadByRegime) {
   EXPECT_EQ(ComputeLaunchShape(f32, 0, 40, f32_width).blocks, 0);
 }
 
+TEST_F(RopeApiTest, ProgrammaticDependentLaunchIsAskedOnlyWhenChosen) {
+  std::unique_ptr<Rope> rope = Make(Bf16Config());
+  ASSERT_NE(rope, nullptr);
+  DeviceTensor q = DeviceTensor::Contiguous(data_, 1, 32, 128, DType::kBF16);
+  DeviceTensor k = DeviceTensor::Contiguous(data_, 1, 8, 128, DType::kBF16);
+  ApplyOptions pdl;
+  pdl.programmatic_dependent_launch = true;
+  ASSERT_TRUE(rope->ApplyPositionEmbeddingsDevice(q, k, Positions::FromOffset(0), nullptr).ok());
+  ASSERT_TRUE(rope->ApplyPositionEmbeddingsDevice(q, k, Positions::FromOffset(0), nullptr, nullptr,
+                                                  nullptr, pdl)
+                  .ok());
+  ASSERT_TRUE(rope->ApplyQDevice(q, Positions::FromOffset(0), nullptr, nullptr, pdl).ok());
+  ASSERT_TRUE(rope->ApplyKDevice(k, Positions::FromOffset(0), nullptr, nullptr, pdl).ok());
+  std::vector<FakeRuntime::LaunchRecord> launches = runtime_.launches();
+  ASSERT_EQ(launches.size(), 4u);
+  EXPECT_FALSE(launches[0].options.programmatic_dependent_launch);
+  for (int i = 1; i < 4; ++i) EXPECT_TRUE(launches[i].options.programmatic_dependent_launch) << i;
+}
+
 TEST_F(RopeApiTest, MisalignedViewTakesTheUnalignedKernel) {
   std::unique_ptr<Rope> rope = Make(Bf16Config());
   ASSERT_NE(rope, nullptr);
@@ -202,6 +223,74 @@ TEST_F(RopeApiTest, BadInputMatrix) {
   EXPECT_EQ(rope->ApplyKDevice(wrong_dim, Positions::FromOffset(0), nullptr).code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_TRUE(runtime_.launches().empty());
+}
+
+// Extents the kernel cannot index exactly (issue 14, item 2): every one is refused before
+// any arithmetic on it overflows (UBSan checks that under --config=asan), nothing launched.
+TEST_F(RopeApiTest, ExtentsTheKernelCannotIndexAreRefused) {
+  std::unique_ptr<Rope> rope = Make(Bf16Config());
+  ASSERT_NE(rope, nullptr);
+  const int64_t kMax = std::numeric_limits<int64_t>::max();
+  const DeviceTensor good = DeviceTensor::Contiguous(data_, 4, 8, 128, DType::kBF16);
+  struct BadCase {
+    std::string expect_in_message;
+    DeviceTensor x;
+    Positions positions;
+  };
+  DeviceTensor huge_head_stride = good;  // 7 * head_stride overflows
+  huge_head_stride.head_stride = kMax - 5;
+  DeviceTensor huge_token_stride = good;  // 3 * token_stride overflows
+  huge_token_stride.token_stride = kMax / 2;
+  DeviceTensor byte_overflow = good;  // element offsets fit in 64 bits, byte offsets do not
+  byte_overflow.token_stride = kMax / 4;
+  DeviceTensor sum_overflow = good;  // each product fits, their sum does not
+  sum_overflow.tokens = 2;
+  sum_overflow.heads = 2;
+  sum_overflow.token_stride = (int64_t{1} << 62) + 128;
+  sum_overflow.head_stride = int64_t{1} << 62;
+  DeviceTensor wraps_address = good;  // byte offsets fit in 64 bits, the address wraps
+  wraps_address.data = reinterpret_cast<void*>(~uintptr_t{0} - 1023);
+  wraps_address.tokens = 2;
+  wraps_address.token_stride = int64_t{1} << 40;
+  DeviceTensor negative_token_stride = good;
+  negative_token_stride.token_stride = -1024;
+  DeviceTensor negative_head_stride = good;
+  negative_head_stride.head_stride = -128;
+  negative_head_stride.token_stride = 1024;
+  DeviceTensor misaligned = good;
+  misaligned.data = static_cast<char*>(data_) + 1;
+  std::vector<BadCase> cases = {
+      {"x.head_stride = 9223372036854775802", huge_head_stride, Positions::FromOffset(0)},
+      {"x.token_stride = 4611686018427387903", huge_token_stride, Positions::FromOffset(0)},
+      {"x.data: the last element", byte_overflow, Positions::FromOffset(0)},
+      {"x.token_stride = 4611686018427388032 over 2, x.head_stride = 4611686018427387904 over 2",
+       sum_overflow, Positions::FromOffset(0)},
+      {"x.data", wraps_address, Positions::FromOffset(0)},
+      {"x.token_stride = -1024", negative_token_stride, Positions::FromOffset(0)},
+      {"x.head_stride = -128", negative_head_stride, Positions::FromOffset(0)},
+      {"x.data", misaligned, Positions::FromOffset(0)},
+      {"offset 9223372036854775805", good, Positions::FromOffset(kMax - 2)},
+      {"positions.data", good, Positions::Int64(reinterpret_cast<const int64_t*>(storage_ + 4))},
+  };
+  for (const BadCase& c : cases) {
+    absl::Status status = rope->ApplyQDevice(c.x, c.positions, nullptr);
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << c.expect_in_message << ": " << status;
+    EXPECT_TRUE(absl::StrContains(status.message(), c.expect_in_message))
+        << "message '" << status.message() << "' does not name '" << c.expect_in_message << "'";
+  }
+  // An output view is checked the same way.
+  absl::Status out_status = rope->ApplyQDevice(good, Positions::FromOffset(0), nullptr, &huge_head_stride);
+  EXPECT_TRUE(absl::StrContains(out_status.message(), "x_out.head_stride")) << out_status;
+  EXPECT_TRUE(runtime_.launches().empty());
+
+  // The largest view that is still indexable passes: one token, a head stride whose last
+  // byte offset is just below 2^63.
+  DeviceTensor largest = good;
+  largest.tokens = 1;
+  largest.heads = 2;
+  largest.head_stride = kMax / 2 - 128;
+  EXPECT_TRUE(rope->ApplyQDevice(largest, Positions::FromOffset(0), nullptr).ok());
+  EXPECT_EQ(runtime_.launches().size(), 1u);
 }
 
 TEST_F(RopeApiTest, BadConfigOrDeviceFailsCreate) {

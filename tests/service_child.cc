@@ -3,7 +3,7 @@
 //
 //   service_child --cache_dir=DIR --targets=sm_90[,sm_80,...] [--head_dims=128[,64,...]]
 //                 [--threads=1] [--repeat=1] [--wait_file=PATH] [--fsize_limit=BYTES]
-//                 [--memory_tier]
+//                 [--memory_tier] [--fake_compile_ms=N]
 //
 // One fresh KernelService over DIR builds the rope kernel for every (target, head_dim).
 // Each of --threads threads requests every spec --repeat times, starting at a different
@@ -11,10 +11,14 @@
 // with --memory_tier through GetFunction on a FakeRuntime (one per target), which has
 // the memory tier. With --wait_file the work starts once that file exists, so that many
 // children start together. --fsize_limit sets RLIMIT_FSIZE first (a full disk).
+// --fake_compile_ms compiles with tests/fake_compiler.h, taking N ms per compile (tests
+// about the tiers, not the compiler). The remote tier is configured from the environment
+// (ROPE_JIT_REMOTE_CACHE, ...), as in a server.
 //
 // Prints one line per spec, then one line of the service's stats:
 //   spec target=sm_90 head_dim=128 key=<hex> code=<XXH3-128 of the code object> bytes=<n>
 //   stats compiles=<n> misses=<n> disk_hits=<n> memory_hits=<n> inflight_waits=<n> ...
+//         remote_hits=<n> remote_writes=<n> ... remote_enabled=<0|1>
 // (code and bytes are "-" with --memory_tier). Exit code 0 when every request succeeded
 // and, per spec, every thread got the same bytes; 1 on a failed request, 2 on a usage
 // error, 3 on differing bytes.
@@ -22,6 +26,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <memory>
 #include <optional>
@@ -35,6 +40,7 @@
 #include "jit/kernel_service.h"
 #include "jit/kernel_spec.h"
 #include "rope/kernel_specs.h"
+#include "tests/fake_compiler.h"
 #include "tests/fake_runtime.h"
 
 namespace rope_jit {
@@ -49,6 +55,7 @@ struct Flags {
   std::string wait_file;
   std::optional<rlim_t> fsize_limit;
   bool memory_tier = false;
+  int fake_compile_ms = -1;  // < 0: the real compilers
 };
 
 bool ParseFlags(int argc, char** argv, Flags* flags) {
@@ -78,6 +85,8 @@ bool ParseFlags(int argc, char** argv, Flags* flags) {
       flags->wait_file = std::string(value);
     } else if (name == "--fsize_limit" && absl::SimpleAtoi(value, &bytes)) {
       flags->fsize_limit = static_cast<rlim_t>(bytes);
+    } else if (name == "--fake_compile_ms" && absl::SimpleAtoi(value, &number) && number >= 0) {
+      flags->fake_compile_ms = number;
     } else if (name == "--memory_tier" && value.empty()) {
       flags->memory_tier = true;
     } else {
@@ -116,6 +125,14 @@ int Run(const Flags& flags) {
   }
   ServiceOptions options;
   options.disk.dir = flags.cache_dir;
+  options.remote = RemoteCacheOptions::FromEnvironment();
+  FakeCompiler fake_compiler;
+  if (flags.fake_compile_ms >= 0) {
+    const int ms = flags.fake_compile_ms;
+    fake_compiler.set_on_compile(
+        [ms] { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); });
+    options.compiler_for_target = fake_compiler.AsLookup();
+  }
   KernelService service(options);
 
   std::vector<Request> requests;
@@ -210,7 +227,13 @@ int Run(const Flags& flags) {
                    " write_failures=", disk.write_failures, " lock_waits=", disk.lock_waits,
                    " lock_timeouts=", disk.lock_timeouts, " lock_errors=", disk.lock_errors,
                    " disk_enabled=", service.disk().enabled() ? 1 : 0);
-  std::printf("%s\n", line.c_str());
+  const RemoteCacheStats& remote = stats.remote;
+  const std::string remote_line = absl::StrCat(
+      " remote_hits=", remote.hits, " remote_misses=", remote.misses,
+      " remote_bad_entries=", remote.bad_entries, " remote_writes=", remote.writes,
+      " remote_timeouts=", remote.timeouts, " remote_errors=", remote.errors,
+      " remote_enabled=", stats.remote_enabled ? 1 : 0);
+  std::printf("%s%s\n", line.c_str(), remote_line.c_str());
   return exit_code;
 }
 
@@ -223,7 +246,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr,
                  "usage: service_child --cache_dir=DIR --targets=T[,T...] [--head_dims=N[,N...]] "
                  "[--threads=N] [--repeat=N] [--wait_file=PATH] [--fsize_limit=BYTES] "
-                 "[--memory_tier]\n");
+                 "[--memory_tier] [--fake_compile_ms=N]\n");
     return 2;
   }
   return rope_jit::Run(flags);

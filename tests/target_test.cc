@@ -1,5 +1,9 @@
 #include "jit/target.h"
 
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
 #include "gtest/gtest.h"
 
 namespace rope_jit {
@@ -38,6 +42,19 @@ TEST(TargetTest, RejectsGarbage) {
     auto vendor = VendorOfTarget(target);
     EXPECT_EQ(vendor.status().code(), absl::StatusCode::kInvalidArgument) << target;
   }
+}
+
+TEST(TargetTest, AmdFeatureNamesInCanonicalOrder) {
+  EXPECT_EQ(*AmdFeatureNames("gfx942"), std::vector<std::string>{});
+  EXPECT_EQ(*AmdFeatureNames("gfx942:sramecc+:xnack-"),
+            (std::vector<std::string>{"sramecc", "xnack"}));
+  EXPECT_EQ(*AmdFeatureNames("gfx90a:xnack+"), std::vector<std::string>{"xnack"});
+  for (const char* target : {"gfx942:xnack-:sramecc+", "gfx942:xnack-:xnack+", "sm_90", "gfx942:"}) {
+    EXPECT_EQ(AmdFeatureNames(target).status().code(), absl::StatusCode::kInvalidArgument)
+        << target;
+  }
+  EXPECT_TRUE(absl::StrContains(AmdFeatureNames("gfx942:xnack-:sramecc+").status().message(),
+                                "gfx942:sramecc+:xnack-"));
 }
 
 }  // namespace

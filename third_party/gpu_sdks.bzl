@@ -1,24 +1,36 @@
-"""The GPU SDKs that build-time (AOT) code objects are compiled with: nvcc and hipcc.
+"""The GPU SDKs that build-time (AOT) code objects are compiled with: nvcc, hipcc, and clang
+(LLVM 19) for the AMD processors hipcc's ROCm does not know.
 
 gpu_sdks(name = "rope_jit_gpu_sdks") creates a repository holding
 
-  defs.bzl               ROPE_JIT_GPU_SDKS: {"amd": {"compiler": "/usr/bin/hipcc"}, ...}, one
-                         entry per SDK found; an absent SDK has no entry, so //aot rules
-                         produce nothing for that vendor and the build still succeeds
+  defs.bzl               ROPE_JIT_GPU_SDKS: {"amd": {"compiler": "/usr/bin/hipcc",
+                         "processors": ["gfx1030", ...]}, "amd_clang": {"compiler":
+                         "/usr/lib/llvm-19/bin/clang"}, "nvidia": ...}, one entry per SDK found
+                         (hipcc's processors: those its device libraries have an ISA file for);
+                         an absent SDK has no entry, so //aot rules produce nothing for it and
+                         the build still succeeds
   amd_identity.txt       what the SDK is: its version output and the sha256 of every file
-  nvidia_identity.txt    that decides the code (compiler driver, front and back ends, device
-                         libraries). Every AOT compile action reads its vendor's file, so a
+  amd_clang_identity.txt that decides the code (compiler driver, front and back ends, linker,
+  nvidia_identity.txt    device libraries). Every AOT compile action reads its SDK's file, so a
                          different SDK rebuilds every code object; "absent: ..." when missing
   tool_paths.h           llvm-objdump and clang-offload-bundler of the LLVM that hipcc drives,
-                         for the AOT/JIT parity tests ("" when absent)
+                         and llvm-objdump / llvm-readelf of clang's LLVM, for the AOT/JIT parity
+                         and ISA tests ("" when absent)
 
 The rule is `local` and `configure`: it runs again when the Bazel server restarts, on
 `bazel sync --configure`, and when CUDA_HOME, ROCM_PATH or the ROPE_JIT_AOT_* variables
-change. ROPE_JIT_AOT_NVCC / ROPE_JIT_AOT_HIPCC name a compiler explicitly; "none" turns a
-vendor off (e.g. `bazel build --repo_env=ROPE_JIT_AOT_HIPCC=none ...`).
+change. ROPE_JIT_AOT_NVCC / ROPE_JIT_AOT_HIPCC / ROPE_JIT_AOT_CLANG name a compiler
+explicitly; "none" turns one off (e.g. `bazel build --repo_env=ROPE_JIT_AOT_HIPCC=none ...`).
 """
 
-_ENVIRON = ["CUDA_HOME", "CUDA_PATH", "ROCM_PATH", "ROPE_JIT_AOT_NVCC", "ROPE_JIT_AOT_HIPCC"]
+_ENVIRON = [
+    "CUDA_HOME",
+    "CUDA_PATH",
+    "ROCM_PATH",
+    "ROPE_JIT_AOT_NVCC",
+    "ROPE_JIT_AOT_HIPCC",
+    "ROPE_JIT_AOT_CLANG",
+]
 
 def _first_existing(ctx, candidates):
     for candidate in candidates:
@@ -124,12 +136,51 @@ def _amd(ctx):
         files.append(token)
         if token.endswith("/clang") and not clang:
             clang = token
+    processors = []
     for directory in bitcode_dirs:
-        files += sorted([str(p) for p in ctx.path(directory).readdir() if p.basename.endswith(".bc")])
+        bitcode = sorted([p.basename for p in ctx.path(directory).readdir() if p.basename.endswith(".bc")])
+        files += [directory + "/" + name for name in bitcode]
+
+        # One ISA library per processor the device libraries (so hipcc) can build for.
+        processors += [
+            "gfx" + name[len("oclc_isa_version_"):-len(".bc")]
+            for name in bitcode
+            if name.startswith("oclc_isa_version_")
+        ]
     lines = ["hipcc " + hipcc]
     lines += _version_lines(ctx, [hipcc, "--version"])
     lines += _sha256_lines(ctx, files)
-    return {"compiler": hipcc}, "\n".join(lines) + "\n", clang
+    return {"compiler": hipcc, "processors": sorted(processors)}, "\n".join(lines) + "\n", clang
+
+def _amd_clang(ctx):
+    """clang 19 for the AMD processors hipcc does not know (jit/rocm/clang_compiler.h)."""
+    clang, why = _find_compiler(
+        ctx,
+        "ROPE_JIT_AOT_CLANG",
+        ["/usr/bin/clang-19", "/usr/lib/llvm-19/bin/clang"],
+    )
+    if not clang:
+        return None, "absent: " + why + "\n", ""
+    real = _real_path(ctx, clang)
+    bin_dir = str(ctx.path(real).dirname)
+    lld = bin_dir + "/ld.lld"
+    if not ctx.path(lld).exists:
+        return None, "absent: %s has no ld.lld next to it (install lld-19)\n" % real, ""
+
+    # The code comes from clang, the LLVM libraries it loads (front end, AMDGPU back end)
+    # and lld.
+    files = [clang, lld]
+    listing = ctx.execute(["ldd", real])
+    for line in listing.stdout.splitlines():
+        parts = line.strip().split(" ")  # "libLLVM.so.19.1 => /lib/.../libLLVM.so.19.1 (0x...)"
+        if len(parts) < 3 or parts[1] != "=>":
+            continue
+        if parts[0].startswith("libLLVM") or parts[0].startswith("libclang"):
+            files.append(parts[2])
+    lines = ["clang " + clang]
+    lines += _version_lines(ctx, [clang, "--version"])
+    lines += _sha256_lines(ctx, files)
+    return {"compiler": clang}, "\n".join(lines) + "\n", bin_dir
 
 def _llvm_tool(ctx, clang, name):
     # The tool of the LLVM that hipcc drives understands exactly what it emits.
@@ -148,22 +199,31 @@ def _gpu_sdks_impl(ctx):
     amd, amd_identity, clang = _amd(ctx)
     if amd:
         sdks["amd"] = amd
+    amd_clang, amd_clang_identity, clang_bin = _amd_clang(ctx)
+    if amd_clang:
+        sdks["amd_clang"] = amd_clang
     ctx.file("nvidia_identity.txt", nvidia_identity)
     ctx.file("amd_identity.txt", amd_identity)
+    ctx.file("amd_clang_identity.txt", amd_clang_identity)
     ctx.file("defs.bzl", "# Generated by gpu_sdks (rope_jit). Do not edit.\nROPE_JIT_GPU_SDKS = %s\n" % repr(sdks))
     ctx.file("tool_paths.h", """// Generated by gpu_sdks (rope_jit). Do not edit. Empty strings: not installed.
 #ifndef ROPE_JIT_GPU_SDKS_TOOL_PATHS_H_
 #define ROPE_JIT_GPU_SDKS_TOOL_PATHS_H_
 #define ROPE_JIT_LLVM_OBJDUMP "{objdump}"
 #define ROPE_JIT_CLANG_OFFLOAD_BUNDLER "{bundler}"
+// Of the clang that builds AMD code without ROCm (LLVM 19: knows gfx942, gfx1100, gfx1201).
+#define ROPE_JIT_CLANG_LLVM_OBJDUMP "{clang_objdump}"
+#define ROPE_JIT_CLANG_LLVM_READELF "{clang_readelf}"
 #endif  // ROPE_JIT_GPU_SDKS_TOOL_PATHS_H_
 """.format(
         objdump = _llvm_tool(ctx, clang, "llvm-objdump"),
         bundler = _llvm_tool(ctx, clang, "clang-offload-bundler"),
+        clang_objdump = _first_existing(ctx, [clang_bin + "/llvm-objdump"] if clang_bin else []) or "",
+        clang_readelf = _first_existing(ctx, [clang_bin + "/llvm-readelf"] if clang_bin else []) or "",
     ))
     ctx.file("BUILD.bazel", """# Generated by gpu_sdks (rope_jit). Do not edit.
 exports_files(
-    ["amd_identity.txt", "nvidia_identity.txt", "defs.bzl"],
+    ["amd_identity.txt", "amd_clang_identity.txt", "nvidia_identity.txt", "defs.bzl"],
     visibility = ["//visibility:public"],
 )
 

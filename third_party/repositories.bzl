@@ -113,6 +113,39 @@ cc_library(
 
 system_xxhash = repository_rule(implementation = _system_xxhash_impl, local = True)
 
+def _system_hiredis_impl(ctx):
+    _mirror_headers(ctx, "/usr/include/hiredis", "hiredis")
+    ctx.file("BUILD.bazel", """
+# Debian's libhiredis-dev (the remote cache tier's Redis client), linked statically.
+cc_library(
+    name = "hiredis",
+    hdrs = glob(["include/**"]),
+    includes = ["include"],
+    linkopts = ["/usr/lib/x86_64-linux-gnu/libhiredis.a"],
+    visibility = ["//visibility:public"],
+)
+""")
+
+system_hiredis = repository_rule(implementation = _system_hiredis_impl, local = True)
+
+def _system_libcrypto_impl(ctx):
+    # Both directories: Debian keeps opensslconf.h and configuration.h per architecture.
+    _mirror_headers(ctx, "/usr/include/openssl", "openssl")
+    _mirror_headers(ctx, "/usr/include/x86_64-linux-gnu/openssl", "openssl")
+    ctx.file("BUILD.bazel", """
+# Debian's libssl-dev, libcrypto only (HMAC-SHA256 of remote cache entries), linked
+# statically so that the binaries do not need this OpenSSL on the GPU hosts.
+cc_library(
+    name = "libcrypto",
+    hdrs = glob(["include/**"]),
+    includes = ["include"],
+    linkopts = ["/usr/lib/x86_64-linux-gnu/libcrypto.a", "-ldl", "-lpthread"],
+    visibility = ["//visibility:public"],
+)
+""")
+
+system_libcrypto = repository_rule(implementation = _system_libcrypto_impl, local = True)
+
 def rope_jit_dependencies():
     """Declares every external repository rope_jit needs. Call from a WORKSPACE."""
     existing = native.existing_rules()
@@ -130,6 +163,10 @@ def rope_jit_dependencies():
         system_googletest(name = "com_google_googletest")
     if "xxhash" not in existing:
         system_xxhash(name = "xxhash")
+    if "hiredis" not in existing:
+        system_hiredis(name = "hiredis")
+    if "libcrypto" not in existing:
+        system_libcrypto(name = "libcrypto")
     if "rope_jit_gpu_sdks" not in existing:
         # nvcc / hipcc for build-time code objects (//aot); absent ones are skipped.
         gpu_sdks(name = "rope_jit_gpu_sdks")

@@ -696,12 +696,13 @@ absl::StatusOr<KernelRow> MeasureKernelRow(const Gpu& gpu, const BenchOptions& o
   ASSIGN_OR_RETURN(DeviceBuffer positions_buffer, UploadPositions(gpu, RandomPositions(tokens, 2000 + tokens)));
   const Positions positions = Positions::Int64(reinterpret_cast<const int64_t*>(positions_buffer.data()));
 
-  auto apply_set = [&](int64_t set) {
+  auto apply_set_with = [&](int64_t set, const ApplyOptions& apply_options) {
     char* base = arena.data() + (set % row.sets) * set_bytes;
     const DeviceTensor q = DeviceTensor::Contiguous(base, tokens, heads.q, config.head_dim, config.dtype);
     const DeviceTensor k = DeviceTensor::Contiguous(base + q_bytes, tokens, heads.kv, config.head_dim, config.dtype);
-    return rope.ApplyPositionEmbeddingsDevice(q, k, positions, gpu.stream);
+    return rope.ApplyPositionEmbeddingsDevice(q, k, positions, gpu.stream, nullptr, nullptr, apply_options);
   };
+  auto apply_set = [&](int64_t set) { return apply_set_with(set, ApplyOptions{}); };
   int64_t next = 0;
   ASSIGN_OR_RETURN(row.kernel, TimeOps(gpu, options, apply_set, &next));
 
@@ -718,25 +719,34 @@ absl::StatusOr<KernelRow> MeasureKernelRow(const Gpu& gpu, const BenchOptions& o
       row.graph_note = "no CUDA driver graph API (not an NVIDIA device?)";
     } else {
       // Graph g replays applies over sets [g*A, (g+1)*A); enough graphs (at most 64) that
-      // the replays rotate through the working set too.
+      // the replays rotate through the working set too. Consecutive applies in a graph are
+      // dependent launches, as a model's layers are; timed plain and with programmatic
+      // dependent launch (ApplyOptions), which lets each launch overlap the previous one's tail.
       const int64_t applies = options.graph_applies;
       const int64_t graphs = std::clamp<int64_t>((gpu.rotate_bytes + applies * set_bytes - 1) / (applies * set_bytes),
                                                  1, 64);
-      std::vector<CudaGraph> captured;
-      for (int64_t g = 0; g < graphs; ++g) {
-        RETURN_IF_ERROR(gpu.cuda->BeginCapture(gpu.stream));
-        absl::Status status;
-        for (int64_t j = 0; j < applies && status.ok(); ++j) status = apply_set(g * applies + j);
-        absl::StatusOr<CudaGraph> graph = gpu.cuda->EndCapture(gpu.stream);  // always end the capture
-        RETURN_IF_ERROR(status);
-        if (!graph.ok()) return graph.status();
-        captured.push_back(std::move(*graph));
-      }
+      auto time_graphs = [&](const ApplyOptions& apply_options) -> absl::StatusOr<Timing> {
+        std::vector<CudaGraph> captured;
+        for (int64_t g = 0; g < graphs; ++g) {
+          RETURN_IF_ERROR(gpu.cuda->BeginCapture(gpu.stream));
+          absl::Status status;
+          for (int64_t j = 0; j < applies && status.ok(); ++j) status = apply_set_with(g * applies + j, apply_options);
+          absl::StatusOr<CudaGraph> graph = gpu.cuda->EndCapture(gpu.stream);  // always end the capture
+          RETURN_IF_ERROR(status);
+          if (!graph.ok()) return graph.status();
+          captured.push_back(std::move(*graph));
+        }
+        int64_t replay_next = 0;
+        const Op replay = [&](int64_t i) { return captured[i % captured.size()].Launch(gpu.stream); };
+        return TimeOps(gpu, options, replay, &replay_next, static_cast<double>(applies));
+      };
       row.graph_count = static_cast<int>(graphs);
-      next = 0;
-      const Op replay = [&](int64_t i) { return captured[i % captured.size()].Launch(gpu.stream); };
-      ASSIGN_OR_RETURN(Timing graph_timing, TimeOps(gpu, options, replay, &next, static_cast<double>(applies)));
+      ASSIGN_OR_RETURN(Timing graph_timing, time_graphs(ApplyOptions{}));
       row.graph = graph_timing;
+      ApplyOptions pdl;
+      pdl.programmatic_dependent_launch = true;
+      ASSIGN_OR_RETURN(Timing pdl_timing, time_graphs(pdl));
+      row.graph_pdl = pdl_timing;
     }
   }
   return row;

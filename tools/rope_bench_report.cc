@@ -92,9 +92,10 @@ std::string RowTarget(const KernelRow& r) {
 void PrintKernelHeader() {
   std::printf("\n== Kernel (ApplyPositionEmbeddingsDevice, in place, int64 positions) vs D2D copy of the same Q+K ==\n");
   std::printf("times are medians per launch; GB/s count bytes read + written; graph = per apply in a replayed "
-              "CUDA graph;\n* = most batches host-bound (the host enqueued slower than the GPU ran: the figure may include launch gaps)\n");
-  std::printf("%6s %6s %4s %5s %-11s %8s %10s %7s %10s %7s %6s %9s  %s\n", "tokens", "heads", "hd", "dtype",
-              "style", "MB q+k", "kernel us", "GB/s", "copy us", "GB/s", "ratio", "graph us", "target");
+              "CUDA graph; pdl us = the same with programmatic dependent launch;\n* = most batches host-bound (the host enqueued slower than the GPU ran: the figure may include launch gaps)\n");
+  std::printf("%6s %6s %4s %5s %-11s %8s %10s %7s %10s %7s %6s %9s %9s  %s\n", "tokens", "heads", "hd",
+              "dtype", "style", "MB q+k", "kernel us", "GB/s", "copy us", "GB/s", "ratio", "graph us", "pdl us",
+              "target");
 }
 
 void PrintEmptyKernel(const Timing& t) {
@@ -105,7 +106,10 @@ void PrintEmptyKernel(const Timing& t) {
 
 void PrintKernelRow(const KernelRow& r) {
   const std::string heads = absl::StrCat(r.heads.q, "/", r.heads.kv);
-  const std::string graph = r.graph ? absl::StrFormat("%9.2f", r.graph->median_us) : absl::StrFormat("%9s", "-");
+  auto graph_cell = [](const std::optional<Timing>& t) {
+    return t ? absl::StrFormat("%9.2f", t->median_us) : absl::StrFormat("%9s", "-");
+  };
+  const std::string graph = absl::StrCat(graph_cell(r.graph), " ", graph_cell(r.graph_pdl));
   std::printf("%6lld %6s %4d %5s %-11s %8.3f %9.2f%s %7.0f %9.2f%s %7.0f %6.3f %s  %s\n",
               static_cast<long long>(r.tokens), heads.c_str(), r.head_dim, DTypeName(r.dtype), StyleName(r.style),
               r.qk_bytes / 1e6, r.kernel.median_us, r.kernel.host_bound ? "*" : " ",
@@ -162,10 +166,13 @@ std::vector<TargetLine> EvaluateTargets(const Report& report) {
       lines.push_back(na(name, "not measured"));
     } else {
       lines.push_back({name,
-                       absl::StrFormat("worst %.2f us (%s)%s%s%s", worst->kernel.median_us,
+                       absl::StrFormat("worst %.2f us (%s)%s%s%s%s", worst->kernel.median_us,
                                        DescribeShape(1, worst->heads, worst->head_dim, worst->dtype, worst->style),
                                        worst->graph ? absl::StrFormat("; in a graph %.2f us", worst->graph->median_us)
                                                     : "",
+                                       worst->graph_pdl
+                                           ? absl::StrFormat(", with PDL %.2f us", worst->graph_pdl->median_us)
+                                           : "",
                                        report.empty_kernel
                                            ? absl::StrFormat("; empty kernel %.2f us", report.empty_kernel->median_us)
                                            : "",
@@ -340,6 +347,12 @@ std::string ReportJson(const Report& r, const BenchOptions& o) {
     j.Key("graph_per_apply");
     if (k.graph) {
       WriteTiming(j, *k.graph);
+    } else {
+      j.Null();
+    }
+    j.Key("graph_pdl_per_apply");
+    if (k.graph_pdl) {
+      WriteTiming(j, *k.graph_pdl);
     } else {
       j.Null();
     }

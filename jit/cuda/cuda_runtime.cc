@@ -31,6 +31,31 @@ constexpr CUresult CUDA_ERROR_NO_DEVICE = 100;
 constexpr int CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR = 75;
 constexpr int CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR = 76;
 constexpr unsigned CU_STREAM_DEFAULT = 0;
+constexpr int CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION = 6;
+
+// cuLaunchKernelEx's configuration (cuda.h's CUlaunchAttribute_st / CUlaunchConfig_st).
+struct CUlaunchAttribute {
+  int id;
+  char pad[8 - sizeof(int)];
+  union {
+    char pad[64];
+    int programmatic_stream_serialization_allowed;
+  } value;
+};
+struct CUlaunchConfig {
+  unsigned grid_x, grid_y, grid_z;
+  unsigned block_x, block_y, block_z;
+  unsigned shared_bytes;
+  CUstream stream;
+  CUlaunchAttribute* attributes;
+  unsigned attribute_count;
+};
+using LaunchKernelExFunction = CUresult (*)(const CUlaunchConfig*, CUfunction, void**, void**);
+
+// States of CudaRuntime::programmatic_launch_.
+constexpr int kPdlUnknown = 0;
+constexpr int kPdlSupported = 1;
+constexpr int kPdlUnsupported = 2;
 constexpr unsigned CU_EVENT_DEFAULT = 0;
 
 // One list generates both the function-pointer table and its loader: (member, exported
@@ -154,6 +179,8 @@ struct CudaRuntime::Driver {
   DynamicLibrary library;
   CudaApi api;
   std::vector<CUdevice> devices;
+  // Optional (CUDA 11.8+ drivers): programmatic dependent launch needs it.
+  LaunchKernelExFunction launch_kernel_ex = nullptr;
 
   absl::Status Error(CUresult result, const char* call) const {
     const char* name = nullptr;
@@ -183,8 +210,10 @@ absl::StatusOr<const CudaRuntime::Driver*> CudaRuntime::Init() {
       init_status_ = library.status();
       return;
     }
-    auto driver = std::make_unique<Driver>(Driver{std::move(*library), {}, {}});
+    auto driver = std::make_unique<Driver>(Driver{std::move(*library), {}, {}, nullptr});
     if (init_status_ = BindCuda(driver->library, &driver->api); !init_status_.ok()) return;
+    driver->launch_kernel_ex =
+        reinterpret_cast<LaunchKernelExFunction>(driver->library.FindSymbol("cuLaunchKernelEx"));
     const CudaApi& api = driver->api;
     const CUresult initialized = api.cuInit(0);
     if (initialized != CUDA_SUCCESS) {
@@ -323,6 +352,39 @@ absl::Status CudaRuntime::Launch(int device, FunctionHandle function, Dim3 grid,
                                   block.x, block.y, block.z, shared_bytes,
                                   static_cast<CUstream>(stream), args, nullptr),
       "cuLaunchKernel");
+}
+
+absl::Status CudaRuntime::LaunchWithOptions(int device, FunctionHandle function, Dim3 grid,
+                                            Dim3 block, uint32_t shared_bytes, StreamHandle stream,
+                                            void** args, const LaunchOptions& options) {
+  if (!options.programmatic_dependent_launch) {
+    return Launch(device, function, grid, block, shared_bytes, stream, args);
+  }
+  RETURN_IF_ERROR(MakeCurrent(device));  // checks `device`
+  std::atomic<int>& supported = programmatic_launch_[device];
+  int state = supported.load(std::memory_order_relaxed);
+  if (ABSL_PREDICT_FALSE(state == kPdlUnknown)) {
+    // Hopper (compute capability 9.0) and later schedule dependent grids early.
+    int major = 0;
+    RETURN_IF_ERROR(driver_->Check(
+        driver_->api.cuDeviceGetAttribute(&major, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR,
+                                          driver_->devices[device]),
+        "cuDeviceGetAttribute(COMPUTE_CAPABILITY_MAJOR)"));
+    state = major >= 9 && driver_->launch_kernel_ex != nullptr ? kPdlSupported : kPdlUnsupported;
+    supported.store(state, std::memory_order_relaxed);
+  }
+  if (state != kPdlSupported) {
+    return Launch(device, function, grid, block, shared_bytes, stream, args);
+  }
+  CUlaunchAttribute attribute;
+  std::memset(&attribute, 0, sizeof(attribute));
+  attribute.id = CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
+  attribute.value.programmatic_stream_serialization_allowed = 1;
+  CUlaunchConfig config{grid.x,       grid.y,  grid.z, block.x,   block.y, block.z,
+                        shared_bytes, static_cast<CUstream>(stream), &attribute, 1};
+  return driver_->Check(
+      driver_->launch_kernel_ex(&config, static_cast<CUfunction>(function), args, nullptr),
+      "cuLaunchKernelEx");
 }
 
 absl::StatusOr<DevicePointer> CudaRuntime::Allocate(int device, size_t bytes) {

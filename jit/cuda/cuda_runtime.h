@@ -57,6 +57,12 @@ class CudaRuntime final : public DeviceRuntime {
   absl::StatusOr<FunctionHandle> GetFunction(ModuleHandle module, const char* name) override;
   absl::Status Launch(int device, FunctionHandle function, Dim3 grid, Dim3 block,
                       uint32_t shared_bytes, StreamHandle stream, void** args) override;
+  // Programmatic dependent launch goes through cuLaunchKernelEx on devices of compute
+  // capability 9.0 and up; elsewhere (or with a driver that lacks cuLaunchKernelEx) the
+  // launch is a plain one.
+  absl::Status LaunchWithOptions(int device, FunctionHandle function, Dim3 grid, Dim3 block,
+                                 uint32_t shared_bytes, StreamHandle stream, void** args,
+                                 const LaunchOptions& options) override;
 
   absl::StatusOr<DevicePointer> Allocate(int device, size_t bytes) override;
   absl::Status Free(int device, DevicePointer pointer) override;
@@ -91,6 +97,9 @@ class CudaRuntime final : public DeviceRuntime {
   std::mutex retain_mutex_;
   // Primary contexts (CUcontext), published once with release order; read lock-free.
   std::array<std::atomic<void*>, kMaxDevices> contexts_{};
+  // Per device: whether it takes programmatic dependent launches (kPdlUnknown until the
+  // first such launch asks). Read lock-free on the launch path.
+  std::array<std::atomic<int>, kMaxDevices> programmatic_launch_{};
 };
 
 }  // namespace rope_jit

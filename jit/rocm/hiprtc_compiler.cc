@@ -15,6 +15,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "jit/dynamic_library.h"
+#include "jit/rocm/amdgpu_log.h"
 #include "jit/status_macros.h"
 
 namespace rope_jit {
@@ -105,17 +106,6 @@ std::vector<std::string> RocmDirectories() {
   }
   directories.push_back("/opt/rocm/lib");
   return directories;
-}
-
-// LLVM's messages for what does not fit the hardware.
-bool MentionsResourceExhaustion(absl::string_view log) {
-  const std::string lower = absl::AsciiStrToLower(log);
-  for (const char* pattern : {"ran out of registers", "register allocation failed",
-                              "insufficient registers", "exceeds limit", "too many registers",
-                              "scratch size"}) {
-    if (absl::StrContains(lower, pattern)) return true;
-  }
-  return false;
 }
 
 }  // namespace
@@ -312,24 +302,12 @@ absl::Status HiprtcCompiler::ValidateTarget(absl::string_view target) {
         absl::StrJoin(library->processors, ", ")));
   }
 
-  std::vector<absl::string_view> features = absl::StrSplit(target, ':');
-  features.erase(features.begin());
-  if (features.empty()) return absl::OkStatus();
-  std::vector<absl::string_view> names;
-  for (absl::string_view feature : features) names.push_back(feature.substr(0, feature.size() - 1));
-  for (size_t i = 1; i < names.size(); ++i) {
-    if (names[i] <= names[i - 1]) {
-      std::vector<absl::string_view> canonical = features;
-      absl::c_sort(canonical);
-      return absl::InvalidArgumentError(absl::StrCat(
-          "'", target, "': features must appear once each, in alphabetical order (",
-          processor, ":", absl::StrJoin(canonical, ":"), ")"));
-    }
-  }
+  ASSIGN_OR_RETURN(std::vector<std::string> names, AmdFeatureNames(target));
+  if (names.empty()) return absl::OkStatus();
 
   std::lock_guard<std::mutex> lock(g_hiprtc_mutex);
   ASSIGN_OR_RETURN(std::vector<std::string> supported, library->Features(processor));
-  for (absl::string_view name : names) {
+  for (const std::string& name : names) {
     if (!absl::c_linear_search(supported, name)) {
       return absl::UnimplementedError(absl::StrCat(
           processor, " has no '", name, "' feature (", target, "); its features: ",
