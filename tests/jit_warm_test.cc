@@ -674,6 +674,21 @@ TEST_F(JitWarmBinaryTest, VerifyRepairsACorruptEntry) {
   EXPECT_EQ(Summary(again), Counts(0, entries_, 0, 0, 0)) << again.out;
 }
 
+// The host target (jit/host): compiled by the system C++ compiler; --verify loads each
+// entry on the host backend.
+TEST(JitWarmHostTest, HostTargetCompilesAndVerifyLoadsIt) {
+  const std::string dir = TempPath("cache");
+  const std::string scope = "--arch=host --head_dim=64 --dtype=f32 --style=neox";
+  RunResult cold = RunWarm(absl::StrCat(scope, " --cache_dir=", dir));
+  ASSERT_EQ(cold.exit_code, 0) << cold.out << cold.err;
+  EXPECT_EQ(Summary(cold), Counts(2, 0, 0, 0, 0)) << cold.out;
+  EXPECT_EQ(Entries(dir).size(), 2u);
+  RunResult verify = RunWarm(absl::StrCat(scope, " --cache_dir=", dir, " --verify"));
+  ASSERT_EQ(verify.exit_code, 0) << verify.out << verify.err;
+  EXPECT_EQ(Summary(verify), Counts(0, 2, 0, 0, 0)) << verify.out;
+  EXPECT_TRUE(absl::StrContains(verify.out, "loaded on a device 2")) << verify.out;
+}
+
 TEST_F(JitWarmBinaryTest, DryRunWritesNothing) {
   const std::string dir = TempPath("cache");
   RunResult cold = RunWarm(absl::StrCat(scope_, " --cache_dir=", dir, "/nested --dry_run"));

@@ -36,6 +36,7 @@
 #include "absl/strings/str_replace.h"
 #include "jit/backends.h"
 #include "jit/kernel_service.h"
+#include "jit/target.h"
 #include "rope/kernel_specs.h"
 #include "tools/cache_probe.h"
 #include "tools/warm_plan.h"
@@ -277,7 +278,7 @@ class Warmer {
       result.outcome = damaged ? Outcome::kRepaired : Outcome::kCompiled;
     }
 
-    // --verify with a GPU of this target: the driver has the last word on an entry.
+    // --verify with a device of this target: the driver has the last word on an entry.
     auto device = devices_.find(item.target);
     if (!verify_ || device == devices_.end()) return result;
     absl::Status loads = LoadCheck(device->second, item.kernel, code);
@@ -447,6 +448,13 @@ int Run(int argc, char** argv) {
     return kExitFailed;
   }
   const std::vector<WarmItem> items = std::move(*built);
+  // --verify loads host entries on the host backend (never a default target: a GPU-less
+  // machine's defaults are GPU targets).
+  if (flags.verify && std::any_of(items.begin(), items.end(),
+                                  [](const WarmItem& item) { return item.target == kHostTarget; })) {
+    DeviceRuntime& host = RuntimeForVendor(Vendor::kHost);
+    devices.emplace(std::string(kHostTarget), Device{&host, 0, host.DeviceName(0).value_or("host")});
+  }
 
   // Say where the targets came from and what is skipped, once per target.
   if (targets.source == "the GPUs present") {
@@ -548,7 +556,7 @@ int Run(int argc, char** argv) {
          counts[static_cast<int>(Outcome::kCompiled)], counts[static_cast<int>(Outcome::kCached)],
          counts[static_cast<int>(Outcome::kRepaired)], counts[static_cast<int>(Outcome::kFailed)],
          unsupported, SecondsSince(start), stats.compile_ms / 1000.0, jobs,
-         flags.verify ? absl::StrCat("; loaded on a GPU ", loaded).c_str() : "");
+         flags.verify ? absl::StrCat("; loaded on a device ", loaded).c_str() : "");
   if (flags.stats) PrintStats(stats);
   return counts[static_cast<int>(Outcome::kFailed)] == 0 ? kExitOk : kExitFailed;
 }
