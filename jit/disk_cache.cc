@@ -38,9 +38,7 @@ constexpr absl::string_view kTempPrefix = ".tmp-";
 constexpr absl::string_view kLockSuffix = ".lock";
 constexpr const char kInnerLockDir[] = "locks";  // the default lock_dir, inside dir
 constexpr size_t kHexLength = 32;
-// Code objects are kilobytes to a few megabytes; a bigger file is not ours, and reading
-// it whole could exhaust memory.
-constexpr uint64_t kMaxEntryBytes = 1ull << 30;
+constexpr uint64_t kMaxEntryBytes = DiskCache::kMaxEntryBytes;
 // A writer publishes within milliseconds; a temp file this old was left by a crash.
 constexpr absl::Duration kStaleTempAge = absl::Hours(1);
 // Lock polling backs off from 1 ms to this. A compile takes tens to hundreds of ms, so

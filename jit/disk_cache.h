@@ -127,6 +127,9 @@ class DiskCache final {
 
   // The name of `key`'s entry file inside dir(): "<key.hex>.rjc".
   static std::string EntryFileName(const CacheKey& key);
+  // Code objects are kilobytes to a few megabytes; a bigger file is not an entry, and
+  // reading it whole could exhaust memory. Every reader of entry files caps at this.
+  static constexpr uint64_t kMaxEntryBytes = 1ull << 30;
 
   bool enabled() const { return enabled_.load(std::memory_order_acquire); }
   // Why the cache is disabled; empty while enabled.
