@@ -1,10 +1,13 @@
 // tools/jit_warm: the flag and manifest rules (tools/warm_plan.h), the read-only cache
 // probe (tools/cache_probe.h), and the real binary run as a subprocess with real NVRTC /
 // hipRTC compiles over small scopes.
+#include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -12,6 +15,7 @@
 #include <map>
 #include <regex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -22,6 +26,7 @@
 #include "gtest/gtest.h"
 #include "jit/backends.h"
 #include "jit/cache_entry.h"
+#include "jit/disk_cache.h"
 #include "rope/kernel_specs.h"
 #include "tools/cache_probe.h"
 #include "tests/redis_server.h"
@@ -499,14 +504,16 @@ struct RunResult {
   double seconds = 0;
 };
 
-// `environment`: "NAME=VALUE ..." set for the run only.
-RunResult RunWarm(const std::string& args, const std::string& environment = "") {
-  const std::string out_path = TempPath("out");
-  const std::string err_path = TempPath("err");
-  const std::string command =
-      absl::StrCat(environment.empty() ? "" : "env " + environment + " ", std::getenv("TEST_SRCDIR"), "/",
-                   std::getenv("TEST_WORKSPACE"), "/tools/jit_warm ", args, " >", out_path, " 2>", err_path,
-                   " </dev/null");
+// `environment` (NAME=value ...) and `shell_prefix` (e.g. "ulimit -f 8;") go before
+// the command; `tag` keeps the output files of concurrent runs apart.
+RunResult RunWarm(const std::string& args, const std::string& environment = "",
+                  const std::string& shell_prefix = "", const std::string& tag = "") {
+  const std::string out_path = TempPath("out" + tag);
+  const std::string err_path = TempPath("err" + tag);
+  const std::string command = absl::StrCat(
+      "(", shell_prefix, environment, " ", std::getenv("TEST_SRCDIR"), "/",
+      std::getenv("TEST_WORKSPACE"), "/tools/jit_warm ", args, ") >", out_path, " 2>", err_path,
+      " </dev/null");
   RunResult result;
   const auto start = std::chrono::steady_clock::now();
   const int status = std::system(command.c_str());
@@ -840,6 +847,87 @@ TEST_F(JitWarmBinaryTest, UnusableCacheDirectoryWarnsOnceAndStillSucceeds) {
   }
   EXPECT_EQ(warnings, 1) << run.err;
   EXPECT_EQ(ReadFile(file), "not a directory");
+}
+
+// Issue 14, item 4: a run that leaves any entry of its scope out of the cache (evicted
+// by its own budget, or never written because the disk filled or RLIMIT_FSIZE hit)
+// says what is missing and why, and exits 3.
+TEST_F(JitWarmBinaryTest, IncompleteCacheAtTheEndExitsThree) {
+  const std::string dir = TempPath("incomplete_budget");
+  RunResult run = RunWarm(absl::StrCat("--jobs=1 --cache_dir=", dir, " ", scope_),
+                          "ROPE_JIT_CACHE_MAX_BYTES=1");
+  EXPECT_EQ(run.exit_code, 3) << run.out << run.err;
+  EXPECT_TRUE(absl::StrContains(run.err, "missing from the cache")) << run.err;
+  EXPECT_TRUE(absl::StrContains(run.err, "ROPE_JIT_CACHE_MAX_BYTES")) << run.err;
+  EXPECT_TRUE(absl::StrContains(run.out, absl::StrCat("incomplete: ", entries_ - 1, " of ", entries_)))
+      << run.out;
+
+  // Writes that fail: the cache is disabled part way, and the reason is the write's.
+  // NVRTC only: hipRTC's own temp files do not survive RLIMIT_FSIZE (issue 14, item 7).
+  if (std::find(targets_.begin(), targets_.end(), "sm_90") != targets_.end()) {
+    const std::string limited = TempPath("incomplete_fsize");
+    RunResult fsize = RunWarm(absl::StrCat("--arch=sm_90 --head_dim=64 --dtype=bf16 --style=neox",
+                                           " --cache_dir=", limited),
+                              "", "ulimit -f 8;");
+    EXPECT_EQ(fsize.exit_code, 3) << fsize.out << fsize.err;
+    EXPECT_TRUE(absl::StrContains(fsize.err, "missing from the cache")) << fsize.err;
+    EXPECT_TRUE(absl::StrContains(fsize.err, "RLIMIT_FSIZE")) << fsize.err;
+  }
+
+  // A complete cache still exits 0.
+  RunResult again = RunWarm(absl::StrCat("--cache_dir=", dir, " ", scope_));
+  EXPECT_EQ(again.exit_code, 0) << again.out << again.err;
+}
+
+// Issue 14, item 8: processes racing on the same keys each count only what they compiled.
+TEST_F(JitWarmBinaryTest, RacingProcessesCountOnlyTheirOwnCompiles) {
+  const std::string dir = TempPath("race");
+  const std::string args = absl::StrCat("--jobs=1 --cache_dir=", dir, " ", scope_);
+  std::vector<std::thread> runners;
+  std::vector<RunResult> runs(3);
+  for (size_t i = 0; i < runs.size(); ++i) {
+    runners.emplace_back([&, i] { runs[i] = RunWarm(args, "", "", absl::StrCat("race", i)); });
+  }
+  for (std::thread& runner : runners) runner.join();
+  int compiled = 0;
+  for (const RunResult& run : runs) {
+    ASSERT_EQ(run.exit_code, 0) << run.out << run.err;
+    std::map<std::string, int> counts = Summary(run);
+    compiled += counts["compiled"];
+    EXPECT_EQ(counts["compiled"] + counts["cached"], entries_) << run.out;
+  }
+  EXPECT_EQ(compiled, entries_);
+}
+
+// Issue 14, item 5: an entry-sized name on a huge (sparse) file is reported as damaged
+// without reading it: under a 512 MiB address-space limit the probe must not allocate it.
+TEST(CacheProbeTest, HugeFileIsDamagedWithoutBeingRead) {
+  const std::string dir = TempPath("probe_huge");
+  ASSERT_EQ(mkdir(dir.c_str(), 0700), 0);
+  CacheKey key{"kernel=rope;target=sm_90", std::string(32, 'b')};
+  const std::string path = absl::StrCat(dir, "/", DiskCache::EntryFileName(key));
+  const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(ftruncate(fd, off_t{3} << 30), 0);
+  close(fd);
+  fflush(stdout);
+  fflush(stderr);
+  const pid_t child = fork();
+  if (child == 0) {
+#ifndef __SANITIZE_ADDRESS__  // ASan reserves far more address space than this
+    const struct rlimit limit = {512u << 20, 512u << 20};
+    setrlimit(RLIMIT_AS, &limit);
+#endif
+    for (bool check_contents : {false, true}) {
+      const EntryProbe probe = ProbeEntry(dir, key, check_contents);
+      if (probe.state != EntryState::kDamaged) _exit(1);
+      if (!absl::StrContains(probe.detail, "too large")) _exit(2);
+    }
+    _exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "wait status " << status;
 }
 
 }  // namespace

@@ -47,6 +47,7 @@ namespace {
 constexpr int kExitOk = 0;
 constexpr int kExitFailed = 1;
 constexpr int kExitUsage = 2;
+constexpr int kExitIncomplete = 3;  // all compiled, but not all are in the cache at the end
 
 using Clock = std::chrono::steady_clock;
 
@@ -385,6 +386,50 @@ int DryRun(const std::vector<WarmItem>& items, const std::string& cache_dir, siz
   return errors == 0 ? kExitOk : kExitFailed;
 }
 
+// The items of `order` that did not fail and whose entry is not in the cache now, after
+// the run: a write that failed (the disk cache then disables itself) or the run's own
+// evictions can leave a cache that the summary alone would call warm.
+std::vector<size_t> MissingEntries(KernelService& service, const std::vector<WarmItem>& items,
+                                   const std::vector<size_t>& order,
+                                   const std::vector<ItemResult>& results) {
+  std::vector<size_t> missing;
+  for (size_t index : order) {
+    if (results[index].outcome == Outcome::kFailed) continue;
+    const WarmItem& item = items[index];
+    absl::StatusOr<KernelSpec> spec = RopeKernelSpec(item.config, item.kernel, item.target);
+    absl::StatusOr<CacheKey> key = spec.ok() ? service.KeyFor(*spec) : spec.status();
+    const EntryState state = key.ok() ? ProbeEntry(service.disk().dir(), *key, false).state
+                                      : EntryState::kMissing;
+    if (state != EntryState::kPresent && state != EntryState::kValid) missing.push_back(index);
+  }
+  return missing;
+}
+
+std::string WhyMissing(KernelService& service, const ServiceStats& stats, uint64_t max_bytes) {
+  if (!service.disk().enabled()) {
+    return absl::StrCat("the disk cache was disabled during the run: ",
+                        service.disk().disabled_reason());
+  }
+  if (stats.disk.evictions > 0) {
+    return absl::StrCat("this run evicted ", stats.disk.evictions,
+                        " entries to stay within the cache budget of ", max_bytes,
+                        " bytes (ROPE_JIT_CACHE_MAX_BYTES), smaller than the scope needs");
+  }
+  return "removed during the run by another process (its eviction) or by hand";
+}
+
+// Counts what this process compiled: an item whose compile another process finished
+// first (this one waited on its lock, then read its entry) was already cached.
+void CountOwnCompiles(const ServiceStats& stats, size_t* compiled, size_t* repaired,
+                      size_t* cached) {
+  const uint64_t own = stats.compiles - stats.compile_failures;
+  const uint64_t claimed = *compiled + *repaired;
+  if (own >= claimed) return;
+  const size_t raced = std::min<size_t>(claimed - own, *compiled);
+  *compiled -= raced;
+  *cached += raced;
+}
+
 int Run(int argc, char** argv) {
   const Clock::time_point start = Clock::now();
   const int default_jobs = std::max(1u, std::thread::hardware_concurrency());
@@ -487,6 +532,7 @@ int Run(int argc, char** argv) {
 
   // The service's DiskCache prints the one warning when the directory is unusable.
   KernelService service(options);
+  const bool cache_enabled_at_start = service.disk().enabled();
   std::string cache_line;
   if (service.disk().enabled()) {
     cache_line = absl::StrCat("cache: ", service.disk().dir());
@@ -540,6 +586,14 @@ int Run(int argc, char** argv) {
     }
   }
   const ServiceStats stats = service.stats();
+  std::vector<size_t> missing;
+  if (cache_enabled_at_start) missing = MissingEntries(service, items, order, results);
+  if (!missing.empty()) {
+    fprintf(stderr, "jit_warm: %zu of %zu entries in scope are missing from the cache: %s\n",
+            missing.size(), order.size(),
+            WhyMissing(service, stats, options.disk.max_bytes).c_str());
+    for (size_t index : missing) fprintf(stderr, "  missing %s\n", DescribeItem(items[index]).c_str());
+  }
   if (service.disk().enabled()) {
     absl::StrAppend(&cache_line, " (", FormatBytes(service.disk().TotalBytes()), " in all entries)");
   }
@@ -551,14 +605,22 @@ int Run(int argc, char** argv) {
            (unsigned long long)stats.remote.writes,
            remote_failed > 0 ? "; unreachable for the rest" : "");
   }
+  size_t compiled = counts[static_cast<int>(Outcome::kCompiled)];
+  size_t cached = counts[static_cast<int>(Outcome::kCached)];
+  size_t repaired = counts[static_cast<int>(Outcome::kRepaired)];
+  CountOwnCompiles(stats, &compiled, &repaired, &cached);
   printf("summary: compiled %zu, already cached %zu, repaired %zu, failed %zu, unsupported %zu; "
          "wall %.2f s, compile %.2f s summed over %zu jobs%s\n",
-         counts[static_cast<int>(Outcome::kCompiled)], counts[static_cast<int>(Outcome::kCached)],
-         counts[static_cast<int>(Outcome::kRepaired)], counts[static_cast<int>(Outcome::kFailed)],
+         compiled, cached, repaired, counts[static_cast<int>(Outcome::kFailed)],
          unsupported, SecondsSince(start), stats.compile_ms / 1000.0, jobs,
          flags.verify ? absl::StrCat("; loaded on a device ", loaded).c_str() : "");
+  if (!missing.empty()) {
+    printf("incomplete: %zu of %zu entries in scope are not in the cache (see stderr)\n",
+           missing.size(), order.size());
+  }
   if (flags.stats) PrintStats(stats);
-  return counts[static_cast<int>(Outcome::kFailed)] == 0 ? kExitOk : kExitFailed;
+  if (counts[static_cast<int>(Outcome::kFailed)] != 0) return kExitFailed;
+  return missing.empty() ? kExitOk : kExitIncomplete;
 }
 
 }  // namespace

@@ -13,12 +13,11 @@
 // It prints a table with PASS/MISS against the project's targets and writes every
 // number to --json. See BenchUsage() (tools/rope_bench_flags.cc) for the flags.
 //
-// Timing method (/work/.library/device/METHOD.md): device events around batches of
-// back-to-back launches after warm-up, median over batches; the launches rotate through
-// buffer sets whose total exceeds 4x L2, so repeated launches read DRAM, not L2. Before
-// each batch of short launches a spin kernel holds the GPU while the host enqueues the
-// batch, so the events time the GPU's back-to-back execution, not the host's launch rate
-// (the host cost is part 2's number).
+// Timing method: device events around batches of back-to-back launches after warm-up,
+// median over batches; the launches rotate through buffer sets whose total exceeds 4x
+// L2, so repeated launches read DRAM, not L2. Before each batch of short launches a spin
+// kernel holds the GPU while the host enqueues the batch, so the events time the GPU's
+// back-to-back execution, not the host's launch rate (the host cost is part 2's number).
 #include <signal.h>
 #include <stdlib.h>
 #include <time.h>

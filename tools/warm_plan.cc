@@ -423,7 +423,10 @@ How:
   --help                   this text
 
 Exit status: 0 when every supported specialization is in the cache; 1 when some failed
-to compile (each is printed with its compiler log); 2 for bad usage.
+to compile (each is printed with its compiler log); 2 for bad usage; 3 when all compiled
+but some are not in the cache at the end (evicted by ROPE_JIT_CACHE_MAX_BYTES, or not
+written: disk full, RLIMIT_FSIZE, ...), each named with the reason on stderr. With the
+disk cache off or unusable from the start (warned), nothing is checked.
 )");
 }
 
