@@ -27,7 +27,6 @@ namespace {
 
 constexpr char kDefaultClang[] = "clang-19";
 constexpr char kDebianClang19[] = "/usr/lib/llvm-19/bin/clang";
-constexpr uint16_t kElfMachineAmdgpu = 224;  // EM_AMDGPU
 
 // Questions to clang itself (version, processor list, a target id) are quick.
 constexpr std::chrono::milliseconds kQueryTimeout{30000};
@@ -71,10 +70,10 @@ absl::StatusOr<std::string> ReadCodeObject(const std::string& path, size_t max_b
   if (!in || in.gcount() != static_cast<std::streamsize>(code.size())) {
     return absl::InternalError(absl::StrCat("cannot read ", path));
   }
-  // ELF64, little-endian, e_machine at offset 18.
-  if (code.size() < 64 || code.compare(0, 4, "\x7f" "ELF") != 0 || code[4] != 2 || code[5] != 1 ||
-      (static_cast<uint8_t>(code[18]) | static_cast<uint8_t>(code[19]) << 8) !=
-          kElfMachineAmdgpu) {
+  Elf64_Ehdr header{};
+  if (code.size() >= sizeof(header)) std::memcpy(&header, code.data(), sizeof(header));
+  if (std::memcmp(header.e_ident, ELFMAG, SELFMAG) != 0 || header.e_ident[EI_CLASS] != ELFCLASS64 ||
+      header.e_ident[EI_DATA] != ELFDATA2LSB || header.e_machine != EM_AMDGPU) {
     return absl::InternalError("clang's output is not an AMDGPU ELF code object");
   }
   return code;
