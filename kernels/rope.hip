@@ -185,7 +185,10 @@ struct RopeRotated {
 // position_embeddings.hip).
 template <int kTensors>
 struct RopeTensorHeads {
-  const RopeLaunchArgs& a;
+  // A copy, not a reference to the kernel's parameter: through a reference held in a
+  // struct, AMD's compilers lost that the tensor pointers are global memory (clang 19 then
+  // emits flat loads and stores; hipRTC's LLVM 15 copies the parameter to scratch).
+  const RopeLaunchArgs a;
 
   ROPE_DEVICE const RopeLaunchArgs& launch() const { return a; }
   ROPE_DEVICE bool rotates_any() const { return true; }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole GPU-side check on a GPU host, from binaries built elsewhere:
 #   bazel build --dynamic_mode=off //tests:rope_gpu_test //tests:device_runtime_test \
-#     //tests:aot_gpu_test //tests:pdl_gpu_test //tools:rope_bench //tools:jit_warm
+#     //tests:aot_gpu_test //tests:pdl_gpu_test //tests:rope_kv_cache_test \
+#     //tests:rope_model_test //tools:rope_bench //tools:jit_warm
 #   # then copy them to device_bin/
 #   ROPE_JIT_COMMIT=$(git rev-parse HEAD) tools/gpu_check.sh device_bin
 # Runs every *_test binary, rope_gpu_test again over the same cache (disk hits), jit_warm
