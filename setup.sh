@@ -9,6 +9,7 @@ packages=(
   libabsl-dev          # Abseil 20220623, linked statically
   libgtest-dev libgmock-dev
   libxxhash-dev        # cache keys and entry checksums
+  nlohmann-json3-dev   # rope/hf_config: Hugging Face config.json
   libhiredis-dev libssl-dev  # the remote cache tier: Redis client, HMAC-SHA256 (libcrypto)
   redis-server         # the remote tier's tests start their own on loopback
   # ROCm 5.2: hipRTC (inside libamdhip64), comgr's ISA list, device libraries.

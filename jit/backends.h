@@ -42,14 +42,14 @@ Compiler* ChooseAmdCompiler(AmdCompilerChoice choice, absl::string_view target, 
 // InvalidArgument for a malformed target or a bad ROPE_JIT_AMD_COMPILER.
 absl::StatusOr<Compiler*> CompilerForTarget(absl::string_view target);
 
-// The vendor's run-time compiler library: NVRTC, hipRTC.
+// The vendor's run-time compiler: NVRTC, hipRTC, the host C++ compiler.
 Compiler& CompilerForVendor(Vendor vendor);
 
 // The clang-backed AMD compiler (ClangCompilerConfig::FromEnvironment).
 Compiler& AmdClangCompiler();
 
 // Every compiler that may build a vendor's targets, in order of preference: NVRTC; hipRTC,
-// clang. A baked entry may come from any of them (jit/baked_tier.h).
+// clang; the host C++ compiler. A baked entry may come from any of them (jit/baked_tier.h).
 std::vector<Compiler*> CompilersForVendor(Vendor vendor);
 
 DeviceRuntime& RuntimeForVendor(Vendor vendor);

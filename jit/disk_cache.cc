@@ -3,13 +3,13 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -27,6 +27,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 
 namespace rope_jit {
@@ -35,10 +36,9 @@ namespace {
 constexpr absl::string_view kEntrySuffix = ".rjc";
 constexpr absl::string_view kTempPrefix = ".tmp-";
 constexpr absl::string_view kLockSuffix = ".lock";
+constexpr const char kInnerLockDir[] = "locks";  // the default lock_dir, inside dir
 constexpr size_t kHexLength = 32;
-// Code objects are kilobytes to a few megabytes; a bigger file is not ours, and reading
-// it whole could exhaust memory.
-constexpr uint64_t kMaxEntryBytes = 1ull << 30;
+constexpr uint64_t kMaxEntryBytes = DiskCache::kMaxEntryBytes;
 // A writer publishes within milliseconds; a temp file this old was left by a crash.
 constexpr absl::Duration kStaleTempAge = absl::Hours(1);
 // Lock polling backs off from 1 ms to this. A compile takes tens to hundreds of ms, so
@@ -86,10 +86,11 @@ absl::Status MakeDirectories(const std::string& path) {
 }
 
 // Whoever can write the directory can plant an entry, and an entry is code that runs on
-// the GPU; so only a directory private to this user is used.
-absl::Status CheckPrivateDirectory(const std::string& path) {
+// the GPU; so only a directory private to this user is used. Checked on the descriptor
+// that every later operation goes through, so what was checked is what is used.
+absl::Status CheckPrivateDirectory(int fd, const std::string& path) {
   struct stat st;
-  if (stat(path.c_str(), &st) != 0) {
+  if (fstat(fd, &st) != 0) {
     return absl::ErrnoToStatus(errno, absl::StrCat("cannot stat ", path));
   }
   if (!S_ISDIR(st.st_mode)) {
@@ -103,41 +104,142 @@ absl::Status CheckPrivateDirectory(const std::string& path) {
     return absl::PermissionDeniedError(
         absl::StrFormat("%s is writable by group or others (mode %04o)", path, st.st_mode & 07777));
   }
-  // Catches a read-only mount, which permission bits do not show.
-  if (faccessat(AT_FDCWD, path.c_str(), W_OK | X_OK, AT_EACCESS) != 0) {
-    return absl::ErrnoToStatus(errno, absl::StrCat(path, " is not writable"));
+  // Root passes permission bits; anyone else needs all three on their own directory.
+  if (geteuid() != 0 && (st.st_mode & S_IRWXU) != S_IRWXU) {
+    return absl::PermissionDeniedError(absl::StrFormat(
+        "%s is not readable, writable and searchable by its owner (mode %04o)", path,
+        st.st_mode & 07777));
+  }
+  // A read-only mount, which permission bits do not show.
+  struct statvfs fs;
+  if (fstatvfs(fd, &fs) == 0 && (fs.f_flag & ST_RDONLY) != 0) {
+    return absl::PermissionDeniedError(absl::StrCat(path, " is not writable (read-only mount)"));
   }
   return absl::OkStatus();
 }
 
-absl::Status PreparePrivateDirectory(const std::string& path) {
+// An ancestor is safe when nobody but root and this user can rename what is in it:
+// owned by one of them, and not writable by group or others unless sticky (like /tmp:
+// there only an entry's owner may rename it). As OpenSSH's StrictModes, but a sticky
+// directory is accepted.
+absl::Status CheckAncestor(int fd, const std::string& ancestor, const std::string& path) {
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    return absl::ErrnoToStatus(errno, absl::StrCat("cannot stat ", ancestor));
+  }
+  if (st.st_uid != 0 && st.st_uid != geteuid()) {
+    return absl::PermissionDeniedError(
+        absl::StrCat(ancestor, " is owned by uid ", st.st_uid, ", neither root nor this user (uid ",
+                     geteuid(), "), who could replace ", path));
+  }
+  if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0 && (st.st_mode & S_ISVTX) == 0) {
+    return absl::PermissionDeniedError(absl::StrFormat(
+        "%s is writable by group or others without the sticky bit (mode %04o): another user "
+        "could replace %s",
+        ancestor, st.st_mode & 07777, path));
+  }
+  return absl::OkStatus();
+}
+
+// Opens `path` (absolute) by walking down from / one component at a time, each opened
+// relative to its checked parent without following links, so that no ancestor can be
+// swapped between its check and its use. Links in `path` itself are resolved first (the
+// user's choice of where the cache lives may go through them); a link that appears
+// during the walk fails it. The descriptor is O_RDONLY (it is listed for eviction).
+absl::StatusOr<int> OpenCheckedDirectory(const std::string& path) {
+  if (path.empty() || path[0] != '/') {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cache directory \"", absl::CHexEscape(path), "\" is not an absolute path"));
+  }
+  char* resolved = realpath(path.c_str(), nullptr);
+  if (resolved == nullptr) {
+    return absl::ErrnoToStatus(errno, absl::StrCat("cannot resolve ", path));
+  }
+  const std::string canonical = resolved;
+  free(resolved);
+  const std::vector<std::string> components =
+      absl::StrSplit(canonical, '/', absl::SkipEmpty());
+  int fd = open("/", (components.empty() ? O_RDONLY : O_PATH) | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return absl::ErrnoToStatus(errno, "cannot open /");
+  std::string walked = "/";
+  for (size_t i = 0; i < components.size(); ++i) {
+    if (absl::Status safe = CheckAncestor(fd, walked, path); !safe.ok()) {
+      close(fd);
+      return safe;
+    }
+    const bool leaf = i + 1 == components.size();
+    const int next = openat(fd, components[i].c_str(),
+                            (leaf ? O_RDONLY : O_PATH) | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    const int err = errno;
+    close(fd);
+    walked = absl::StrCat(walked == "/" ? "" : walked, "/", components[i]);
+    if (next < 0) {
+      if (leaf && err == ENOTDIR) {
+        return absl::FailedPreconditionError(absl::StrCat(path, " is not a directory"));
+      }
+      return absl::ErrnoToStatus(
+          err, absl::StrCat("cannot open ", walked, err == ELOOP ? " (changed while checked)" : ""));
+    }
+    fd = next;
+  }
+  if (absl::Status private_dir = CheckPrivateDirectory(fd, path); !private_dir.ok()) {
+    close(fd);
+    return private_dir;
+  }
+  return fd;
+}
+
+absl::StatusOr<int> PrepareDirectory(const std::string& path) {
   absl::Status created = MakeDirectories(path);
   if (!created.ok()) return created;
-  return CheckPrivateDirectory(path);
+  return OpenCheckedDirectory(path);
 }
 
 // The lock directory inside the cache directory is the cache's own: a symbolic link
 // there would send lock files wherever it points. Where locks go is the user's choice
 // only through lock_dir (ROPE_JIT_LOCK_DIR).
-absl::Status CheckNotSymlink(const std::string& path) {
-  struct stat st;
-  if (lstat(path.c_str(), &st) == 0 && S_ISLNK(st.st_mode)) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        path, " is a symbolic link; links inside the cache directory are not followed (set "
-              "ROPE_JIT_LOCK_DIR to keep lock files elsewhere)"));
+absl::StatusOr<int> PrepareInnerLockDirectory(int dir_fd, const std::string& path) {
+  if (mkdirat(dir_fd, kInnerLockDir, 0700) != 0 && errno != EEXIST) {
+    return absl::ErrnoToStatus(errno, absl::StrCat("cannot create ", path));
   }
-  return absl::OkStatus();
+  const int fd = openat(dir_fd, kInnerLockDir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) {
+    struct stat st;
+    if (errno == ELOOP || (fstatat(dir_fd, kInnerLockDir, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+                           S_ISLNK(st.st_mode))) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          path, " is a symbolic link; links inside the cache directory are not followed (set "
+                "ROPE_JIT_LOCK_DIR to keep lock files elsewhere)"));
+    }
+    return absl::ErrnoToStatus(errno, absl::StrCat("cannot open ", path));
+  }
+  if (absl::Status private_dir = CheckPrivateDirectory(fd, path); !private_dir.ok()) {
+    close(fd);
+    return private_dir;
+  }
+  return fd;
 }
 
-int RemoveOne(const char* path, const struct stat*, int, struct FTW*) {
-  remove(path);  // best effort: what cannot be removed is reported by the caller's miss
-  return 0;
-}
-
-// Removes whatever is at `path` without following symlinks.
-void RemoveAnything(const std::string& path) {
-  if (unlink(path.c_str()) == 0 || errno == ENOENT) return;
-  nftw(path.c_str(), &RemoveOne, 16, FTW_DEPTH | FTW_PHYS);
+// Removes whatever is at `name` under `dir_fd` without following symlinks: a file, a
+// link, a socket, or a directory tree (up to a depth no damage of ours reaches).
+void RemoveAnythingAt(int dir_fd, const char* name, int depth = 0) {
+  if (unlinkat(dir_fd, name, 0) == 0 || errno == ENOENT) return;
+  if (errno != EISDIR && errno != EPERM) return;
+  if (depth < 16) {
+    const int sub = openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    DIR* listing = sub < 0 ? nullptr : fdopendir(sub);
+    if (listing == nullptr && sub >= 0) close(sub);
+    if (listing != nullptr) {
+      std::vector<std::string> names;
+      while (const struct dirent* item = readdir(listing)) {
+        const absl::string_view child = item->d_name;
+        if (child != "." && child != "..") names.emplace_back(child);
+      }
+      for (const std::string& child : names) RemoveAnythingAt(dirfd(listing), child.c_str(), depth + 1);
+      closedir(listing);
+    }
+  }
+  unlinkat(dir_fd, name, AT_REMOVEDIR);  // best effort: what stays is a miss next time
 }
 
 // RLIMIT_FSIZE makes a write past the limit raise SIGXFSZ, whose default action kills
@@ -193,12 +295,19 @@ struct EntryFile {
   uint64_t size;
 };
 
-// The entries in `dir` (regular files named <hex>.rjc). Also removes temp files that a
-// crashed writer left behind when `remove_stale_temps`.
-std::vector<EntryFile> ListEntries(const std::string& dir, bool remove_stale_temps) {
+// The entries in the directory `dir_fd` (regular files named <hex>.rjc). Also removes
+// temp files that a crashed writer left behind when `remove_stale_temps`.
+std::vector<EntryFile> ListEntries(int dir_fd, bool remove_stale_temps) {
   std::vector<EntryFile> entries;
-  DIR* listing = opendir(dir.c_str());
-  if (listing == nullptr) return entries;
+  if (dir_fd < 0) return entries;
+  // A descriptor of its own: the listing closes it, and its offset is the listing's.
+  const int listing_fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (listing_fd < 0) return entries;
+  DIR* listing = fdopendir(listing_fd);
+  if (listing == nullptr) {
+    close(listing_fd);
+    return entries;
+  }
   absl::Cleanup close_listing = [listing] { closedir(listing); };
   const absl::Time stale_before = absl::Now() - kStaleTempAge;
   while (const struct dirent* item = readdir(listing)) {
@@ -299,13 +408,16 @@ DiskCacheOptions DiskCacheOptions::FromEnvironment() {
 }
 
 DiskCache::KeyLock::KeyLock(KeyLock&& other) noexcept
-    : fd_(std::exchange(other.fd_, -1)), path_(std::move(other.path_)) {}
+    : fd_(std::exchange(other.fd_, -1)),
+      dir_fd_(std::exchange(other.dir_fd_, -1)),
+      name_(std::move(other.name_)) {}
 
 DiskCache::KeyLock& DiskCache::KeyLock::operator=(KeyLock&& other) noexcept {
   if (this != &other) {
     Release();
     fd_ = std::exchange(other.fd_, -1);
-    path_ = std::move(other.path_);
+    dir_fd_ = std::exchange(other.dir_fd_, -1);
+    name_ = std::move(other.name_);
   }
   return *this;
 }
@@ -313,31 +425,73 @@ DiskCache::KeyLock& DiskCache::KeyLock::operator=(KeyLock&& other) noexcept {
 void DiskCache::KeyLock::Release() {
   if (fd_ < 0) return;
   // Unlinked while still held, so no lock file outlives its use. A waiter that then
-  // locks this nameless inode sees that the path no longer names it and starts over on
-  // a fresh file (see LockKey).
-  unlink(path_.c_str());
+  // locks this nameless inode sees that the name no longer refers to it and starts over
+  // on a fresh file (see LockKey).
+  unlinkat(dir_fd_, name_.c_str(), 0);
   close(fd_);
+  close(dir_fd_);
   fd_ = -1;
+  dir_fd_ = -1;
 }
 
+namespace {
+
+// A relative directory is resolved against the working directory once, here, so that a
+// later chdir changes nothing and every message names the directory in use.
+std::string MakeAbsolute(const std::string& path) {
+  if (path.empty() || path[0] == '/') return path;
+  char* cwd = getcwd(nullptr, 0);
+  if (cwd == nullptr) return path;  // refused by OpenCheckedDirectory as not absolute
+  std::string absolute = absl::StrCat(cwd, "/", path);
+  free(cwd);
+  return absolute;
+}
+
+DiskCacheOptions WithAbsolutePaths(DiskCacheOptions options) {
+  options.dir = MakeAbsolute(options.dir);
+  options.lock_dir = MakeAbsolute(options.lock_dir);
+  return options;
+}
+
+}  // namespace
+
 DiskCache::DiskCache(DiskCacheOptions options)
-    : options_(std::move(options)),
+    : options_(WithAbsolutePaths(std::move(options))),
       lock_dir_(options_.lock_dir.empty() && !options_.dir.empty()
-                    ? absl::StrCat(options_.dir, "/locks")
+                    ? absl::StrCat(options_.dir, "/", kInnerLockDir)
                     : options_.lock_dir),
       crash_before_publish_(GetEnv("ROPE_JIT_TEST_CRASH_POINT") == "before_publish") {
   if (options_.dir.empty()) {
     Disable("no cache directory configured", /*warn=*/false);
     return;
   }
-  absl::Status usable = PreparePrivateDirectory(options_.dir);
-  if (usable.ok() && options_.lock_dir.empty()) usable = CheckNotSymlink(lock_dir_);
-  if (usable.ok()) usable = PreparePrivateDirectory(lock_dir_);
+  absl::Status usable = OpenDirectories();
   if (!usable.ok()) {
     Disable(usable.message(), /*warn=*/true);
     return;
   }
   enabled_.store(true, std::memory_order_release);
+}
+
+absl::Status DiskCache::OpenDirectories() {
+  absl::StatusOr<int> dir_fd = PrepareDirectory(options_.dir);
+  if (!dir_fd.ok()) return dir_fd.status();
+  dir_fd_ = *dir_fd;
+  absl::StatusOr<int> lock_dir_fd = options_.lock_dir.empty()
+                                        ? PrepareInnerLockDirectory(dir_fd_, lock_dir_)
+                                        : PrepareDirectory(lock_dir_);
+  if (!lock_dir_fd.ok()) return lock_dir_fd.status();
+  lock_dir_fd_ = *lock_dir_fd;
+  return absl::OkStatus();
+}
+
+DiskCache::~DiskCache() {
+  if (dir_fd_ >= 0) close(dir_fd_);
+  if (lock_dir_fd_ >= 0) close(lock_dir_fd_);
+}
+
+std::string DiskCache::EntryFileName(const CacheKey& key) {
+  return absl::StrCat(key.hex, kEntrySuffix);
 }
 
 std::string DiskCache::disabled_reason() const {
@@ -367,9 +521,9 @@ std::string DiskCache::EntryPath(absl::string_view hex) const {
   return absl::StrCat(options_.dir, "/", hex, kEntrySuffix);
 }
 
-void DiskCache::DropCorrupt(const std::string& path) {
+void DiskCache::DropCorrupt(const std::string& name) {
   Count(counters_.corrupt_entries);
-  RemoveAnything(path);
+  RemoveAnythingAt(dir_fd_, name.c_str());
 }
 
 absl::StatusOr<std::string> DiskCache::Read(const CacheKey& key) {
@@ -385,16 +539,19 @@ absl::StatusOr<std::string> DiskCache::Read(const CacheKey& key) {
 }
 
 absl::StatusOr<std::string> DiskCache::ReadEntry(const CacheKey& key) {
-  const std::string path = EntryPath(key.hex);
+  const std::string name = EntryFileName(key);
+  const std::string path = EntryPath(key.hex);  // for messages
   // O_NOFOLLOW: a symlink is never followed out of the directory. O_NONBLOCK: a FIFO in
   // place of the entry must not hang the reader.
-  const int fd = open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+  const int fd =
+      openat(dir_fd_, name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
   if (fd < 0) {
     const int err = errno;
     if (err == ENOENT) return absl::NotFoundError(absl::StrCat("no cache entry ", path));
     struct stat st;
-    if (lstat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {  // symlink, socket, ...
-      DropCorrupt(path);
+    if (fstatat(dir_fd_, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+        !S_ISREG(st.st_mode)) {  // symlink, socket, ...
+      DropCorrupt(name);
       return absl::NotFoundError(absl::StrCat(path, " was not a regular file; removed"));
     }
     return MissWithErrno(err, absl::StrCat("cannot open ", path));
@@ -406,7 +563,7 @@ absl::StatusOr<std::string> DiskCache::ReadEntry(const CacheKey& key) {
     return MissWithErrno(errno, absl::StrCat("cannot stat ", path));
   }
   if (!S_ISREG(st.st_mode) || static_cast<uint64_t>(st.st_size) > kMaxEntryBytes) {
-    DropCorrupt(path);
+    DropCorrupt(name);
     return absl::NotFoundError(absl::StrCat(
         path, S_ISREG(st.st_mode) ? " was too large" : " was not a regular file", "; removed"));
   }
@@ -429,10 +586,10 @@ absl::StatusOr<std::string> DiskCache::ReadEntry(const CacheKey& key) {
     // Another process may have replaced the damaged file with a good entry since we
     // opened it; removing that would only cost it a miss, but it is easy to avoid.
     struct stat now;
-    const bool same_file =
-        lstat(path.c_str(), &now) == 0 && now.st_dev == st.st_dev && now.st_ino == st.st_ino;
+    const bool same_file = fstatat(dir_fd_, name.c_str(), &now, AT_SYMLINK_NOFOLLOW) == 0 &&
+                           now.st_dev == st.st_dev && now.st_ino == st.st_ino;
     if (same_file) {
-      DropCorrupt(path);
+      DropCorrupt(name);
     } else {
       Count(counters_.corrupt_entries);
     }
@@ -469,15 +626,26 @@ absl::Status DiskCache::Write(const CacheKey& key, absl::string_view payload) {
 
 absl::Status DiskCache::WriteEntryFile(absl::string_view hex, absl::string_view bytes) {
   // A private temp file per writer: many processes publishing the same entry never
-  // share a half-written file, and rename makes exactly one complete file visible.
-  std::string temp_path = absl::StrCat(options_.dir, "/", kTempPrefix, hex, "-XXXXXX");
-  const int fd = mkostemp(&temp_path[0], O_CLOEXEC);  // mode 0600
+  // share a half-written file, and rename makes exactly one complete file visible. The
+  // name is unique to this process and call; O_EXCL and a retry cover a name left by a
+  // crashed process whose pid came back.
+  static std::atomic<uint64_t> temp_counter{0};
+  std::string temp_name;
+  int fd = -1;
+  for (int attempt = 0; attempt < 16 && fd < 0; ++attempt) {
+    temp_name = absl::StrCat(kTempPrefix, hex, "-", getpid(), "-",
+                             temp_counter.fetch_add(1, std::memory_order_relaxed));
+    fd = openat(dir_fd_, temp_name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                0600);
+    if (fd < 0 && errno != EEXIST) break;
+  }
+  const std::string temp_path = absl::StrCat(options_.dir, "/", temp_name);  // for messages
   if (fd < 0) {
     return absl::ErrnoToStatus(errno, absl::StrCat("cannot create a file in ", options_.dir));
   }
   bool published = false;
   absl::Cleanup remove_temp = [&] {
-    if (!published) unlink(temp_path.c_str());
+    if (!published) unlinkat(dir_fd_, temp_name.c_str(), 0);
   };
 
   absl::Status status = WriteAll(fd, bytes, temp_path);
@@ -491,16 +659,17 @@ absl::Status DiskCache::WriteEntryFile(absl::string_view hex, absl::string_view 
   if (!status.ok()) return status;
   if (crash_before_publish_) kill(getpid(), SIGKILL);  // test-only, see disk_cache.h
 
-  const std::string path = EntryPath(hex);
-  if (rename(temp_path.c_str(), path.c_str()) != 0) {
+  const std::string name = absl::StrCat(hex, kEntrySuffix);
+  if (renameat(dir_fd_, temp_name.c_str(), dir_fd_, name.c_str()) != 0) {
     int err = errno;
     if (err == EISDIR || err == ENOTEMPTY || err == EEXIST) {
       // A directory where the entry goes: damage like any other.
-      DropCorrupt(path);
-      err = rename(temp_path.c_str(), path.c_str()) == 0 ? 0 : errno;
+      DropCorrupt(name);
+      err = renameat(dir_fd_, temp_name.c_str(), dir_fd_, name.c_str()) == 0 ? 0 : errno;
     }
     if (err != 0) {
-      return absl::ErrnoToStatus(err, absl::StrCat("cannot rename ", temp_path, " to ", path));
+      return absl::ErrnoToStatus(
+          err, absl::StrCat("cannot rename ", temp_path, " to ", EntryPath(hex)));
     }
   }
   published = true;
@@ -508,16 +677,12 @@ absl::Status DiskCache::WriteEntryFile(absl::string_view hex, absl::string_view 
   // Makes the rename durable. A failure is ignored: the entry is complete and is
   // validated on every read, so losing it in a crash costs one recompile (and some
   // filesystems do not fsync directories at all).
-  const int dir_fd = open(options_.dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir_fd >= 0) {
-    fsync(dir_fd);
-    close(dir_fd);
-  }
+  fsync(dir_fd_);
   return absl::OkStatus();
 }
 
 void DiskCache::EvictToBudget(absl::string_view keep_hex) {
-  std::vector<EntryFile> entries = ListEntries(options_.dir, /*remove_stale_temps=*/true);
+  std::vector<EntryFile> entries = ListEntries(dir_fd_, /*remove_stale_temps=*/true);
   uint64_t total = 0;
   for (const EntryFile& entry : entries) total += entry.size;
   if (total <= options_.max_bytes) return;
@@ -534,8 +699,7 @@ void DiskCache::EvictToBudget(absl::string_view keep_hex) {
     if (entry.name == keep_name) continue;
     // Unlink is safe under concurrent readers: an open descriptor keeps reading the old
     // inode, and a reader that arrives later misses and recompiles.
-    const std::string path = absl::StrCat(options_.dir, "/", entry.name);
-    if (unlink(path.c_str()) == 0) {
+    if (unlinkat(dir_fd_, entry.name.c_str(), 0) == 0) {
       total -= entry.size;
       ++evicted;
     } else if (errno == ENOENT) {
@@ -550,13 +714,13 @@ absl::Status DiskCache::Remove(const CacheKey& key) {
   if (!enabled()) {
     return absl::FailedPreconditionError(absl::StrCat("disk cache disabled: ", disabled_reason()));
   }
-  const std::string path = EntryPath(key.hex);
-  if (unlink(path.c_str()) == 0 || errno == ENOENT) return absl::OkStatus();
+  const std::string name = EntryFileName(key);
+  if (unlinkat(dir_fd_, name.c_str(), 0) == 0 || errno == ENOENT) return absl::OkStatus();
   if (errno == EISDIR) {
-    RemoveAnything(path);
+    RemoveAnythingAt(dir_fd_, name.c_str());
     return absl::OkStatus();
   }
-  return absl::ErrnoToStatus(errno, absl::StrCat("cannot remove ", path));
+  return absl::ErrnoToStatus(errno, absl::StrCat("cannot remove ", EntryPath(key.hex)));
 }
 
 DiskCache::KeyLock DiskCache::LockKey(const CacheKey& key) {
@@ -565,7 +729,7 @@ DiskCache::KeyLock DiskCache::LockKey(const CacheKey& key) {
     Count(counters_.lock_errors);
     return KeyLock();
   }
-  const std::string path = absl::StrCat(lock_dir_, "/", key.hex, kLockSuffix);
+  const std::string name = absl::StrCat(key.hex, kLockSuffix);
   const absl::Time start = absl::Now();
   const absl::Time deadline = start + std::max(options_.lock_timeout, absl::ZeroDuration());
   absl::Duration poll = absl::Milliseconds(1);
@@ -573,17 +737,21 @@ DiskCache::KeyLock DiskCache::LockKey(const CacheKey& key) {
   enum class Outcome { kHeld, kTimeout, kError };
   Outcome outcome;
   int fd = -1;
-  bool removed_link = false;
+  bool repaired = false;
   while (true) {
     if (fd < 0) {
-      fd = open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
+      fd = openat(lock_dir_fd_, name.c_str(),
+                  O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY, 0600);
       if (fd < 0) {
         if (errno == EINTR) continue;
-        // A symbolic link where the lock file goes is not followed (it could send the
-        // lock file anywhere) but removed, once, like a damaged entry.
-        if (errno == ELOOP && !removed_link) {
-          removed_link = true;
-          unlink(path.c_str());
+        // Anything but a file where the lock file goes (a symbolic link, which is not
+        // followed as it could send the lock file anywhere; a directory; a socket) is
+        // removed, once, like a damaged entry, and a lock file made in its place.
+        struct stat st;
+        if (!repaired && fstatat(lock_dir_fd_, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+            !S_ISREG(st.st_mode)) {
+          repaired = true;
+          RemoveAnythingAt(lock_dir_fd_, name.c_str());
           continue;
         }
         outcome = Outcome::kError;
@@ -596,7 +764,8 @@ DiskCache::KeyLock DiskCache::LockKey(const CacheKey& key) {
       // may no longer be the one the path names; such a lock excludes nobody.
       struct stat held;
       struct stat named;
-      if (fstat(fd, &held) == 0 && lstat(path.c_str(), &named) == 0 &&
+      if (fstat(fd, &held) == 0 &&
+          fstatat(lock_dir_fd_, name.c_str(), &named, AT_SYMLINK_NOFOLLOW) == 0 &&
           held.st_dev == named.st_dev && held.st_ino == named.st_ino) {
         outcome = Outcome::kHeld;
         break;
@@ -626,7 +795,14 @@ DiskCache::KeyLock DiskCache::LockKey(const CacheKey& key) {
   }
   if (outcome == Outcome::kTimeout) Count(counters_.lock_timeouts);
   if (outcome == Outcome::kError) Count(counters_.lock_errors);
-  if (outcome == Outcome::kHeld) return KeyLock(fd, path);
+  if (outcome == Outcome::kHeld) {
+    // The lock keeps a descriptor of the lock directory of its own to unlink the file
+    // at release, whatever happens to this DiskCache meanwhile.
+    const int dir_fd = fcntl(lock_dir_fd_, F_DUPFD_CLOEXEC, 0);
+    if (dir_fd >= 0) return KeyLock(fd, dir_fd, name);
+    unlinkat(lock_dir_fd_, name.c_str(), 0);
+    Count(counters_.lock_errors);
+  }
   if (fd >= 0) close(fd);
   return KeyLock();
 }
@@ -651,9 +827,8 @@ DiskCacheStats DiskCache::stats() const {
 }
 
 uint64_t DiskCache::TotalBytes() const {
-  if (options_.dir.empty()) return 0;
   uint64_t total = 0;
-  for (const EntryFile& entry : ListEntries(options_.dir, /*remove_stale_temps=*/false)) {
+  for (const EntryFile& entry : ListEntries(dir_fd_, /*remove_stale_temps=*/false)) {
     total += entry.size;
   }
   return total;

@@ -17,11 +17,20 @@
 // damaged entry degrade to misses (and to memory-only with ONE warning line on stderr),
 // never to an error that stops a kernel from being compiled.
 //
-// Files: <dir>/<hex>.rjc entries (0600), <dir>/.tmp-<hex>-XXXXXX writes in progress,
-// <lock_dir>/<hex>.lock lock files, removed on release (one left by a killed holder is
-// empty and is reused by the next LockKey). Every name inside the directories derives
-// from the 32-hex-digit key alone, and no symbolic link inside them is followed (the
-// directories themselves may be reached through links).
+// Files: <dir>/<hex>.rjc entries (0600, named by EntryFileName), <dir>/.tmp-<hex>-<pid>-<n>
+// writes in progress, <lock_dir>/<hex>.lock lock files, removed on release (one left by
+// a killed holder is empty and is reused by the next LockKey; anything else at a lock
+// path is removed and replaced). Every name inside the directories derives from the
+// 32-hex-digit key alone, and no symbolic link inside them is followed (the directories
+// themselves may be reached through links).
+//
+// Directories: each is opened once, at construction, by walking down from / without
+// following links (after resolving the links the path itself names), and checked on
+// that descriptor: owned by this user, not writable by group or others, and every
+// ancestor owned by root or this user and not writable by group or others unless
+// sticky (as /tmp). Every later operation is relative to those descriptors, so a
+// directory renamed or replaced after the check is never used. A relative dir or
+// lock_dir is made absolute against the working directory at construction.
 //
 // Test-only fault injection: with ROPE_JIT_TEST_CRASH_POINT=before_publish in the
 // environment when a DiskCache is constructed, Write SIGKILLs its own process after the
@@ -99,23 +108,33 @@ class DiskCache final {
 
    private:
     friend class DiskCache;
-    KeyLock(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
+    KeyLock(int fd, int dir_fd, std::string name)
+        : fd_(fd), dir_fd_(dir_fd), name_(std::move(name)) {}
 
     int fd_ = -1;
-    std::string path_;
+    int dir_fd_ = -1;  // the lock directory, its own descriptor
+    std::string name_;
   };
 
   // Never fails. A directory that cannot be created, is not a directory, is owned by
-  // another user, is writable by group or others, or is not writable leaves the cache
-  // disabled with one warning. Creates missing directories with mode 0700.
+  // another user, is writable by group or others, is not writable, or has an ancestor
+  // that another user could rename it out of (see the top of this file) leaves the
+  // cache disabled with one warning. Creates missing directories with mode 0700.
   explicit DiskCache(DiskCacheOptions options);
+  ~DiskCache();
   DiskCache(const DiskCache&) = delete;
   DiskCache& operator=(const DiskCache&) = delete;
+
+  // The name of `key`'s entry file inside dir(): "<key.hex>.rjc".
+  static std::string EntryFileName(const CacheKey& key);
+  // Code objects are kilobytes to a few megabytes; a bigger file is not an entry, and
+  // reading it whole could exhaust memory. Every reader of entry files caps at this.
+  static constexpr uint64_t kMaxEntryBytes = 1ull << 30;
 
   bool enabled() const { return enabled_.load(std::memory_order_acquire); }
   // Why the cache is disabled; empty while enabled.
   std::string disabled_reason() const;
-  const std::string& dir() const { return options_.dir; }
+  const std::string& dir() const { return options_.dir; }  // absolute
   const std::string& lock_dir() const { return lock_dir_; }
 
   // The payload stored under `key`. NotFound on a miss, when disabled (not counted),
@@ -143,12 +162,14 @@ class DiskCache final {
   uint64_t TotalBytes() const;
 
  private:
-  std::string EntryPath(absl::string_view hex) const;
+  // Opens and checks dir and lock_dir into dir_fd_ and lock_dir_fd_.
+  absl::Status OpenDirectories();
+  std::string EntryPath(absl::string_view hex) const;  // for messages
   absl::StatusOr<std::string> ReadEntry(const CacheKey& key);
   // First call: disables the cache and prints the one warning line. Later calls: no-op.
   void Disable(absl::string_view reason, bool warn);
   // Removes a damaged entry (whatever kind of file it is) and counts it.
-  void DropCorrupt(const std::string& path);
+  void DropCorrupt(const std::string& name);
   absl::Status WriteEntryFile(absl::string_view hex, absl::string_view bytes);
   void EvictToBudget(absl::string_view keep_hex);
 
@@ -156,6 +177,9 @@ class DiskCache final {
   const std::string lock_dir_;
   // ROPE_JIT_TEST_CRASH_POINT=before_publish, read once (see the top of this file).
   const bool crash_before_publish_;
+  // Set once by the constructor (-1: not open); every file operation is relative to them.
+  int dir_fd_ = -1;
+  int lock_dir_fd_ = -1;
   std::atomic<bool> enabled_{false};
 
   // Counters are atomics rather than state under mutex_ so that a hit takes no lock.

@@ -5,7 +5,9 @@
 // ROPE_ROTARY_DIM, ROPE_STYLE (0 NeoX rotate-half, 1 interleaved), ROPE_SEGMENTS (1, or
 // 2 for ChatGLM-v1 2D positions: each half of the rotary part has its own position),
 // ROPE_VEC (elements per vector access; the host picks the widest that divides the
-// pairing and fits 16 bytes).
+// pairing and fits 16 bytes). MRoPE (RopeConfig::mrope_section) adds ROPE_MROPE (1
+// contiguous sections, 2 interleaved) and the section sizes ROPE_MROPE_S0/S1/S2; without
+// them ROPE_MROPE is 0 and nothing below changes.
 //
 // Thread mapping: thread g -> (token, head split, lane). A lane owns kPairs consecutive
 // pairs of one segment, computes their cos/sin once and reuses them for every head it
@@ -25,6 +27,14 @@
 #error "ROPE_HEAD_DIM, ROPE_ROTARY_DIM, ROPE_STYLE, ROPE_SEGMENTS and ROPE_VEC must be defined"
 #endif
 
+#ifndef ROPE_MROPE
+#define ROPE_MROPE 0
+#endif
+#if ROPE_MROPE != 0 && (!defined(ROPE_MROPE_S0) || !defined(ROPE_MROPE_S1) || !defined(ROPE_MROPE_S2))
+#error "ROPE_MROPE needs ROPE_MROPE_S0, ROPE_MROPE_S1 and ROPE_MROPE_S2"
+#endif
+#define ROPE_POSITION_COLUMNS (ROPE_MROPE != 0 ? 3 : ROPE_SEGMENTS)
+
 #define ROPE_SEGMENT_DIM (ROPE_ROTARY_DIM / ROPE_SEGMENTS)
 #define ROPE_SEGMENT_PAIRS (ROPE_SEGMENT_DIM / 2)
 #define ROPE_THREADS_PER_BLOCK 256
@@ -41,12 +51,76 @@ struct RopeShape {
   static_assert(ROPE_STYLE == 0 || kVec % 2 == 0, "interleaved pairs need an even width");
 };
 
-ROPE_DEVICE long long rope_position(const RopeLaunchArgs& a, long long token, int segment) {
+ROPE_DEVICE long long rope_position(const RopeLaunchArgs& a, long long token, int column) {
   if (a.positions == nullptr) return a.position_offset + token;
-  long long index = token * ROPE_SEGMENTS + segment;
+#if ROPE_POSITION_COLUMNS == 1
+  const long long index = token;
+#else
+  const long long index = token * a.position_token_stride + column * a.position_column_stride;
+#endif
   return a.positions_are_int64 ? static_cast<const long long*>(a.positions)[index]
                                : static_cast<const int*>(a.positions)[index];
 }
+
+ROPE_DEVICE void rope_check_position(const RopeLaunchArgs& a, long long pos) {
+  if (a.error_flag != nullptr && (pos < 0 || pos >= a.max_position)) atomicOr(a.error_flag, 1);
+}
+
+// The positions a lane's pairs are rotated by: at(pair) for pair index `pair` of the
+// lane's segment. One position per lane, except for MRoPE, where each frequency takes the
+// position column its section names (loaded once per lane, selected per pair).
+#if ROPE_MROPE == 0
+struct RopeLanePositions {
+  double pos;
+  ROPE_DEVICE double at(int /*pair*/) const { return pos; }
+};
+
+ROPE_DEVICE RopeLanePositions rope_lane_positions(const RopeLaunchArgs& a, long long token,
+                                                  int segment) {
+  const long long pos = rope_position(a, token, segment);
+  rope_check_position(a, pos);
+  RopeLanePositions positions;
+  positions.pos = static_cast<double>(pos);
+  return positions;
+}
+#else
+// The column of frequency `pair` (RopeConfig::MropeColumn): contiguous sections, or
+// Qwen3-VL's interleaving (height on pairs 1, 4, ..., width on 2, 5, ..., each up to 3x
+// its section).
+ROPE_DEVICE int rope_mrope_column(int pair) {
+#if ROPE_MROPE == 1
+  return pair < ROPE_MROPE_S0 ? 0 : (pair < ROPE_MROPE_S0 + ROPE_MROPE_S1 ? 1 : 2);
+#else
+  const int phase = pair % 3;
+  if (phase == 1 && pair < 3 * ROPE_MROPE_S1) return 1;
+  if (phase == 2 && pair < 3 * ROPE_MROPE_S2) return 2;
+  return 0;
+#endif
+}
+
+struct RopeLanePositions {
+  double column0, column1, column2;  // selects, not an indexed array: no stack frame
+  ROPE_DEVICE double at(int pair) const {
+    const int column = rope_mrope_column(pair);
+    return column == 0 ? column0 : (column == 1 ? column1 : column2);
+  }
+};
+
+ROPE_DEVICE RopeLanePositions rope_lane_positions(const RopeLaunchArgs& a, long long token,
+                                                  int /*segment*/) {
+  const long long t = rope_position(a, token, 0);
+  const long long h = rope_position(a, token, 1);
+  const long long w = rope_position(a, token, 2);
+  rope_check_position(a, t);
+  rope_check_position(a, h);
+  rope_check_position(a, w);
+  RopeLanePositions positions;
+  positions.column0 = static_cast<double>(t);
+  positions.column1 = static_cast<double>(h);
+  positions.column2 = static_cast<double>(w);
+  return positions;
+}
+#endif
 
 // cos and sin of pos * inv_freq, scaled by the attention factor. The angle is reduced
 // in float64 to r in [-pi/4, pi/4] and a quadrant; short Taylor polynomials (truncation
@@ -260,18 +334,14 @@ ROPE_DEVICE void rope_apply_impl(Heads& heads) {
 #pragma unroll
     for (int p = 0; p < kPairs; ++p) inv_freq[p] = a.inv_freq[first_pair + p];
 
-    const long long pos = rope_position(a, token, segment);
-    if (a.error_flag != nullptr && (pos < 0 || pos >= a.max_position || heads.token_out_of_range())) {
-      atomicOr(a.error_flag, 1);
-    }
-    const double pos_d = static_cast<double>(pos);
+    const RopeLanePositions positions = rope_lane_positions(a, token, segment);
 #pragma unroll
     for (int p = 0; p < kPairs; ++p) {
-      rope_cos_sin(pos_d, inv_freq[p], a.attention_factor, &c[p], &s[p]);
+      rope_cos_sin(positions.at(first_pair + p), inv_freq[p], a.attention_factor, &c[p], &s[p]);
     }
-  } else if (a.error_flag != nullptr && heads.token_out_of_range()) {
-    atomicOr(a.error_flag, 1);
   }
+  // A cache slot past the cache's end (rope_kv_cache.hip) is skipped, and flagged here.
+  if (a.error_flag != nullptr && heads.token_out_of_range()) atomicOr(a.error_flag, 1);
 
   // Double-buffered: the next batch's loads are in flight while this one is rotated and
   // stored, so each thread keeps reads and writes overlapping (one load phase then one

@@ -23,8 +23,12 @@ typedef struct RopeTensorArgs {
 
 typedef struct RopeLaunchArgs {
   RopeTensorArgs tensors[2]; /* Q, then K (position_embeddings); one tensor for rope */
-  const void* positions;     /* [tokens, position_columns]; null: offset + token */
+  const void* positions;     /* null: offset + token (every column) */
   long long position_offset;
+  /* Element (token t, column c) of `positions` is at t * position_token_stride +
+   * c * position_column_stride (more than one column only; one column is [tokens]). */
+  long long position_token_stride;
+  long long position_column_stride;
   const double* inv_freq;    /* one per pair of a segment, float64, uploaded once */
   int* error_flag;           /* checked mode: set when a position is out of range */
   long long max_position;

@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "jit/status_macros.h"
 
 namespace rope_jit {
 namespace {
@@ -247,16 +248,28 @@ RopeFrequencies ComputeLlama3(const RopeConfig& config) {
   return result;
 }
 
-RopeFrequencies ComputeLongrope(const RopeConfig& config) {
+int64_t LongropeOriginal(const RopeConfig& config) {
+  const RopeScaling& s = config.scaling;
+  return s.original_max_position_embeddings > 0 ? s.original_max_position_embeddings
+                                                : config.max_position;
+}
+
+// HF picks the list by the sequence length: long when it exceeds the original context.
+// kForMaxPosition evaluates that rule at max_position.
+bool UsesLongFactors(const RopeConfig& config, LongropeFactors factors) {
+  switch (factors) {
+    case LongropeFactors::kShort: return false;
+    case LongropeFactors::kLong: return true;
+    case LongropeFactors::kForMaxPosition: break;
+  }
+  return config.max_position > LongropeOriginal(config);
+}
+
+RopeFrequencies ComputeLongrope(const RopeConfig& config, LongropeFactors factors) {
   const RopeScaling& s = config.scaling;
   const int dim = config.SegmentDim();
-  const int64_t original = s.original_max_position_embeddings > 0
-                               ? s.original_max_position_embeddings
-                               : config.max_position;
-  // HF picks the list by the sequence length the table is built for; ours is fixed at
-  // max_position (vLLM does the same).
-  const std::vector<double>& ext =
-      config.max_position > original ? s.long_factor : s.short_factor;
+  const int64_t original = LongropeOriginal(config);
+  const std::vector<double>& ext = UsesLongFactors(config, factors) ? s.long_factor : s.short_factor;
 
   RopeFrequencies result;
   if (s.attention_factor.has_value()) {
@@ -274,7 +287,51 @@ RopeFrequencies ComputeLongrope(const RopeConfig& config) {
   return result;
 }
 
+absl::Status ValidateMrope(const RopeConfig& config) {
+  if (!config.IsMrope()) {
+    if (config.position_columns == 3) {
+      return Invalid("position_columns", "1 or 2 without mrope_section (3 is MRoPE)", "3");
+    }
+    return absl::OkStatus();
+  }
+  const std::vector<int>& section = config.mrope_section;
+  if (section.size() != 3) {
+    return Invalid("mrope_section", "3 entries (temporal, height, width)",
+                   absl::StrCat(section.size(), " entries"));
+  }
+  if (config.position_columns != 3) {
+    return Invalid("position_columns", "3 with mrope_section",
+                   absl::StrCat(config.position_columns));
+  }
+  int64_t sum = 0;
+  for (size_t c = 0; c < section.size(); ++c) {
+    if (section[c] < 0) {
+      return Invalid(absl::StrCat("mrope_section[", c, "]"), ">= 0", absl::StrCat(section[c]));
+    }
+    sum += section[c];
+  }
+  const int pairs = config.EffectiveRotaryDim() / 2;
+  if (sum != pairs) {
+    return Invalid("mrope_section",
+                   absl::StrCat("entries summing to rotary_dim / 2 = ", pairs),
+                   absl::StrCat(section[0], ", ", section[1], ", ", section[2], " (sum ", sum, ")"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
+
+int RopeConfig::MropeColumn(int pair) const {
+  if (!IsMrope() || mrope_section.size() != 3) return 0;
+  const int s0 = mrope_section[0], s1 = mrope_section[1], s2 = mrope_section[2];
+  if (mrope_interleaved) {
+    if (pair % 3 == 1 && pair < 3 * s1) return 1;
+    if (pair % 3 == 2 && pair < 3 * s2) return 2;
+    return 0;
+  }
+  if (pair < s0) return 0;
+  return pair < s0 + s1 ? 1 : 2;
+}
 
 int DTypeSize(DType dtype) {
   switch (dtype) {
@@ -333,18 +390,19 @@ absl::Status ValidateFields(const RopeConfig& config) {
     return Invalid("head_dim", absl::StrCat("even and in [", kMinHeadDim, ", ", kMaxHeadDim, "]"),
                    absl::StrCat(config.head_dim));
   }
-  if (config.position_columns != 1 && config.position_columns != 2) {
-    return Invalid("position_columns", "1 or 2", absl::StrCat(config.position_columns));
+  if (config.position_columns < 1 || config.position_columns > 3) {
+    return Invalid("position_columns", "1, 2 or 3", absl::StrCat(config.position_columns));
   }
   if (config.rotary_dim < 0 || config.rotary_dim > config.head_dim) {
     return Invalid("rotary_dim", absl::StrCat("in [0, head_dim = ", config.head_dim, "] (0 means head_dim)"),
                    absl::StrCat(config.rotary_dim));
   }
+  RETURN_IF_ERROR(ValidateMrope(config));
   const int rotary = config.EffectiveRotaryDim();
-  // Each position column rotates whole pairs of its own segment.
-  if (rotary % (2 * config.position_columns) != 0) {
+  // Each segment rotates whole pairs of its own.
+  if (rotary % (2 * config.Segments()) != 0) {
     return Invalid("rotary_dim",
-                   absl::StrCat("divisible by 2 * position_columns = ", 2 * config.position_columns),
+                   absl::StrCat("divisible by 2 * position_columns = ", 2 * config.Segments()),
                    absl::StrCat(rotary));
   }
   if (!(std::isfinite(config.theta) && config.theta > 0)) {
@@ -436,11 +494,24 @@ absl::StatusOr<RopeFrequencies> ComputeFrequencies(const RopeConfig& config) {
       result = ComputeLlama3(config);
       break;
     case ScalingType::kLongrope:
-      result = ComputeLongrope(config);
+      result = ComputeLongrope(config, LongropeFactors::kForMaxPosition);
       break;
   }
   if (absl::Status status = ValidateFrequencies(config, result); !status.ok()) return status;
   return result;
+}
+
+LongropeFactors LongropeFactorsForSequence(const RopeConfig& config, int64_t seq_len) {
+  return seq_len > LongropeOriginal(config) ? LongropeFactors::kLong : LongropeFactors::kShort;
+}
+
+absl::StatusOr<RopeFrequencies> ComputeFrequencies(const RopeConfig& config,
+                                                   LongropeFactors factors) {
+  if (config.scaling.type != ScalingType::kLongrope || factors == LongropeFactors::kForMaxPosition) {
+    return ComputeFrequencies(config);
+  }
+  RETURN_IF_ERROR(ValidateConfig(config));
+  return ComputeLongrope(config, factors);
 }
 
 }  // namespace rope_jit

@@ -1,6 +1,8 @@
 #include "rope/kernel_specs.h"
 
 #include <algorithm>
+#include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "jit/status_macros.h"
@@ -59,7 +61,7 @@ int UnalignedVectorWidth(const RopeConfig& config) {
 
 int LanesPerHead(const RopeConfig& config, int vector_width) {
   const int pairs_per_lane = config.style == RopeStyle::kNeox ? vector_width : vector_width / 2;
-  return config.position_columns * (config.SegmentDim() / 2 / pairs_per_lane);
+  return config.Segments() * (config.SegmentDim() / 2 / pairs_per_lane);
 }
 
 RopeLaunchShape ComputeLaunchShape(const RopeConfig& config, int64_t tokens, int total_heads,
@@ -88,6 +90,19 @@ RopeLaunchShape ComputeLaunchShape(const RopeConfig& config, int64_t tokens, int
   return shape;
 }
 
+namespace {
+
+// Only MRoPE specs carry these, so every other spec (and its cache key) is as before.
+void AddMropeDefines(const RopeConfig& config, std::vector<std::string>* defines) {
+  if (!config.IsMrope()) return;
+  defines->push_back(absl::StrCat("ROPE_MROPE=", config.mrope_interleaved ? 2 : 1));
+  for (int c = 0; c < 3; ++c) {
+    defines->push_back(absl::StrCat("ROPE_MROPE_S", c, "=", config.mrope_section[c]));
+  }
+}
+
+}  // namespace
+
 absl::StatusOr<KernelSpec> RopeKernelSpec(const RopeConfig& config, RopeKernel kernel,
                                           absl::string_view target) {
   RETURN_IF_ERROR(ValidateConfig(config));
@@ -104,9 +119,10 @@ absl::StatusOr<KernelSpec> RopeKernelSpec(const RopeConfig& config, RopeKernel k
       absl::StrCat("ROPE_HEAD_DIM=", config.head_dim),
       absl::StrCat("ROPE_ROTARY_DIM=", config.EffectiveRotaryDim()),
       absl::StrCat("ROPE_STYLE=", static_cast<int>(config.style)),
-      absl::StrCat("ROPE_SEGMENTS=", config.position_columns),
+      absl::StrCat("ROPE_SEGMENTS=", config.Segments()),
       absl::StrCat("ROPE_VEC=", VectorWidth(config)),
   };
+  AddMropeDefines(config, &spec.defines);
   return spec;
 }
 

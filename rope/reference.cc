@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <vector>
 
 namespace rope_jit {
 namespace {
@@ -42,6 +43,29 @@ CosSin PhaseCosSin(int64_t position, double inv_freq, double attention_factor) {
           scale * (sin_big * cos_small + cos_big * sin_small)};
 }
 
+// The position column of each frequency, built the way Hugging Face builds it (rather than
+// by RopeConfig::MropeColumn's closed form, which the kernels mirror):
+// apply_multimodal_rotary_pos_emb splits the frequencies into chunks of mrope_section and
+// takes chunk i from column i; apply_interleaved_mrope starts from column 0 everywhere and
+// overwrites freqs[..., offset : 3 * section[dim] : 3] with column dim (offset = dim) for
+// dim 1 and 2.
+std::vector<int> HfMropeColumns(const RopeConfig& config, int pairs) {
+  std::vector<int> columns(pairs, 0);
+  if (!config.IsMrope()) return columns;
+  const std::vector<int>& section = config.mrope_section;
+  if (config.mrope_interleaved) {
+    for (int dim = 1; dim <= 2 && dim < static_cast<int>(section.size()); ++dim) {
+      for (int j = dim; j < 3 * section[dim] && j < pairs; j += 3) columns[j] = dim;
+    }
+    return columns;
+  }
+  int j = 0;
+  for (int chunk = 0; chunk < static_cast<int>(section.size()); ++chunk) {
+    for (int k = 0; k < section[chunk] && j < pairs; ++k) columns[j++] = chunk;
+  }
+  return columns;
+}
+
 }  // namespace
 
 void ReferenceCosSin(const RopeFrequencies& freqs, int64_t position, int pair, double* cos,
@@ -60,11 +84,13 @@ std::vector<double> ReferenceApply(const RopeConfig& config, const RopeFrequenci
                                    absl::Span<const int64_t> positions) {
   const int head_dim = config.head_dim;
   const int columns = config.position_columns;
+  const int segments = config.Segments();
   const int rotary = config.EffectiveRotaryDim();
-  if (tokens < 0 || heads < 0 || head_dim <= 0 || columns < 1 || rotary <= 0 ||
-      rotary > head_dim || rotary % (2 * columns) != 0) {
+  if (tokens < 0 || heads < 0 || head_dim <= 0 || columns < 1 || segments < 1 || rotary <= 0 ||
+      rotary > head_dim || rotary % (2 * segments) != 0) {
     return {};
   }
+  if (config.IsMrope() && (config.mrope_section.size() != 3 || columns != 3)) return {};
   const int segment = config.SegmentDim();
   const int pairs = segment / 2;
   if (x.size() != static_cast<size_t>(tokens) * heads * head_dim ||
@@ -73,11 +99,13 @@ std::vector<double> ReferenceApply(const RopeConfig& config, const RopeFrequenci
     return {};
   }
 
+  const std::vector<int> mrope_columns = HfMropeColumns(config, pairs);
   std::vector<double> out(x.begin(), x.end());  // pass-through dims stay bit-identical
   for (int t = 0; t < tokens; ++t) {
-    for (int c = 0; c < columns; ++c) {
-      const int64_t position = positions[static_cast<size_t>(t) * columns + c];
+    for (int c = 0; c < segments; ++c) {
       for (int j = 0; j < pairs; ++j) {
+        const int column = config.IsMrope() ? mrope_columns[j] : c;
+        const int64_t position = positions[static_cast<size_t>(t) * columns + column];
         const CosSin cs = PhaseCosSin(position, freqs.inv_freq[j], freqs.attention_factor);
         const int a = c * segment + (config.style == RopeStyle::kNeox ? j : 2 * j);
         const int b = config.style == RopeStyle::kNeox ? a + pairs : a + 1;

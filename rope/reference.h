@@ -6,10 +6,13 @@
 //   std::vector<double> expected =
 //       ReferenceApply(config, freqs, x, tokens, heads, positions);
 //
-// Semantics, per token t and head h of x[tokens, heads, head_dim] (contiguous):
-//   for each position column c in [0, position_columns), with S = config.SegmentDim():
-//     the segment is dims [c*S, (c+1)*S) and p = positions[t * position_columns + c];
+// Semantics, per token t and head h of x[tokens, heads, head_dim] (contiguous), with
+// positions token-major [tokens, position_columns]:
+//   for each segment c in [0, config.Segments()), with S = config.SegmentDim():
+//     the segment is dims [c*S, (c+1)*S);
 //     for each pair j in [0, S/2):
+//       p = positions[t * position_columns + k], k = c, or for MRoPE the column HF's
+//         apply_multimodal_rotary_pos_emb / apply_interleaved_mrope give frequency j
 //       (a, b) = NeoX: (c*S + j, c*S + j + S/2); interleaved: (c*S + 2j, c*S + 2j + 1)
 //       cos = attention_factor * cos(p * inv_freq[j]);  sin likewise
 //       out[a] = x[a]*cos - x[b]*sin;  out[b] = x[b]*cos + x[a]*sin
@@ -32,7 +35,8 @@ namespace rope_jit {
 // Returns the rotated copy of x. It does not call ValidateConfig (so tests may use tiny
 // head_dims); it returns an empty vector when the shapes disagree: x.size() !=
 // tokens*heads*head_dim, positions.size() != tokens*position_columns, rotary_dim not a
-// multiple of 2*position_columns or > head_dim, or fewer than S/2 inv_freq entries.
+// multiple of 2*Segments() or > head_dim, fewer than S/2 inv_freq entries, or an MRoPE
+// config without 3 sections and 3 columns.
 std::vector<double> ReferenceApply(const RopeConfig& config, const RopeFrequencies& freqs,
                                    absl::Span<const double> x, int tokens, int heads,
                                    absl::Span<const int64_t> positions);

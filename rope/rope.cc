@@ -70,22 +70,73 @@ absl::Status ValidateOutput(absl::string_view name, const DeviceTensor& in, cons
   return absl::OkStatus();
 }
 
-absl::Status ValidatePositions(const Positions& positions, int64_t tokens, const RopeConfig& config) {
-  if (positions.data != nullptr) {
-    const int element_size = positions.is_int64 ? sizeof(int64_t) : sizeof(int32_t);
-    // The kernels read positions[token * position_columns + column]: tokens < 2^31 and
-    // at most 2 columns keep that in range.
-    return CheckDeviceSpan("positions.data", positions.data, -1, element_size);
+absl::StatusOr<DevicePointer> UploadTable(DeviceRuntime& runtime, int device,
+                                          const std::vector<double>& table) {
+  const size_t bytes = table.size() * sizeof(double);
+  ASSIGN_OR_RETURN(DevicePointer pointer, runtime.Allocate(device, bytes));
+  absl::Status copied = runtime.CopyToDevice(device, pointer, table.data(), bytes);
+  if (!copied.ok()) {
+    runtime.Free(device, pointer).IgnoreError();
+    return copied;
   }
-  if (config.position_columns != 1) {
-    return Invalid("positions: an offset gives one position per token, but this Rope takes "
-                   "2 position columns (ChatGLM 2D); pass a position array");
+  return pointer;
+}
+
+int PositionElementSize(const Positions& positions) {
+  return positions.is_int64 ? sizeof(int64_t) : sizeof(int32_t);
+}
+
+// Checks `positions` against the config and the token count and fills the position
+// fields of `args`. The largest element index must stay far from overflowing the
+// kernel's 64-bit byte offsets.
+absl::Status SetPositionArgs(const Positions& positions, const RopeConfig& config, int64_t tokens,
+                             RopeLaunchArgs* args) {
+  constexpr int64_t kMaxIndex = int64_t{1} << 56;
+  const int columns = config.position_columns;
+  if (positions.data == nullptr) {
+    if (columns == 2) {
+      return Invalid("positions: an offset gives one position per token, but this Rope takes "
+                     "2 position columns (ChatGLM 2D); pass a position array");
+    }
+    // max_position - tokens cannot overflow (both are non-negative); offset + tokens can.
+    if (positions.offset < 0 || positions.offset > config.max_position - tokens) {
+      return Invalid(absl::StrCat("positions: offset ", positions.offset, " + ", tokens,
+                                  " tokens is outside [0, max_position = ", config.max_position, "]"));
+    }
+  } else if (columns == 1) {
+    if (positions.token_stride != 0 && positions.token_stride != 1) {
+      return Invalid(absl::StrCat("positions.token_stride = ", positions.token_stride,
+                                  ": one position column is a dense [tokens] array (0 or 1)"));
+    }
+    RETURN_IF_ERROR(CheckDeviceSpan("positions.data", positions.data, tokens - 1,
+                                    PositionElementSize(positions)));
+  } else {
+    const int64_t token_stride = positions.token_stride == 0 ? columns : positions.token_stride;
+    const int64_t column_stride = positions.column_stride == 0 ? 1 : positions.column_stride;
+    if (token_stride < 1 || token_stride > kMaxIndex) {
+      return Invalid(absl::StrCat("positions.token_stride = ", positions.token_stride,
+                                  " is outside [0, 2^56]"));
+    }
+    if (column_stride < 1 || column_stride > kMaxIndex) {
+      return Invalid(absl::StrCat("positions.column_stride = ", positions.column_stride,
+                                  " is outside [0, 2^56]"));
+    }
+    // tokens < 2^31 and strides <= 2^56: the products below fit in 128 bits.
+    const __int128 last = static_cast<__int128>(tokens > 0 ? tokens - 1 : 0) * token_stride +
+                          static_cast<__int128>(columns - 1) * column_stride;
+    if (last > kMaxIndex) {
+      return Invalid(absl::StrCat("positions: the last element index, (tokens - 1) * ", token_stride,
+                                  " + ", columns - 1, " * ", column_stride, ", exceeds 2^56"));
+    }
+    RETURN_IF_ERROR(CheckDeviceSpan("positions.data", positions.data,
+                                    tokens == 0 ? -1 : static_cast<int64_t>(last),
+                                    PositionElementSize(positions)));
+    args->position_token_stride = token_stride;
+    args->position_column_stride = column_stride;
   }
-  // max_position - tokens cannot overflow (both are non-negative); offset + tokens can.
-  if (positions.offset < 0 || positions.offset > config.max_position - tokens) {
-    return Invalid(absl::StrCat("positions: offset ", positions.offset, " + ", tokens,
-                                " tokens is outside [0, max_position = ", config.max_position, "]"));
-  }
+  args->positions = positions.data;
+  args->positions_are_int64 = positions.is_int64 ? 1 : 0;
+  args->position_offset = positions.offset;
   return absl::OkStatus();
 }
 
@@ -141,10 +192,17 @@ absl::StatusOr<std::unique_ptr<Rope>> Rope::Create(const RopeConfig& config, Dev
   }
   for (const absl::Status& status : statuses) RETURN_IF_ERROR(status);
 
-  const std::vector<double>& inv_freq = rope->frequencies_.inv_freq;
-  const size_t bytes = inv_freq.size() * sizeof(double);
-  ASSIGN_OR_RETURN(rope->inv_freq_, runtime.Allocate(device, bytes));
-  RETURN_IF_ERROR(runtime.CopyToDevice(device, rope->inv_freq_, inv_freq.data(), bytes));
+  if (config.scaling.type != ScalingType::kLongrope) {
+    ASSIGN_OR_RETURN(rope->inv_freq_, UploadTable(runtime, device, rope->frequencies_.inv_freq));
+    return rope;
+  }
+  // Longrope: both lists' tables now, so that each apply can pick one for nothing.
+  ASSIGN_OR_RETURN(RopeFrequencies short_freqs, ComputeFrequencies(config, LongropeFactors::kShort));
+  ASSIGN_OR_RETURN(RopeFrequencies long_freqs, ComputeFrequencies(config, LongropeFactors::kLong));
+  ASSIGN_OR_RETURN(rope->inv_freq_short_, UploadTable(runtime, device, short_freqs.inv_freq));
+  ASSIGN_OR_RETURN(rope->inv_freq_long_, UploadTable(runtime, device, long_freqs.inv_freq));
+  rope->inv_freq_ = rope->frequencies_.inv_freq == long_freqs.inv_freq ? rope->inv_freq_long_
+                                                                      : rope->inv_freq_short_;
   return rope;
 }
 
@@ -156,7 +214,13 @@ Rope::Rope(const RopeConfig& config, RopeFrequencies frequencies, DeviceRuntime&
       vector_width_(VectorWidth(config)) {}
 
 Rope::~Rope() {
-  if (inv_freq_ != nullptr) runtime_.Free(device_, inv_freq_).IgnoreError();
+  if (inv_freq_short_ != nullptr || inv_freq_long_ != nullptr) {
+    // inv_freq_ is one of these two.
+    if (inv_freq_short_ != nullptr) runtime_.Free(device_, inv_freq_short_).IgnoreError();
+    if (inv_freq_long_ != nullptr) runtime_.Free(device_, inv_freq_long_).IgnoreError();
+  } else if (inv_freq_ != nullptr) {
+    runtime_.Free(device_, inv_freq_).IgnoreError();
+  }
   if (position_error_ != nullptr) runtime_.Free(device_, position_error_).IgnoreError();
 }
 
@@ -210,6 +274,23 @@ absl::Status Rope::ApplyPositionEmbeddingsDevice(const DeviceTensor& q, const De
   return Launch(position_embeddings_, tensors, outs, 2, positions, stream, options);
 }
 
+absl::StatusOr<const double*> Rope::FrequencyTable(const ApplyOptions& options) const {
+  switch (options.longrope) {
+    case LongropeFactors::kForMaxPosition:
+      return static_cast<const double*>(inv_freq_);
+    case LongropeFactors::kShort:
+    case LongropeFactors::kLong:
+      if (config_.scaling.type != ScalingType::kLongrope) {
+        return Invalid("options.longrope chooses a longrope factor list, but this Rope's "
+                       "scaling is not longrope");
+      }
+      return static_cast<const double*>(
+          options.longrope == LongropeFactors::kLong ? inv_freq_long_ : inv_freq_short_);
+  }
+  return Invalid(absl::StrCat("options.longrope = ", static_cast<int>(options.longrope),
+                              " is not a LongropeFactors value"));
+}
+
 absl::Status Rope::Launch(const Kernel& kernel, const DeviceTensor* tensors, const DeviceTensor** outs,
                           int count, const Positions& positions, StreamHandle stream,
                           const ApplyOptions& options) const {
@@ -242,13 +323,10 @@ absl::Status Rope::Launch(const Kernel& kernel, const DeviceTensor* tensors, con
     args.total_heads += t.num_heads;
   }
   const int64_t tokens = tensors[0].tokens;
-  RETURN_IF_ERROR(ValidatePositions(positions, tokens, config_));
+  RETURN_IF_ERROR(SetPositionArgs(positions, config_, tokens, &args));
+  ASSIGN_OR_RETURN(args.inv_freq, FrequencyTable(options));
   if (tokens == 0) return absl::OkStatus();
 
-  args.positions = positions.data;
-  args.positions_are_int64 = positions.is_int64 ? 1 : 0;
-  args.position_offset = positions.offset;
-  args.inv_freq = static_cast<const double*>(inv_freq_);
   args.error_flag = position_error_;
   args.max_position = config_.max_position;
   args.attention_factor = static_cast<float>(frequencies_.attention_factor);
@@ -338,8 +416,13 @@ absl::Status Rope::LaunchKvCache(const DeviceTensor* q, const DeviceTensor* q_ou
   const int64_t tokens = q != nullptr ? q->tokens : k.tokens;
   RETURN_IF_ERROR(ValidateKvArguments(tokens, k, v, slot_mapping, cache));
   RETURN_IF_ERROR(ValidateKvCacheView(cache, config_).status());
+  RopeKvCacheArgs args;
+  std::memset(&args, 0, sizeof(args));
   if (rotate) {
-    RETURN_IF_ERROR(ValidatePositions(positions, tokens, config_));
+    // Positions (MRoPE columns and strides included) and the frequency table exactly as
+    // the other entry points take them.
+    RETURN_IF_ERROR(SetPositionArgs(positions, config_, tokens, &args.rope));
+    ASSIGN_OR_RETURN(args.rope.inv_freq, FrequencyTable(options));
   }
   if (tokens == 0) return absl::OkStatus();
 
@@ -351,15 +434,9 @@ absl::Status Rope::LaunchKvCache(const DeviceTensor* q, const DeviceTensor* q_ou
             IsAligned(cache.k, 0, 0, vector_width_, cache_element_size) &&
             IsAligned(cache.v, 0, 0, vector_width_, cache_element_size);
 
-  RopeKvCacheArgs args;
-  std::memset(&args, 0, sizeof(args));
   if (q != nullptr) args.rope.tensors[0] = TensorArgs(*q, q_out != nullptr ? *q_out : *q);
   args.rope.tensors[1] = TensorArgs(k, k);  // K's output is the cache
   args.rope.total_heads = args.rope.tensors[0].num_heads + 2 * args.rope.tensors[1].num_heads;
-  args.rope.positions = positions.data;
-  args.rope.positions_are_int64 = positions.is_int64 ? 1 : 0;
-  args.rope.position_offset = positions.offset;
-  args.rope.inv_freq = static_cast<const double*>(inv_freq_);
   args.rope.error_flag = position_error_;
   args.rope.max_position = config_.max_position;
   args.rope.attention_factor = static_cast<float>(frequencies_.attention_factor);

@@ -48,20 +48,43 @@ struct DeviceTensor {
   }
 };
 
-// Positions of the tokens: a device array of int32 or int64, [tokens, position_columns]
-// (token-major), or `offset + token index` (one column only).
+// Positions of the tokens: a device array of int32 or int64 with RopeConfig::
+// position_columns per token, or `offset + token index` (the same for every column: one
+// position per token, or MRoPE text-only tokens; not ChatGLM-v1's 2D positions).
+//
+// With more than one column, element (token t, column c) is at t * token_stride +
+// c * column_stride; 0 for both means token-major [tokens, columns]. The HF / vLLM MRoPE
+// layout position_ids[3, tokens] is column-major: ColumnMajor(tokens) (or the row pitch of
+// a larger buffer). One column is always a dense [tokens] array.
 struct Positions {
   const void* data = nullptr;
   bool is_int64 = false;
   int64_t offset = 0;
+  int64_t token_stride = 0;   // elements; 0: position_columns (token-major)
+  int64_t column_stride = 0;  // elements; 0: 1 (token-major)
 
   static Positions Int32(const int32_t* device_data) { return {device_data, false, 0}; }
   static Positions Int64(const int64_t* device_data) { return {device_data, true, 0}; }
   static Positions FromOffset(int64_t offset) { return {nullptr, false, offset}; }
+  // [columns, rows] with rows >= tokens: token stride 1, columns `row_pitch` apart.
+  Positions ColumnMajor(int64_t row_pitch) const {
+    Positions positions = *this;
+    positions.token_stride = 1;
+    positions.column_stride = row_pitch;
+    return positions;
+  }
 };
 
 // Per-call choices of an apply; the defaults are what a plain call does.
 struct ApplyOptions {
+  // Longrope (Phi-3) only: the factor list of this call. HF uses long_factor when the
+  // sequence is longer than original_max_position_embeddings and short_factor otherwise
+  // (LongropeFactorsForSequence in rope/config.h applies that rule to a length; vLLM
+  // decides it per batch). Both tables are on the device from Create, so switching costs
+  // nothing. kForMaxPosition: the list for max_position (frequencies()); kShort / kLong
+  // on a Rope without longrope scaling is InvalidArgument.
+  LongropeFactors longrope = LongropeFactors::kForMaxPosition;
+
   // Launch with programmatic dependent launch (NVIDIA Hopper and later; see LaunchOptions
   // in jit/device_runtime.h): the kernel may begin while the previous kernel on `stream`
   // finishes and waits for it on the device, which hides most of the launch gap between
@@ -134,6 +157,8 @@ class Rope {
   absl::Status Launch(const Kernel& kernel, const DeviceTensor* tensors, const DeviceTensor** outs,
                       int count, const Positions& positions, StreamHandle stream,
                       const ApplyOptions& options) const;
+  // The frequency table an apply uses: inv_freq_, or for longrope the list it asks for.
+  absl::StatusOr<const double*> FrequencyTable(const ApplyOptions& options) const;
   // q and q_out are null for a cache write alone (rotate = false).
   absl::Status LaunchKvCache(const DeviceTensor* q, const DeviceTensor* q_out, const DeviceTensor& k,
                              const DeviceTensor& v, const Positions& positions,
@@ -146,6 +171,9 @@ class Rope {
   const int device_;
   const int vector_width_;
   DevicePointer inv_freq_ = nullptr;  // float64, uploaded once at Create
+  // Longrope: both lists' tables (inv_freq_ is one of them); null otherwise.
+  DevicePointer inv_freq_short_ = nullptr;
+  DevicePointer inv_freq_long_ = nullptr;
   int* position_error_ = nullptr;     // checked mode flag
   Kernel rope_;
   Kernel position_embeddings_;

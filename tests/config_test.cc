@@ -174,8 +174,37 @@ TEST(ConfigTest, ValidateRejectsEachBadField) {
       {"head_dim odd", [](RopeConfig& c) { c.head_dim = 33; }, "head_dim", "33"},
       {"position_columns 0", [](RopeConfig& c) { c.position_columns = 0; }, "position_columns",
        "0"},
-      {"position_columns 3", [](RopeConfig& c) { c.position_columns = 3; }, "position_columns",
-       "3"},
+      {"position_columns 3 without mrope_section",
+       [](RopeConfig& c) { c.position_columns = 3; }, "position_columns", "3"},
+      {"position_columns 4", [](RopeConfig& c) { c.position_columns = 4; }, "position_columns",
+       "4"},
+      {"mrope_section with 1 column",
+       [](RopeConfig& c) { c.mrope_section = {16, 24, 24}; }, "position_columns", "1"},
+      {"mrope_section of 2",
+       [](RopeConfig& c) {
+         c.position_columns = 3;
+         c.mrope_section = {32, 32};
+       },
+       "mrope_section", "2 entries"},
+      {"mrope_section negative",
+       [](RopeConfig& c) {
+         c.position_columns = 3;
+         c.mrope_section = {40, -8, 32};
+       },
+       "mrope_section[1]", "-8"},
+      {"mrope_section sum",
+       [](RopeConfig& c) {
+         c.position_columns = 3;
+         c.mrope_section = {16, 24, 20};
+       },
+       "mrope_section", "16, 24, 20 (sum 60)"},
+      {"mrope_section sum with partial rotary",
+       [](RopeConfig& c) {
+         c.position_columns = 3;
+         c.rotary_dim = 64;
+         c.mrope_section = {16, 24, 24};
+       },
+       "mrope_section", "16, 24, 24 (sum 64)"},
       {"rotary_dim negative", [](RopeConfig& c) { c.rotary_dim = -2; }, "rotary_dim", "-2"},
       {"rotary_dim > head_dim", [](RopeConfig& c) { c.rotary_dim = 130; }, "rotary_dim", "130"},
       {"rotary_dim odd", [](RopeConfig& c) { c.rotary_dim = 63; }, "rotary_dim", "63"},
@@ -610,6 +639,61 @@ TEST(ConfigTest, ChatGlmV1Preset) {
     ExpectRelNear(freqs.inv_freq[i], std::pow(10000.0, -(2.0 * i) / 64),
                   "inv_freq[" + std::to_string(i) + "]");
   }
+}
+
+TEST(ConfigTest, LongropeListChosenExplicitly) {
+  const RopeConfig config = LongropeConfig(16384);  // max_position picks the long list
+  auto short_freqs = ComputeFrequencies(config, LongropeFactors::kShort);
+  ASSERT_TRUE(short_freqs.ok()) << short_freqs.status();
+  ExpectInvFreq(*short_freqs, kLongropeShortInvFreq);
+  ExpectRelNear(short_freqs->attention_factor, kLongropeAttention, "attention_factor");
+  auto long_freqs = ComputeFrequencies(LongropeConfig(4096), LongropeFactors::kLong);
+  ASSERT_TRUE(long_freqs.ok()) << long_freqs.status();
+  ExpectInvFreq(*long_freqs, kLongropeLongInvFreq);
+  auto by_max = ComputeFrequencies(config, LongropeFactors::kForMaxPosition);
+  ASSERT_TRUE(by_max.ok());
+  ExpectInvFreq(*by_max, kLongropeLongInvFreq);
+  // Other variants ignore the choice; a bad config is still rejected.
+  RopeConfig plain;
+  EXPECT_EQ(ComputeFrequencies(plain, LongropeFactors::kLong)->inv_freq,
+            ComputeFrequencies(plain)->inv_freq);
+  RopeConfig bad = config;
+  bad.scaling.long_factor.pop_back();
+  EXPECT_TRUE(absl::IsInvalidArgument(ComputeFrequencies(bad, LongropeFactors::kShort).status()));
+}
+
+TEST(ConfigTest, MropeColumnsFollowHuggingFace) {
+  RopeConfig config;  // head_dim 128: 64 frequencies
+  config.position_columns = 3;
+  config.mrope_section = {16, 24, 24};
+  ASSERT_TRUE(ValidateConfig(config).ok()) << ValidateConfig(config);
+  EXPECT_EQ(config.Segments(), 1);
+  EXPECT_EQ(config.SegmentDim(), 128);
+  // HF apply_multimodal_rotary_pos_emb: cos.split(section * 2), chunk i uses column i % 3;
+  // frequency j sits in chunk (j < 16 ? 0 : j < 40 ? 1 : 2) of the first half.
+  std::vector<int> columns;
+  for (int c = 0; c < 3; ++c) columns.insert(columns.end(), config.mrope_section[c], c);
+  for (int j = 0; j < 64; ++j) EXPECT_EQ(config.MropeColumn(j), columns[j]) << j;
+
+  config.mrope_interleaved = true;
+  config.mrope_section = {24, 20, 20};
+  ASSERT_TRUE(ValidateConfig(config).ok());
+  // HF apply_interleaved_mrope: freqs_t[..., offset:3*s[dim]:3] = freqs[dim] for dim 1, 2.
+  std::vector<int> interleaved(64, 0);
+  for (int dim = 1; dim <= 2; ++dim) {
+    for (int j = dim; j < 3 * config.mrope_section[dim]; j += 3) interleaved[j] = dim;
+  }
+  for (int j = 0; j < 64; ++j) EXPECT_EQ(config.MropeColumn(j), interleaved[j]) << j;
+
+  // Partial rotary (Qwen3-Next style): sections sum to rotary_dim / 2.
+  RopeConfig partial;
+  partial.head_dim = 256;
+  partial.rotary_dim = 64;
+  partial.position_columns = 3;
+  partial.mrope_section = {11, 11, 10};
+  partial.mrope_interleaved = true;
+  EXPECT_TRUE(ValidateConfig(partial).ok()) << ValidateConfig(partial);
+  EXPECT_EQ(RopeConfig{}.MropeColumn(5), 0);
 }
 
 }  // namespace

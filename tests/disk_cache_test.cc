@@ -7,7 +7,9 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -902,6 +904,137 @@ TEST(DiskCacheTest, UnusableLockDirDisablesCache) {
   DiskCache cache(options);
   EXPECT_FALSE(cache.enabled());
   EXPECT_TRUE(absl::StrContains(cache.disabled_reason(), "shared_locks"));
+}
+
+// Issue 14, item 1: whoever can rename an ancestor of the cache directory can swap the
+// directory for their own after it was checked. Such ancestors (group or other
+// writable, no sticky bit, whoever owns them: root-owned ones included) are refused for
+// the cache and the lock directory alike; a sticky one (like /tmp) is not.
+TEST(DiskCacheTest, RefusesDirectoryWithAnAncestorOthersCanRename) {
+  const std::string root = FreshDir();
+  for (mode_t mode : {0777, 0770, 0703}) {
+    const std::string open = absl::StrFormat("%s/open%o", root, mode);
+    ASSERT_EQ(mkdir(open.c_str(), 0700), 0);
+    ASSERT_EQ(chmod(open.c_str(), mode), 0);
+    testing::internal::CaptureStderr();
+    DiskCache cache(Options(open + "/private/cache"));
+    const std::string captured = testing::internal::GetCapturedStderr();
+    EXPECT_FALSE(cache.enabled()) << std::oct << mode;
+    EXPECT_TRUE(absl::StrContains(cache.disabled_reason(), open + " is writable by group or others"))
+        << cache.disabled_reason();
+    EXPECT_EQ(CountWarnings(captured), 1) << captured;
+
+    DiskCacheOptions options = Options(root + "/cache");
+    options.lock_dir = open + "/locks";
+    DiskCache locks_under_open(options);
+    EXPECT_FALSE(locks_under_open.enabled()) << std::oct << mode;
+    EXPECT_TRUE(absl::StrContains(locks_under_open.disabled_reason(), open))
+        << locks_under_open.disabled_reason();
+  }
+  const std::string sticky = root + "/sticky";
+  ASSERT_EQ(mkdir(sticky.c_str(), 0700), 0);
+  ASSERT_EQ(chmod(sticky.c_str(), 01777), 0);
+  DiskCache under_sticky(Options(sticky + "/cache"));
+  EXPECT_TRUE(under_sticky.enabled()) << under_sticky.disabled_reason();
+}
+
+// Every operation after the check is relative to the directory that was checked: a
+// directory renamed away and replaced by another (with a valid planted entry) is not
+// read, written or locked through its old path.
+TEST(DiskCacheTest, DirectorySwappedAfterTheCheckIsNotUsed) {
+  const std::string root = FreshDir();
+  const std::string dir = root + "/cache";
+  DiskCache cache(Options(dir));
+  ASSERT_TRUE(cache.enabled()) << cache.disabled_reason();
+  ASSERT_TRUE(cache.Write(Key(1), "checked").ok());
+
+  ASSERT_EQ(rename(dir.c_str(), (root + "/moved").c_str()), 0);
+  {
+    DiskCache planter(Options(dir));
+    ASSERT_TRUE(planter.Write(Key(1), "planted").ok());
+    ASSERT_TRUE(planter.Write(Key(2), "planted").ok());
+  }
+  absl::StatusOr<std::string> read = cache.Read(Key(1));
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(*read, "checked");
+  EXPECT_EQ(cache.Read(Key(2)).status().code(), absl::StatusCode::kNotFound);
+  ASSERT_TRUE(cache.Write(Key(3), "mine").ok());
+  EXPECT_TRUE(Exists(EntryPath(root + "/moved", Key(3))));
+  EXPECT_FALSE(Exists(EntryPath(dir, Key(3))));
+  DiskCache::KeyLock lock = cache.LockKey(Key(3));
+  ASSERT_TRUE(lock.held());
+  EXPECT_TRUE(Exists(absl::StrCat(root, "/moved/locks/", Key(3).hex, ".lock")));
+  EXPECT_FALSE(Exists(absl::StrCat(dir, "/locks/", Key(3).hex, ".lock")));
+  lock.Release();
+  EXPECT_FALSE(Exists(absl::StrCat(root, "/moved/locks/", Key(3).hex, ".lock")));
+  ASSERT_TRUE(cache.Remove(Key(1)).ok());
+  EXPECT_TRUE(Exists(EntryPath(dir, Key(1))));
+  EXPECT_FALSE(Exists(EntryPath(root + "/moved", Key(1))));
+}
+
+// A relative directory is made absolute once, when the cache is made: a later chdir
+// changes nothing, and dir() names the directory in use.
+TEST(DiskCacheTest, RelativeDirectoryIsMadeAbsoluteOnce) {
+  const std::string root = FreshDir();
+  char* saved_cwd = getcwd(nullptr, 0);
+  ASSERT_NE(saved_cwd, nullptr);
+  absl::Cleanup restore_cwd = [&] {
+    EXPECT_EQ(chdir(saved_cwd), 0);
+    free(saved_cwd);
+  };
+  ASSERT_EQ(chdir(root.c_str()), 0);
+  DiskCache cache(Options("relative/cache"));
+  ASSERT_TRUE(cache.enabled()) << cache.disabled_reason();
+  EXPECT_EQ(cache.dir(), root + "/relative/cache");
+  EXPECT_EQ(cache.lock_dir(), root + "/relative/cache/locks");
+  ASSERT_EQ(mkdir((root + "/elsewhere").c_str(), 0700), 0);
+  ASSERT_EQ(chdir((root + "/elsewhere").c_str()), 0);
+  ASSERT_TRUE(cache.Write(Key(1), "x").ok());
+  EXPECT_TRUE(Exists(EntryPath(root + "/relative/cache", Key(1))));
+  EXPECT_FALSE(Exists(root + "/elsewhere/relative"));
+}
+
+// Issue 14, item 6: a directory or a socket where a lock file goes is repaired like a
+// symbolic link there: removed, and a real lock file made in its place, so single flight
+// keeps working for that key.
+TEST(DiskCacheTest, DirectoryOrSocketAtALockPathIsRepaired) {
+  const std::string dir = FreshDir();
+  DiskCache cache(Options(dir));
+  ASSERT_TRUE(cache.enabled()) << cache.disabled_reason();
+  const std::string lock_path = absl::StrCat(cache.lock_dir(), "/", Key(1).hex, ".lock");
+
+  ASSERT_EQ(mkdir(lock_path.c_str(), 0700), 0);
+  WriteFile(lock_path + "/inside", "x");
+  {
+    DiskCache::KeyLock lock = cache.LockKey(Key(1));
+    EXPECT_TRUE(lock.held());
+    struct stat st;
+    ASSERT_EQ(lstat(lock_path.c_str(), &st), 0);
+    EXPECT_TRUE(S_ISREG(st.st_mode));
+  }
+
+  const int sock = socket(AF_UNIX, SOCK_STREAM, 0);
+  ASSERT_GE(sock, 0);
+  struct sockaddr_un address = {};
+  address.sun_family = AF_UNIX;
+  // Bound through a short relative name: the absolute path may not fit sun_path.
+  char* saved_cwd = getcwd(nullptr, 0);
+  ASSERT_EQ(chdir(cache.lock_dir().c_str()), 0);
+  const std::string name = absl::StrCat(Key(1).hex, ".lock");
+  std::strncpy(address.sun_path, name.c_str(), sizeof(address.sun_path) - 1);
+  const int bound = bind(sock, reinterpret_cast<struct sockaddr*>(&address), sizeof(address));
+  ASSERT_EQ(chdir(saved_cwd), 0);
+  free(saved_cwd);
+  close(sock);
+  ASSERT_EQ(bound, 0) << strerror(errno);
+  {
+    DiskCache::KeyLock lock = cache.LockKey(Key(1));
+    EXPECT_TRUE(lock.held());
+    struct stat st;
+    ASSERT_EQ(lstat(lock_path.c_str(), &st), 0);
+    EXPECT_TRUE(S_ISREG(st.st_mode));
+  }
+  EXPECT_EQ(cache.stats().lock_errors, 0u);
 }
 
 // Sets environment variables for one test and restores them after it.

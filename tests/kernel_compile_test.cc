@@ -8,6 +8,7 @@
 // plus the cache stores) is compiled for the shapes that exercise its distinct paths.
 #include <string>
 #include <tuple>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -92,6 +93,59 @@ std::string ParamName(const ::testing::TestParamInfo<Param>& info) {
   return absl::StrCat(std::get<0>(info.param) == Through::kClang ? "clang_" : "",
                       std::get<1>(info.param), "_", DTypeName(std::get<2>(info.param)));
 }
+
+// MRoPE variants (contiguous, interleaved, partial rotary, interleaved pairing): the
+// position column per pair is the only code they add.
+class MropeCompileTest : public ::testing::TestWithParam<Param> {};
+
+TEST_P(MropeCompileTest, BothVariantsCompile) {
+  const auto [through, target, dtype] = GetParam();
+  Compiler* compiler =
+      through == Through::kClang ? &AmdClangCompiler() : *CompilerForTarget(target);
+  if (!compiler->Identity().ok()) {
+    GTEST_SKIP() << "no " << VendorName(compiler->vendor()) << " compiler here: "
+                 << compiler->Identity().status();
+  }
+  struct Variant {
+    int head_dim, rotary_dim;
+    std::vector<int> section;
+    bool interleaved;
+    RopeStyle style;
+  };
+  const Variant variants[] = {
+      {128, 128, {16, 24, 24}, false, RopeStyle::kNeox},      // Qwen2-VL / 2.5-VL
+      {128, 128, {24, 20, 20}, true, RopeStyle::kNeox},       // Qwen3-VL
+      {256, 64, {11, 11, 10}, true, RopeStyle::kNeox},        // partial rotary
+      {80, 64, {8, 12, 12}, false, RopeStyle::kInterleaved},  // interleaved pairs
+  };
+  for (const Variant& v : variants) {
+    RopeConfig config;
+    config.head_dim = v.head_dim;
+    config.rotary_dim = v.rotary_dim;
+    config.dtype = dtype;
+    config.style = v.style;
+    config.position_columns = 3;
+    config.mrope_section = v.section;
+    config.mrope_interleaved = v.interleaved;
+    for (RopeKernel kernel : {RopeKernel::kPositionEmbeddings, RopeKernel::kRope}) {
+      auto spec = RopeKernelSpec(config, kernel, target);
+      ASSERT_TRUE(spec.ok()) << spec.status();
+      auto code = compiler->Compile({spec->source, spec->kernel, spec->defines, target});
+      ASSERT_TRUE(code.ok()) << target << " head_dim " << v.head_dim << " interleaved "
+                             << v.interleaved << ": " << code.status();
+      EXPECT_TRUE(absl::StartsWith(*code, "\x7f" "ELF"));
+      EXPECT_TRUE(absl::StrContains(*code, AlignedFunctionName(kernel)));
+      EXPECT_TRUE(absl::StrContains(*code, UnalignedFunctionName(kernel)));
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Targets, MropeCompileTest,
+    ::testing::Combine(::testing::Values(Through::kCompilerForTarget),
+                       ::testing::Values("sm_90", "gfx90a"),
+                       ::testing::Values(DType::kF32, DType::kF16, DType::kBF16)),
+    ParamName);
 
 INSTANTIATE_TEST_SUITE_P(
     Targets, KernelCompileTest,

@@ -349,6 +349,43 @@ TEST(KernelServiceProcessTest, SixteenProcessesOfEightThreadsCompileEachKeyOnce)
   EXPECT_EQ(Names(dir).size(), keys.size());
 }
 
+// Host entries (jit/host): four processes of two threads sharing one cache directory
+// compile the host key once (the system C++ compiler runs once) and get the same object.
+TEST(KernelServiceProcessTest, FourProcessesCompileOneHostKeyOnce) {
+  absl::StatusOr<std::string> identity = CompilerForVendor(Vendor::kHost).Identity();
+  ASSERT_TRUE(identity.ok()) << "the host backend needs a C++ compiler: " << identity.status();
+  const CacheKey key = KeyOf("host", 64);
+  const std::string dir = FreshDir("host");
+  const std::string go = dir + "_go";
+  const std::vector<std::string> args = {"--cache_dir=" + dir, "--targets=host", "--head_dims=64",
+                                         "--threads=2", "--wait_file=" + go};
+  std::vector<Child> children;
+  for (int i = 0; i < 4; ++i) children.push_back(Spawn(args));
+  std::ofstream(go) << "go";
+  long long compiles = 0, disk_hits = 0, failures = 0;
+  std::set<std::string> hashes;
+  for (const Child& child : children) {
+    const Finished finished = Wait(child);
+    EXPECT_TRUE(finished.exited_ok()) << DescribeWaitStatus(finished.status) << "\n"
+                                      << finished.err;
+    compiles += Stat(finished.out, "compiles");
+    disk_hits += Stat(finished.out, "disk_hits");
+    failures += Stat(finished.out, "compile_failures");
+    for (const auto& [hex, hash] : CodeHashes(finished.out)) {
+      EXPECT_EQ(hex, key.hex);
+      hashes.insert(hash);
+    }
+  }
+  EXPECT_EQ(compiles, 1);
+  EXPECT_EQ(disk_hits, 3);  // the other processes read the published entry
+  EXPECT_EQ(failures, 0);
+  ASSERT_EQ(hashes.size(), 1u) << "processes got different code objects";
+  absl::StatusOr<std::string> payload = DiskCache(CacheOptions(dir)).Read(key);
+  ASSERT_TRUE(payload.ok()) << payload.status();
+  EXPECT_EQ(HexHash128(*payload), *hashes.begin());
+  EXPECT_EQ(Names(dir).size(), 1u);
+}
+
 // A full disk (RLIMIT_FSIZE in the child): the first write fails, the disk tier turns
 // itself off with one warning line, the child is not killed by SIGXFSZ, no partial entry
 // or temp file is left, and every later request is served (from memory for a repeat).

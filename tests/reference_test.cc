@@ -277,6 +277,75 @@ TEST(ReferenceTest, ShapeMismatchYieldsEmpty) {
   RopeConfig two_columns = config;
   two_columns.position_columns = 2;  // now needs 4 positions
   EXPECT_TRUE(ReferenceApply(two_columns, freqs, x, 2, 1, positions).empty());
+  RopeConfig mrope = config;
+  mrope.position_columns = 3;
+  mrope.mrope_section = {16, 24, 24};  // needs 6 positions
+  EXPECT_TRUE(ReferenceApply(mrope, freqs, x, 2, 1, positions).empty());
+}
+
+// ---- MRoPE ----
+
+RopeConfig MropeReferenceConfig(bool interleaved, int head_dim, int rotary_dim,
+                                std::vector<int> section) {
+  RopeConfig config;
+  config.head_dim = head_dim;
+  config.rotary_dim = rotary_dim;
+  config.max_position = 1 << 21;
+  config.position_columns = 3;
+  config.mrope_section = std::move(section);
+  config.mrope_interleaved = interleaved;
+  return config;
+}
+
+TEST(ReferenceTest, MropeTextOnlyTokensEqualOneDimensional) {
+  for (bool interleaved : {false, true}) {
+    const RopeConfig mrope = MropeReferenceConfig(interleaved, 128, 128,
+                                                  interleaved ? std::vector<int>{24, 20, 20}
+                                                              : std::vector<int>{16, 24, 24});
+    RopeConfig plain = mrope;
+    plain.position_columns = 1;
+    plain.mrope_section.clear();
+    const RopeFrequencies freqs = MustCompute(mrope);
+    EXPECT_EQ(freqs.inv_freq, MustCompute(plain).inv_freq);
+    const int tokens = 6, heads = 3;
+    const std::vector<double> x = RandomValues(tokens * heads * 128, 7);
+    std::vector<int64_t> one, three;
+    for (int t = 0; t < tokens; ++t) {
+      const int64_t p = 1000003 * (t + 1) % (1 << 20);
+      one.push_back(p);
+      three.insert(three.end(), {p, p, p});
+    }
+    EXPECT_EQ(ReferenceApply(mrope, freqs, x, tokens, heads, three),
+              ReferenceApply(plain, freqs, x, tokens, heads, one));
+  }
+}
+
+TEST(ReferenceTest, MropeRotatesEachFrequencyByItsColumn) {
+  // Each frequency alone: rotating with positions (p0, p1, p2) must equal the 1D rotation
+  // by the position of the column RopeConfig::MropeColumn names (the reference builds its
+  // column map HF's way, so this also checks the closed form the kernels use).
+  for (bool interleaved : {false, true}) {
+    const RopeConfig mrope =
+        MropeReferenceConfig(interleaved, 96, 64, interleaved ? std::vector<int>{12, 10, 10}
+                                                              : std::vector<int>{8, 12, 12});
+    RopeConfig plain = mrope;
+    plain.position_columns = 1;
+    plain.mrope_section.clear();
+    const RopeFrequencies freqs = MustCompute(mrope);
+    const std::vector<double> x = RandomValues(96, 11);
+    const std::vector<int64_t> positions = {17, 90001, 1 << 20};
+    const std::vector<double> out = ReferenceApply(mrope, freqs, x, 1, 1, positions);
+    ASSERT_EQ(out.size(), 96u);
+    std::vector<std::vector<double>> by_column;
+    for (int64_t p : positions) by_column.push_back(ReferenceApply(plain, freqs, x, 1, 1, {&p, 1}));
+    for (int j = 0; j < 32; ++j) {
+      const int column = mrope.MropeColumn(j);
+      // NeoX: pair j is (j, j + 32).
+      EXPECT_EQ(out[j], by_column[column][j]) << "pair " << j;
+      EXPECT_EQ(out[j + 32], by_column[column][j + 32]) << "pair " << j;
+    }
+    for (int d = 64; d < 96; ++d) EXPECT_EQ(out[d], x[d]);  // past rotary_dim: untouched
+  }
 }
 
 // ---- dtype conversions ----

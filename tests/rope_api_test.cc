@@ -1,6 +1,7 @@
 // The apply API without a GPU: real NVRTC compiles through the kernel service, a fake
 // device runtime that records launches. Checks validation (every bad argument is
 // InvalidArgument naming it, and nothing is launched), kernel choice and launch shape.
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <limits>
@@ -323,6 +324,160 @@ TEST_F(RopeApiTest, ChatGlmNeedsPositionArrays) {
   EXPECT_TRUE(runtime_.launches().empty());
   ASSERT_TRUE(rope->ApplyQDevice(x, Positions::Int32(reinterpret_cast<const int32_t*>(data_)), nullptr).ok());
   EXPECT_EQ(runtime_.launches().size(), 1u);
+}
+
+RopeConfig MropeConfig(bool interleaved) {
+  RopeConfig config = Bf16Config();
+  config.position_columns = 3;
+  config.mrope_section = interleaved ? std::vector<int>{24, 20, 20} : std::vector<int>{16, 24, 24};
+  config.mrope_interleaved = interleaved;
+  return config;
+}
+
+TEST_F(RopeApiTest, MropePositionsInBothLayoutsWithoutACopy) {
+  std::unique_ptr<Rope> rope = Make(MropeConfig(/*interleaved=*/false));
+  ASSERT_NE(rope, nullptr);
+  const DeviceTensor q = DeviceTensor::Contiguous(data_, 5, 4, 128, DType::kBF16);
+  const auto* pos = reinterpret_cast<const int64_t*>(data_);
+  // Token-major [tokens, 3].
+  ASSERT_TRUE(rope->ApplyQDevice(q, Positions::Int64(pos), nullptr).ok());
+  // HF / vLLM position_ids[3, tokens], and the same rows in a wider buffer.
+  ASSERT_TRUE(rope->ApplyQDevice(q, Positions::Int64(pos).ColumnMajor(5), nullptr).ok());
+  ASSERT_TRUE(rope->ApplyQDevice(q, Positions::Int64(pos).ColumnMajor(4096), nullptr).ok());
+  // Text-only decode: every column is offset + token.
+  ASSERT_TRUE(rope->ApplyQDevice(q, Positions::FromOffset(7), nullptr).ok());
+  std::vector<FakeRuntime::LaunchRecord> launches = runtime_.launches();
+  ASSERT_EQ(launches.size(), 4u);
+  EXPECT_EQ(launches[0].args.positions, pos);
+  EXPECT_EQ(launches[0].args.position_token_stride, 3);
+  EXPECT_EQ(launches[0].args.position_column_stride, 1);
+  EXPECT_EQ(launches[1].args.position_token_stride, 1);
+  EXPECT_EQ(launches[1].args.position_column_stride, 5);
+  EXPECT_EQ(launches[2].args.position_column_stride, 4096);
+  EXPECT_EQ(launches[3].args.positions, nullptr);
+  EXPECT_EQ(launches[3].args.position_offset, 7);
+  // One frequency table over the whole rotary part: the 1D launch shape.
+  EXPECT_EQ(launches[0].grid.x, launches[3].grid.x);
+}
+
+TEST_F(RopeApiTest, MropeSpecBakesSectionsOneDimensionalSpecUnchanged) {
+  auto mrope = RopeKernelSpec(MropeConfig(false), RopeKernel::kRope, "sm_90");
+  auto interleaved = RopeKernelSpec(MropeConfig(true), RopeKernel::kRope, "sm_90");
+  auto plain = RopeKernelSpec(Bf16Config(), RopeKernel::kRope, "sm_90");
+  ASSERT_TRUE(mrope.ok() && interleaved.ok() && plain.ok());
+  auto has = [](const KernelSpec& spec, const std::string& define) {
+    return std::find(spec.defines.begin(), spec.defines.end(), define) != spec.defines.end();
+  };
+  EXPECT_TRUE(has(*mrope, "ROPE_MROPE=1"));
+  EXPECT_TRUE(has(*mrope, "ROPE_MROPE_S0=16"));
+  EXPECT_TRUE(has(*mrope, "ROPE_MROPE_S2=24"));
+  EXPECT_TRUE(has(*mrope, "ROPE_SEGMENTS=1"));
+  EXPECT_TRUE(has(*interleaved, "ROPE_MROPE=2"));
+  EXPECT_TRUE(has(*interleaved, "ROPE_MROPE_S1=20"));
+  for (const std::string& define : plain->defines) {
+    EXPECT_FALSE(absl::StartsWith(define, "ROPE_MROPE")) << define;
+  }
+  EXPECT_EQ(plain->defines.size(), 6u);
+}
+
+TEST_F(RopeApiTest, BadPositionLayouts) {
+  std::unique_ptr<Rope> mrope = Make(MropeConfig(true));
+  std::unique_ptr<Rope> plain = Make(Bf16Config());
+  ASSERT_NE(mrope, nullptr);
+  ASSERT_NE(plain, nullptr);
+  const DeviceTensor q = DeviceTensor::Contiguous(data_, 5, 4, 128, DType::kBF16);
+  const auto* pos = reinterpret_cast<const int32_t*>(data_);
+  struct BadCase {
+    const Rope* rope;
+    Positions positions;
+    std::string expect;
+  };
+  Positions negative_token = Positions::Int32(pos);
+  negative_token.token_stride = -3;
+  Positions negative_column = Positions::Int32(pos);
+  negative_column.column_stride = -1;
+  Positions huge = Positions::Int32(pos).ColumnMajor(int64_t{1} << 56);
+  Positions far = Positions::Int32(pos);
+  far.token_stride = int64_t{1} << 55;
+  Positions strided_1d = Positions::Int32(pos);
+  strided_1d.token_stride = 2;
+  const std::vector<BadCase> cases = {
+      {mrope.get(), negative_token, "positions.token_stride = -3"},
+      {mrope.get(), negative_column, "positions.column_stride = -1"},
+      {mrope.get(), huge, "exceeds 2^56"},
+      {mrope.get(), far, "exceeds 2^56"},
+      {mrope.get(), Positions::FromOffset(4092), "offset 4092"},
+      {plain.get(), strided_1d, "positions.token_stride = 2"},
+  };
+  for (const BadCase& c : cases) {
+    absl::Status status = c.rope->ApplyQDevice(q, c.positions, nullptr);
+    EXPECT_TRUE(absl::IsInvalidArgument(status)) << c.expect << ": " << status;
+    EXPECT_TRUE(absl::StrContains(status.message(), c.expect)) << status.message();
+  }
+  EXPECT_TRUE(runtime_.launches().empty());
+}
+
+RopeConfig LongropeBf16Config() {
+  RopeConfig config = Bf16Config();
+  config.head_dim = 64;
+  config.max_position = 16384;
+  config.scaling.type = ScalingType::kLongrope;
+  config.scaling.factor = 4;
+  config.scaling.original_max_position_embeddings = 4096;
+  for (int i = 0; i < 32; ++i) {
+    config.scaling.short_factor.push_back(1.0 + i / 64.0);
+    config.scaling.long_factor.push_back(2.0 + i / 8.0);
+  }
+  return config;
+}
+
+TEST_F(RopeApiTest, LongropeListChosenPerCallFromResidentTables) {
+  std::unique_ptr<Rope> rope = Make(LongropeBf16Config());
+  ASSERT_NE(rope, nullptr);
+  const DeviceTensor q = DeviceTensor::Contiguous(data_, 3, 2, 64, DType::kBF16);
+  ApplyOptions short_list, long_list;
+  short_list.longrope = LongropeFactors::kShort;
+  long_list.longrope = LongropeFactors::kLong;
+  ASSERT_TRUE(rope->ApplyQDevice(q, Positions::FromOffset(0), nullptr, nullptr, short_list).ok());
+  ASSERT_TRUE(rope->ApplyQDevice(q, Positions::FromOffset(0), nullptr, nullptr, long_list).ok());
+  ASSERT_TRUE(rope->ApplyQDevice(q, Positions::FromOffset(0), nullptr).ok());
+  ASSERT_TRUE(rope->ApplyPositionEmbeddingsDevice(q, q, Positions::FromOffset(0), nullptr, nullptr,
+                                                  nullptr, short_list)
+                  .ok());
+  const int loads_before = runtime_.loads();
+  std::vector<FakeRuntime::LaunchRecord> launches = runtime_.launches();
+  ASSERT_EQ(launches.size(), 4u);
+  const double* short_table = launches[0].args.inv_freq;
+  const double* long_table = launches[1].args.inv_freq;
+  ASSERT_NE(short_table, long_table);
+  EXPECT_EQ(launches[2].args.inv_freq, long_table);  // max_position 16384 > 4096: long
+  EXPECT_EQ(launches[3].args.inv_freq, short_table);
+  // The fake device memory is host memory: the tables hold the two lists' frequencies.
+  const RopeFrequencies short_freqs = ComputeFrequencies(rope->config(), LongropeFactors::kShort).value();
+  const RopeFrequencies long_freqs = ComputeFrequencies(rope->config(), LongropeFactors::kLong).value();
+  for (int i = 0; i < 32; ++i) {
+    EXPECT_EQ(short_table[i], short_freqs.inv_freq[i]);
+    EXPECT_EQ(long_table[i], long_freqs.inv_freq[i]);
+  }
+  EXPECT_EQ(launches[0].args.attention_factor, launches[1].args.attention_factor);
+  EXPECT_EQ(runtime_.loads(), loads_before);
+  EXPECT_EQ(LongropeFactorsForSequence(rope->config(), 4096), LongropeFactors::kShort);
+  EXPECT_EQ(LongropeFactorsForSequence(rope->config(), 4097), LongropeFactors::kLong);
+}
+
+TEST_F(RopeApiTest, LongropeChoiceOnAnotherVariantIsRejected) {
+  std::unique_ptr<Rope> rope = Make(Bf16Config());
+  ASSERT_NE(rope, nullptr);
+  const DeviceTensor q = DeviceTensor::Contiguous(data_, 3, 2, 128, DType::kBF16);
+  ApplyOptions options;
+  options.longrope = LongropeFactors::kLong;
+  absl::Status status = rope->ApplyQDevice(q, Positions::FromOffset(0), nullptr, nullptr, options);
+  EXPECT_TRUE(absl::IsInvalidArgument(status)) << status;
+  EXPECT_TRUE(absl::StrContains(status.message(), "options.longrope")) << status;
+  options.longrope = static_cast<LongropeFactors>(9);
+  status = rope->ApplyQDevice(q, Positions::FromOffset(0), nullptr, nullptr, options);
+  EXPECT_TRUE(absl::StrContains(status.message(), "options.longrope = 9")) << status;
+  EXPECT_TRUE(runtime_.launches().empty());
 }
 
 }  // namespace

@@ -146,6 +146,20 @@ cc_library(
 
 system_libcrypto = repository_rule(implementation = _system_libcrypto_impl, local = True)
 
+def _system_nlohmann_json_impl(ctx):
+    ctx.symlink("/usr/include/nlohmann", "include/nlohmann")
+    ctx.file("BUILD.bazel", """
+# Debian's nlohmann-json3-dev (header only). rope/hf_config.cc parses without exceptions.
+cc_library(
+    name = "json",
+    hdrs = glob(["include/nlohmann/**"]),
+    includes = ["include"],
+    visibility = ["//visibility:public"],
+)
+""")
+
+system_nlohmann_json = repository_rule(implementation = _system_nlohmann_json_impl, local = True)
+
 def rope_jit_dependencies():
     """Declares every external repository rope_jit needs. Call from a WORKSPACE."""
     existing = native.existing_rules()
@@ -163,6 +177,8 @@ def rope_jit_dependencies():
         system_googletest(name = "com_google_googletest")
     if "xxhash" not in existing:
         system_xxhash(name = "xxhash")
+    if "nlohmann_json" not in existing:
+        system_nlohmann_json(name = "nlohmann_json")
     if "hiredis" not in existing:
         system_hiredis(name = "hiredis")
     if "libcrypto" not in existing:

@@ -8,11 +8,12 @@
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
+#include "jit/disk_cache.h"
 
 namespace rope_jit {
 
 std::string CacheEntryPath(const std::string& dir, const CacheKey& key) {
-  return absl::StrCat(dir, "/", key.hex, ".rjc");
+  return absl::StrCat(dir, "/", DiskCache::EntryFileName(key));
 }
 
 EntryProbe ProbeEntry(const std::string& dir, const CacheKey& key, bool check_contents) {
@@ -35,6 +36,12 @@ EntryProbe ProbeEntry(const std::string& dir, const CacheKey& key, bool check_co
   if (static_cast<size_t>(st.st_size) < kCacheEntryOverhead + key.text.size()) {
     probe.state = EntryState::kDamaged;
     probe.detail = absl::StrCat(path, " is truncated (", st.st_size, " bytes)");
+    return probe;
+  }
+  // As DiskCache::Read: a file past the cap is not an entry, and is never read whole.
+  if (static_cast<uint64_t>(st.st_size) > DiskCache::kMaxEntryBytes) {
+    probe.state = EntryState::kDamaged;
+    probe.detail = absl::StrCat(path, " is too large (", st.st_size, " bytes) to be an entry");
     return probe;
   }
   if (!check_contents) {
@@ -62,6 +69,13 @@ EntryProbe ProbeEntry(const std::string& dir, const CacheKey& key, bool check_co
       return probe;
     }
     if (n == 0) break;
+    // The file may have grown since the stat.
+    if (bytes.size() + static_cast<size_t>(n) > DiskCache::kMaxEntryBytes) {
+      probe.state = EntryState::kDamaged;
+      probe.detail = absl::StrCat(path, " is too large (grew past ", DiskCache::kMaxEntryBytes,
+                                  " bytes while read) to be an entry");
+      return probe;
+    }
     bytes.append(buffer, static_cast<size_t>(n));
   }
   absl::StatusOr<absl::string_view> payload = DecodeCacheEntry(bytes, key);

@@ -7,7 +7,8 @@
 // Unlike DiskCache::Read it changes nothing: it creates no directory, removes no damaged
 // entry and does not refresh the entry's mtime (the LRU clock). A dry run must leave
 // the cache exactly as it was, and constructing a DiskCache already creates its
-// directory. The file name follows DiskCache's layout: <dir>/<key.hex>.rjc.
+// directory. The file name is DiskCache::EntryFileName, and reads are capped at
+// DiskCache::kMaxEntryBytes (a bigger file is reported damaged, never read).
 #ifndef ROPE_JIT_TOOLS_CACHE_PROBE_H_
 #define ROPE_JIT_TOOLS_CACHE_PROBE_H_
 

@@ -5,6 +5,7 @@
 //   bazel run //tools:jit_warm                                  # this machine's targets
 //   bazel run //tools:jit_warm -- --arch=sm_90,gfx90a --head_dim=128 --dtype=bf16
 //   bazel run //tools:jit_warm -- --manifest=models.txt --verify
+//   bazel run //tools:jit_warm -- --hf_config=/models/Qwen3-VL-8B/config.json
 //
 // stdout: the dry-run listing, the summary and --stats. stderr: notes, warnings,
 // progress (one updating line on a terminal, one line per item otherwise) and failures
@@ -35,6 +36,7 @@
 #include "absl/strings/str_replace.h"
 #include "jit/backends.h"
 #include "jit/kernel_service.h"
+#include "jit/target.h"
 #include "rope/kernel_specs.h"
 #include "tools/cache_probe.h"
 #include "tools/warm_plan.h"
@@ -45,6 +47,7 @@ namespace {
 constexpr int kExitOk = 0;
 constexpr int kExitFailed = 1;
 constexpr int kExitUsage = 2;
+constexpr int kExitIncomplete = 3;  // all compiled, but not all are in the cache at the end
 
 using Clock = std::chrono::steady_clock;
 
@@ -150,6 +153,7 @@ struct ItemResult {
   std::string detail;  // the failure (with the compiler log), or what was repaired
   double seconds = 0;
   bool loaded = false;  // --verify loaded it on a GPU of its target
+  bool remote_failed = false;  // with a remote tier: it could not be made to hold the entry
 };
 
 // Progress on stderr. On a terminal one status line, redrawn in place; in a log one
@@ -220,6 +224,12 @@ class Warmer {
   ItemResult Warm(const WarmItem& item) {
     const Clock::time_point start = Clock::now();
     ItemResult result = WarmUntimed(item);
+    // A node that warms also fills the fleet's remote tier: entries it compiled were
+    // published by the service; ones it already had on disk are published here.
+    if (result.outcome != Outcome::kFailed && service_.remote() != nullptr) {
+      absl::StatusOr<KernelSpec> spec = RopeKernelSpec(item.config, item.kernel, item.target);
+      result.remote_failed = !spec.ok() || !service_.PublishRemote(*spec).ok();
+    }
     result.seconds = SecondsSince(start);
     return result;
   }
@@ -269,7 +279,7 @@ class Warmer {
       result.outcome = damaged ? Outcome::kRepaired : Outcome::kCompiled;
     }
 
-    // --verify with a GPU of this target: the driver has the last word on an entry.
+    // --verify with a device of this target: the driver has the last word on an entry.
     auto device = devices_.find(item.target);
     if (!verify_ || device == devices_.end()) return result;
     absl::Status loads = LoadCheck(device->second, item.kernel, code);
@@ -321,6 +331,17 @@ void PrintStats(const ServiceStats& s) {
          (unsigned long long)d.write_failures, (unsigned long long)d.evictions,
          (unsigned long long)d.lock_waits, (unsigned long long)d.lock_timeouts,
          (unsigned long long)d.lock_errors, d.lock_wait_ms, d.read_ms);
+  if (!s.remote_enabled) return;
+  const RemoteCacheStats& r = s.remote;
+  printf("remote: hits %llu, misses %llu, bad_entries %llu, timeouts %llu, errors %llu, "
+         "circuit_opens %llu, skipped %llu, writes %llu (%llu failed), read %llu bytes, "
+         "written %llu bytes, get %.1f ms, put %.1f ms\n",
+         (unsigned long long)r.hits, (unsigned long long)r.misses,
+         (unsigned long long)r.bad_entries, (unsigned long long)r.timeouts,
+         (unsigned long long)r.errors, (unsigned long long)r.circuit_opens,
+         (unsigned long long)r.skipped, (unsigned long long)r.writes,
+         (unsigned long long)r.write_failures, (unsigned long long)r.bytes_read,
+         (unsigned long long)r.bytes_written, r.get_ms, r.put_ms);
 }
 
 // --dry_run: keys only (a service without a disk tier creates no directory), entries
@@ -365,6 +386,50 @@ int DryRun(const std::vector<WarmItem>& items, const std::string& cache_dir, siz
   return errors == 0 ? kExitOk : kExitFailed;
 }
 
+// The items of `order` that did not fail and whose entry is not in the cache now, after
+// the run: a write that failed (the disk cache then disables itself) or the run's own
+// evictions can leave a cache that the summary alone would call warm.
+std::vector<size_t> MissingEntries(KernelService& service, const std::vector<WarmItem>& items,
+                                   const std::vector<size_t>& order,
+                                   const std::vector<ItemResult>& results) {
+  std::vector<size_t> missing;
+  for (size_t index : order) {
+    if (results[index].outcome == Outcome::kFailed) continue;
+    const WarmItem& item = items[index];
+    absl::StatusOr<KernelSpec> spec = RopeKernelSpec(item.config, item.kernel, item.target);
+    absl::StatusOr<CacheKey> key = spec.ok() ? service.KeyFor(*spec) : spec.status();
+    const EntryState state = key.ok() ? ProbeEntry(service.disk().dir(), *key, false).state
+                                      : EntryState::kMissing;
+    if (state != EntryState::kPresent && state != EntryState::kValid) missing.push_back(index);
+  }
+  return missing;
+}
+
+std::string WhyMissing(KernelService& service, const ServiceStats& stats, uint64_t max_bytes) {
+  if (!service.disk().enabled()) {
+    return absl::StrCat("the disk cache was disabled during the run: ",
+                        service.disk().disabled_reason());
+  }
+  if (stats.disk.evictions > 0) {
+    return absl::StrCat("this run evicted ", stats.disk.evictions,
+                        " entries to stay within the cache budget of ", max_bytes,
+                        " bytes (ROPE_JIT_CACHE_MAX_BYTES), smaller than the scope needs");
+  }
+  return "removed during the run by another process (its eviction) or by hand";
+}
+
+// Counts what this process compiled: an item whose compile another process finished
+// first (this one waited on its lock, then read its entry) was already cached.
+void CountOwnCompiles(const ServiceStats& stats, size_t* compiled, size_t* repaired,
+                      size_t* cached) {
+  const uint64_t own = stats.compiles - stats.compile_failures;
+  const uint64_t claimed = *compiled + *repaired;
+  if (own >= claimed) return;
+  const size_t raced = std::min<size_t>(claimed - own, *compiled);
+  *compiled -= raced;
+  *cached += raced;
+}
+
 int Run(int argc, char** argv) {
   const Clock::time_point start = Clock::now();
   const int default_jobs = std::max(1u, std::thread::hardware_concurrency());
@@ -385,6 +450,12 @@ int Run(int argc, char** argv) {
     absl::StatusOr<std::vector<ManifestEntry>> entries = ParseManifest(*text, flags.manifest);
     if (!entries.ok()) return UsageError(entries.status().message());
     manifest = std::move(*entries);
+  }
+  std::vector<HfConfigFile> hf_configs;
+  for (const std::string& name : flags.hf_configs) {
+    absl::StatusOr<std::string> text = ReadTextFile(UserPath(name));
+    if (!text.ok()) return UsageError(absl::StrCat("--hf_config: ", text.status().message()));
+    hf_configs.push_back(HfConfigFile{name, std::move(*text)});
   }
   const bool manifest_names_all_targets =
       !flags.manifest.empty() &&
@@ -412,13 +483,23 @@ int Run(int argc, char** argv) {
     }
   }
   absl::StatusOr<std::vector<WarmItem>> built =
-      BuildItems(flags, targets, flags.manifest.empty() ? nullptr : &manifest, flags.manifest, validate);
+      !hf_configs.empty()
+          ? BuildItemsFromHfConfigs(flags, targets, hf_configs)
+          : BuildItems(flags, targets, flags.manifest.empty() ? nullptr : &manifest, flags.manifest,
+                       validate);
   if (!built.ok()) return UsageError(built.status().message());
   if (!targets_status.ok()) {
     PrintError(targets_status.message());
     return kExitFailed;
   }
   const std::vector<WarmItem> items = std::move(*built);
+  // --verify loads host entries on the host backend (never a default target: a GPU-less
+  // machine's defaults are GPU targets).
+  if (flags.verify && std::any_of(items.begin(), items.end(),
+                                  [](const WarmItem& item) { return item.target == kHostTarget; })) {
+    DeviceRuntime& host = RuntimeForVendor(Vendor::kHost);
+    devices.emplace(std::string(kHostTarget), Device{&host, 0, host.DeviceName(0).value_or("host")});
+  }
 
   // Say where the targets came from and what is skipped, once per target.
   if (targets.source == "the GPUs present") {
@@ -451,6 +532,7 @@ int Run(int argc, char** argv) {
 
   // The service's DiskCache prints the one warning when the directory is unusable.
   KernelService service(options);
+  const bool cache_enabled_at_start = service.disk().enabled();
   std::string cache_line;
   if (service.disk().enabled()) {
     cache_line = absl::StrCat("cache: ", service.disk().dir());
@@ -489,10 +571,12 @@ int Run(int argc, char** argv) {
 
   size_t counts[4] = {0, 0, 0, 0};
   size_t loaded = 0;
+  size_t remote_failed = 0;
   for (size_t index : order) {
     const ItemResult& result = results[index];
     ++counts[static_cast<int>(result.outcome)];
     if (result.loaded) ++loaded;
+    if (result.remote_failed) ++remote_failed;
     if (result.outcome == Outcome::kFailed) {
       // The status message carries the compiler log; indent it under its item.
       fprintf(stderr, "FAILED %s:\n  %s\n", DescribeItem(items[index]).c_str(),
@@ -502,18 +586,41 @@ int Run(int argc, char** argv) {
     }
   }
   const ServiceStats stats = service.stats();
+  std::vector<size_t> missing;
+  if (cache_enabled_at_start) missing = MissingEntries(service, items, order, results);
+  if (!missing.empty()) {
+    fprintf(stderr, "jit_warm: %zu of %zu entries in scope are missing from the cache: %s\n",
+            missing.size(), order.size(),
+            WhyMissing(service, stats, options.disk.max_bytes).c_str());
+    for (size_t index : missing) fprintf(stderr, "  missing %s\n", DescribeItem(items[index]).c_str());
+  }
   if (service.disk().enabled()) {
     absl::StrAppend(&cache_line, " (", FormatBytes(service.disk().TotalBytes()), " in all entries)");
   }
   printf("%s\n", cache_line.c_str());
+  if (service.remote() != nullptr) {
+    const size_t warmed = order.size() - counts[static_cast<int>(Outcome::kFailed)];
+    printf("remote: %s holds %zu of %zu entries (%llu stored now)%s\n",
+           service.remote()->url().c_str(), warmed - remote_failed, warmed,
+           (unsigned long long)stats.remote.writes,
+           remote_failed > 0 ? "; unreachable for the rest" : "");
+  }
+  size_t compiled = counts[static_cast<int>(Outcome::kCompiled)];
+  size_t cached = counts[static_cast<int>(Outcome::kCached)];
+  size_t repaired = counts[static_cast<int>(Outcome::kRepaired)];
+  CountOwnCompiles(stats, &compiled, &repaired, &cached);
   printf("summary: compiled %zu, already cached %zu, repaired %zu, failed %zu, unsupported %zu; "
          "wall %.2f s, compile %.2f s summed over %zu jobs%s\n",
-         counts[static_cast<int>(Outcome::kCompiled)], counts[static_cast<int>(Outcome::kCached)],
-         counts[static_cast<int>(Outcome::kRepaired)], counts[static_cast<int>(Outcome::kFailed)],
+         compiled, cached, repaired, counts[static_cast<int>(Outcome::kFailed)],
          unsupported, SecondsSince(start), stats.compile_ms / 1000.0, jobs,
-         flags.verify ? absl::StrCat("; loaded on a GPU ", loaded).c_str() : "");
+         flags.verify ? absl::StrCat("; loaded on a device ", loaded).c_str() : "");
+  if (!missing.empty()) {
+    printf("incomplete: %zu of %zu entries in scope are not in the cache (see stderr)\n",
+           missing.size(), order.size());
+  }
   if (flags.stats) PrintStats(stats);
-  return counts[static_cast<int>(Outcome::kFailed)] == 0 ? kExitOk : kExitFailed;
+  if (counts[static_cast<int>(Outcome::kFailed)] != 0) return kExitFailed;
+  return missing.empty() ? kExitOk : kExitIncomplete;
 }
 
 }  // namespace

@@ -13,12 +13,11 @@
 // It prints a table with PASS/MISS against the project's targets and writes every
 // number to --json. See BenchUsage() (tools/rope_bench_flags.cc) for the flags.
 //
-// Timing method (/work/.library/device/METHOD.md): device events around batches of
-// back-to-back launches after warm-up, median over batches; the launches rotate through
-// buffer sets whose total exceeds 4x L2, so repeated launches read DRAM, not L2. Before
-// each batch of short launches a spin kernel holds the GPU while the host enqueues the
-// batch, so the events time the GPU's back-to-back execution, not the host's launch rate
-// (the host cost is part 2's number).
+// Timing method: device events around batches of back-to-back launches after warm-up,
+// median over batches; the launches rotate through buffer sets whose total exceeds 4x
+// L2, so repeated launches read DRAM, not L2. Before each batch of short launches a spin
+// kernel holds the GPU while the host enqueues the batch, so the events time the GPU's
+// back-to-back execution, not the host's launch rate (the host cost is part 2's number).
 #include <signal.h>
 #include <stdlib.h>
 #include <time.h>
@@ -75,6 +74,8 @@ constexpr int kExitNoGpu = 3;
 // most this many, so a batch never fills the driver's queue of pending launches (which
 // would make the host wait for the GPU and the spin useless).
 constexpr int kMinOpsPerBatch = 8;
+// Rows up to this many tokens also time the unaligned (one- or two-pair-a-thread) kernel.
+constexpr int64_t kMaxNarrowTokens = 4096;
 constexpr int kMaxOpsPerBatch = 512;
 // Launches shorter than this are timed behind a spin kernel.
 constexpr double kSpinBelowUs = 50;
@@ -690,7 +691,8 @@ absl::StatusOr<KernelRow> MeasureKernelRow(const Gpu& gpu, const BenchOptions& o
 
   // Buffer sets, each Q then K, 256-byte aligned; at least two so that the copy reads
   // one set and writes another.
-  const int64_t set_bytes = RoundUp(row.qk_bytes, 256);
+  // One element of slack: rows up to kMaxNarrowTokens also time views shifted by one element.
+  const int64_t set_bytes = RoundUp(row.qk_bytes + element, 256);
   row.sets = std::max<int64_t>(2, (gpu.rotate_bytes + set_bytes - 1) / set_bytes);
   ASSIGN_OR_RETURN(DeviceBuffer arena, DeviceBuffer::Allocate(rt, gpu.device, row.sets * set_bytes));
   RETURN_IF_ERROR(FillRandom(gpu, arena, config.dtype, 1000 + tokens));
@@ -698,8 +700,9 @@ absl::StatusOr<KernelRow> MeasureKernelRow(const Gpu& gpu, const BenchOptions& o
   ASSIGN_OR_RETURN(DeviceBuffer positions_buffer, UploadPositions(gpu, RandomPositions(tokens, 2000 + tokens)));
   const Positions positions = Positions::Int64(reinterpret_cast<const int64_t*>(positions_buffer.data()));
 
+  int64_t shift_bytes = 0;  // > 0: views one element off alignment (the unaligned kernel)
   auto apply_set_with = [&](int64_t set, const ApplyOptions& apply_options) {
-    char* base = arena.data() + (set % row.sets) * set_bytes;
+    char* base = arena.data() + (set % row.sets) * set_bytes + shift_bytes;
     const DeviceTensor q = DeviceTensor::Contiguous(base, tokens, heads.q, config.head_dim, config.dtype);
     const DeviceTensor k = DeviceTensor::Contiguous(base + q_bytes, tokens, heads.kv, config.head_dim, config.dtype);
     return rope.ApplyPositionEmbeddingsDevice(q, k, positions, gpu.stream, nullptr, nullptr, apply_options);
@@ -715,6 +718,17 @@ absl::StatusOr<KernelRow> MeasureKernelRow(const Gpu& gpu, const BenchOptions& o
     return rt.CopyDeviceToDeviceAsync(gpu.device, dst, src, row.qk_bytes, gpu.stream);
   };
   ASSIGN_OR_RETURN(row.copy, TimeOps(gpu, options, copy, &next));
+
+  if (tokens <= kMaxNarrowTokens) {
+    // The unaligned kernel moves one pair (NeoX) or two (interleaved) per thread instead of
+    // a 16-byte vector: more threads with a shorter chain each, which may suit launches too
+    // small to fill the GPU. Timed here beside the aligned kernel to decide which to take.
+    shift_bytes = element;
+    next = 0;
+    ASSIGN_OR_RETURN(Timing unaligned, TimeOps(gpu, options, apply_set, &next));
+    row.unaligned_kernel = unaligned;
+    shift_bytes = 0;
+  }
 
   if (tokens <= kMaxDecodeTokens && options.graph) {
     if (gpu.cuda == nullptr) {

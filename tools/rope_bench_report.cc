@@ -92,10 +92,10 @@ std::string RowTarget(const KernelRow& r) {
 void PrintKernelHeader() {
   std::printf("\n== Kernel (ApplyPositionEmbeddingsDevice, in place, int64 positions) vs D2D copy of the same Q+K ==\n");
   std::printf("times are medians per launch; GB/s count bytes read + written; graph = per apply in a replayed "
-              "CUDA graph; pdl us = the same with programmatic dependent launch;\n* = most batches host-bound (the host enqueued slower than the GPU ran: the figure may include launch gaps)\n");
-  std::printf("%6s %6s %4s %5s %-11s %8s %10s %7s %10s %7s %6s %9s %9s  %s\n", "tokens", "heads", "hd",
+              "CUDA graph; pdl us = the same with programmatic dependent launch; narrow us = the unaligned kernel (views one element off; <= 4096 tokens);\n* = most batches host-bound (the host enqueued slower than the GPU ran: the figure may include launch gaps)\n");
+  std::printf("%6s %6s %4s %5s %-11s %8s %10s %7s %10s %7s %6s %9s %9s %s\n", "tokens", "heads", "hd",
               "dtype", "style", "MB q+k", "kernel us", "GB/s", "copy us", "GB/s", "ratio", "graph us", "pdl us",
-              "target");
+              "narrow us  target");
 }
 
 void PrintEmptyKernel(const Timing& t) {
@@ -109,7 +109,8 @@ void PrintKernelRow(const KernelRow& r) {
   auto graph_cell = [](const std::optional<Timing>& t) {
     return t ? absl::StrFormat("%9.2f", t->median_us) : absl::StrFormat("%9s", "-");
   };
-  const std::string graph = absl::StrCat(graph_cell(r.graph), " ", graph_cell(r.graph_pdl));
+  const std::string graph = absl::StrCat(graph_cell(r.graph), " ", graph_cell(r.graph_pdl), " ",
+                                         graph_cell(r.unaligned_kernel));
   std::printf("%6lld %6s %4d %5s %-11s %8.3f %9.2f%s %7.0f %9.2f%s %7.0f %6.3f %s  %s\n",
               static_cast<long long>(r.tokens), heads.c_str(), r.head_dim, DTypeName(r.dtype), StyleName(r.style),
               r.qk_bytes / 1e6, r.kernel.median_us, r.kernel.host_bound ? "*" : " ",
@@ -388,6 +389,12 @@ std::string ReportJson(const Report& r, const BenchOptions& o) {
     j.Key("graph_per_apply");
     if (k.graph) {
       WriteTiming(j, *k.graph);
+    } else {
+      j.Null();
+    }
+    j.Key("unaligned_kernel");
+    if (k.unaligned_kernel) {
+      WriteTiming(j, *k.unaligned_kernel);
     } else {
       j.Null();
     }

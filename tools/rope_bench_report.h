@@ -62,6 +62,7 @@ struct KernelRow {
   int64_t sets = 0;          // buffer sets the launches rotate through
   Timing kernel, copy;
   std::optional<Timing> graph;  // per apply
+  std::optional<Timing> unaligned_kernel;  // rows <= 4096 tokens: views one element off
   std::optional<Timing> graph_pdl;  // per apply, launched with programmatic dependent launch
   int graph_count = 0;          // distinct graphs replayed in turn
   std::string graph_note;       // why there is no graph figure

@@ -16,6 +16,7 @@
 #include "absl/strings/strip.h"
 #include "jit/status_macros.h"
 #include "jit/target.h"
+#include "rope/hf_config.h"
 
 namespace rope_jit {
 namespace {
@@ -111,6 +112,7 @@ constexpr FlagInfo kFlags[] = {
     {"jobs", FlagKind::kValue},       {"manifest", FlagKind::kValue},
     {"dry_run", FlagKind::kBool},     {"verify", FlagKind::kBool},
     {"stats", FlagKind::kBool},       {"help", FlagKind::kBool},
+    {"hf_config", FlagKind::kValue},
 };
 
 const FlagInfo* FindFlag(absl::string_view name) {
@@ -131,6 +133,7 @@ absl::Status SetValueFlag(absl::string_view name, absl::string_view value, WarmF
     ASSIGN_OR_RETURN(flags->position_columns, ParseList<int>(name, value, ParseInt));
   } else if (name == "dtype") {
     ASSIGN_OR_RETURN(flags->dtypes, ParseList<DType>(name, value, ParseDType, &AllDTypes()));
+    flags->dtypes_given = true;
   } else if (name == "style") {
     ASSIGN_OR_RETURN(flags->styles, ParseList<RopeStyle>(name, value, ParseStyle, &AllStyles()));
   } else if (name == "kernels") {
@@ -149,6 +152,11 @@ absl::Status SetValueFlag(absl::string_view name, absl::string_view value, WarmF
   } else if (name == "manifest") {
     if (value.empty()) return Usage("--manifest needs a file name");
     flags->manifest = std::string(value);
+  } else if (name == "hf_config") {
+    ASSIGN_OR_RETURN(flags->hf_configs,
+                     ParseList<std::string>(name, value, [](absl::string_view file) {
+                       return absl::StatusOr<std::string>(std::string(file));
+                     }));
   }
   return absl::OkStatus();
 }
@@ -168,7 +176,18 @@ std::string FlagNames() {
 
 // Keys of a manifest line, in the order DescribeItem prints them.
 constexpr const char* kManifestKeys[] = {"arch",     "kernel", "head_dim", "rotary_dim",
-                                         "position_columns", "dtype", "style"};
+                                         "position_columns", "dtype", "style", "mrope_section",
+                                         "mrope_interleaved"};
+
+// "16/24/24": MRoPE pairs per position column.
+absl::StatusOr<std::vector<int>> ParseSection(absl::string_view text) {
+  std::vector<int> section;
+  for (absl::string_view piece : absl::StrSplit(text, '/')) {
+    ASSIGN_OR_RETURN(int value, ParseInt(piece));
+    section.push_back(value);
+  }
+  return section;
+}
 
 absl::Status SetManifestValue(absl::string_view key, absl::string_view value, ManifestEntry* entry) {
   if (key == "arch") {
@@ -185,6 +204,10 @@ absl::Status SetManifestValue(absl::string_view key, absl::string_view value, Ma
     ASSIGN_OR_RETURN(entry->dtype, ParseDType(value));
   } else if (key == "style") {
     ASSIGN_OR_RETURN(entry->style, ParseStyle(value));
+  } else if (key == "mrope_section") {
+    ASSIGN_OR_RETURN(entry->mrope_section, ParseSection(value));
+  } else if (key == "mrope_interleaved") {
+    ASSIGN_OR_RETURN(entry->mrope_interleaved, ParseBool(value));
   }
   return absl::OkStatus();
 }
@@ -216,7 +239,9 @@ absl::Status AddCrossProduct(const std::vector<std::pair<std::string, std::strin
                              const std::vector<int>& rotary_dims,  // empty: = head_dim
                              const std::vector<int>& position_columns,
                              const std::vector<DType>& dtypes,
-                             const std::vector<RopeStyle>& styles, absl::string_view where,
+                             const std::vector<RopeStyle>& styles,
+                             const std::vector<int>& mrope_section,  // empty: no MRoPE
+                             bool mrope_interleaved, absl::string_view where,
                              std::vector<WarmItem>* items) {
   for (RopeKernel kernel : kernels) {
     for (int head_dim : head_dims) {
@@ -231,6 +256,8 @@ absl::Status AddCrossProduct(const std::vector<std::pair<std::string, std::strin
               config.position_columns = columns;
               config.dtype = dtype;
               config.style = style;
+              config.mrope_section = mrope_section;
+              config.mrope_interleaved = mrope_interleaved;
               // RopeKernelSpec validates exactly what the library will bake.
               absl::Status valid = RopeKernelSpec(config, kernel, "").status();
               if (!valid.ok()) {
@@ -258,6 +285,24 @@ absl::Status AddCrossProduct(const std::vector<std::pair<std::string, std::strin
   return absl::OkStatus();
 }
 
+// Dedupe (a manifest may repeat itself, or overlap a line without arch; two models may
+// share shapes), then group by target in first-seen order so that listings read naturally.
+std::vector<WarmItem> GroupByTarget(std::vector<WarmItem> items) {
+  std::vector<std::string> target_order;
+  std::map<std::string, std::vector<WarmItem>> by_target;
+  absl::flat_hash_set<std::string> seen;
+  for (WarmItem& item : items) {
+    if (!seen.insert(DescribeItem(item)).second) continue;
+    if (by_target.find(item.target) == by_target.end()) target_order.push_back(item.target);
+    by_target[item.target].push_back(std::move(item));
+  }
+  std::vector<WarmItem> result;
+  for (const std::string& target : target_order) {
+    for (WarmItem& item : by_target[target]) result.push_back(std::move(item));
+  }
+  return result;
+}
+
 }  // namespace
 
 absl::StatusOr<DType> ParseDType(absl::string_view text) {
@@ -277,6 +322,7 @@ absl::StatusOr<RopeStyle> ParseStyle(absl::string_view text) {
 
 absl::StatusOr<WarmFlags> ParseWarmFlags(const std::vector<std::string>& args) {
   WarmFlags flags;
+  std::set<std::string> given;
   for (size_t i = 0; i < args.size(); ++i) {
     absl::string_view arg = args[i];
     if (arg == "--") {
@@ -328,6 +374,14 @@ absl::StatusOr<WarmFlags> ParseWarmFlags(const std::vector<std::string>& args) {
       value = args[++i];
     }
     RETURN_IF_ERROR(SetValueFlag(flag_name, *value, &flags));
+    given.insert(std::string(flag_name));
+  }
+  if (!flags.hf_configs.empty()) {
+    for (const char* shape : {"manifest", "head_dim", "rotary_dim", "position_columns", "style"}) {
+      if (given.count(shape) != 0) {
+        return Usage(absl::StrCat("--hf_config takes the shapes from the models; drop --", shape));
+      }
+    }
   }
   return flags;
 }
@@ -353,6 +407,9 @@ What to compile (comma lists; the cross product is compiled):
                              arch=sm_90 kernel=rope head_dim=128 rotary_dim=64 dtype=bf16 style=neox
                            '#' starts a comment; a key a line leaves out takes the flag's
                            values (leave out arch to compile for this machine's targets)
+  --hf_config=FILE[,FILE]  Hugging Face config.json files instead of the shape flags: exactly
+                           what those models need (every layer type), for --dtype or, without
+                           it, each model's torch_dtype; --arch and --kernels still apply
 
 How:
   --cache_dir=DIR          default: $ROPE_JIT_CACHE_DIR, else $XDG_CACHE_HOME/rope_jit, else
@@ -366,7 +423,10 @@ How:
   --help                   this text
 
 Exit status: 0 when every supported specialization is in the cache; 1 when some failed
-to compile (each is printed with its compiler log); 2 for bad usage.
+to compile (each is printed with its compiler log); 2 for bad usage; 3 when all compiled
+but some are not in the cache at the end (evicted by ROPE_JIT_CACHE_MAX_BYTES, or not
+written: disk full, RLIMIT_FSIZE, ...), each named with the reason on stderr. With the
+disk cache off or unusable from the start (warned), nothing is checked.
 )");
 }
 
@@ -453,7 +513,10 @@ std::string DescribeItem(const WarmItem& item) {
       " rotary_dim=", item.config.EffectiveRotaryDim(),
       item.config.position_columns == 1 ? ""
                                         : absl::StrCat(" position_columns=", item.config.position_columns),
-      " dtype=", DTypeName(item.config.dtype), " style=", StyleName(item.config.style));
+      " dtype=", DTypeName(item.config.dtype), " style=", StyleName(item.config.style),
+      item.config.IsMrope() ? absl::StrCat(" mrope_section=", absl::StrJoin(item.config.mrope_section, "/"))
+                            : "",
+      item.config.mrope_interleaved ? " mrope_interleaved=true" : "");
 }
 
 absl::StatusOr<std::vector<WarmItem>> BuildItems(const WarmFlags& flags,
@@ -468,7 +531,8 @@ absl::StatusOr<std::vector<WarmItem>> BuildItems(const WarmFlags& flags,
   std::vector<WarmItem> items;
   if (manifest == nullptr) {
     RETURN_IF_ERROR(AddCrossProduct(chosen, flags.kernels, flags.head_dims, flags.rotary_dims,
-                                    flags.position_columns, flags.dtypes, flags.styles, "", &items));
+                                    flags.position_columns, flags.dtypes, flags.styles, {}, false,
+                                    "", &items));
   } else {
     absl::flat_hash_map<std::string, std::string> support;  // target -> why unsupported
     for (const ManifestEntry& entry : *manifest) {
@@ -487,25 +551,57 @@ absl::StatusOr<std::vector<WarmItem>> BuildItems(const WarmFlags& flags,
           entry_targets, Either(entry.kernel, flags.kernels), Either(entry.head_dim, flags.head_dims),
           rotary_dims, Either(entry.position_columns, flags.position_columns),
           Either(entry.dtype, flags.dtypes), Either(entry.style, flags.styles),
+          entry.mrope_section.value_or(std::vector<int>{}), entry.mrope_interleaved.value_or(false),
           absl::StrCat(manifest_name, ":", entry.line), &items));
     }
   }
 
-  // Dedupe (a manifest may repeat itself, or overlap a line without arch), then group by
-  // target in first-seen order so that listings read naturally.
-  std::vector<std::string> target_order;
-  std::map<std::string, std::vector<WarmItem>> by_target;
-  absl::flat_hash_set<std::string> seen;
-  for (WarmItem& item : items) {
-    if (!seen.insert(DescribeItem(item)).second) continue;
-    if (by_target.find(item.target) == by_target.end()) target_order.push_back(item.target);
-    by_target[item.target].push_back(std::move(item));
+  return GroupByTarget(std::move(items));
+}
+
+absl::StatusOr<std::vector<WarmItem>> BuildItemsFromHfConfigs(const WarmFlags& flags,
+                                                              const TargetChoice& targets,
+                                                              const std::vector<HfConfigFile>& files) {
+  std::vector<std::pair<std::string, std::string>> chosen;  // (target, why unsupported)
+  for (const std::string& target : targets.usable) chosen.emplace_back(target, "");
+  for (const auto& unsupported : targets.unsupported) chosen.push_back(unsupported);
+  std::vector<WarmItem> items;
+  for (const HfConfigFile& file : files) {
+    auto in_file = [&file](const absl::Status& status) {
+      return Usage(absl::StrCat(file.name, ": ", status.message()));
+    };
+    std::vector<DType> dtypes = flags.dtypes;
+    if (!flags.dtypes_given) {
+      absl::StatusOr<std::optional<DType>> own = HfConfigDType(file.text);
+      if (!own.ok()) return in_file(own.status());
+      if (!own->has_value()) {
+        return Usage(absl::StrCat(file.name, ": names no torch_dtype the kernels support (f16, "
+                                  "bf16, f32); pass --dtype"));
+      }
+      dtypes = {**own};
+    }
+    absl::StatusOr<std::vector<std::string>> layer_types = HfConfigLayerTypes(file.text);
+    if (!layer_types.ok()) return in_file(layer_types.status());
+    if (layer_types->empty()) layer_types->push_back("");
+    for (DType dtype : dtypes) {
+      for (const std::string& layer_type : *layer_types) {
+        absl::StatusOr<RopeConfig> config = RopeConfigFromHfConfig(file.text, dtype, layer_type);
+        if (!config.ok()) return in_file(config.status());
+        config->rotary_dim = config->EffectiveRotaryDim();  // 0 and head_dim are one spec
+        for (RopeKernel kernel : flags.kernels) {
+          for (const auto& [target, unsupported] : chosen) {
+            WarmItem item;
+            item.target = target;
+            item.kernel = kernel;
+            item.config = *config;
+            item.unsupported = unsupported;
+            items.push_back(std::move(item));
+          }
+        }
+      }
+    }
   }
-  std::vector<WarmItem> result;
-  for (const std::string& target : target_order) {
-    for (WarmItem& item : by_target[target]) result.push_back(std::move(item));
-  }
-  return result;
+  return GroupByTarget(std::move(items));
 }
 
 std::vector<size_t> InterleaveByTarget(const std::vector<WarmItem>& items) {

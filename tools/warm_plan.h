@@ -21,9 +21,14 @@
 //   arch=sm_90 kernel=rope head_dim=128 dtype=bf16 style=neox
 //   head_dim=128 rotary_dim=64 dtype=bf16 style=interleaved
 //
-// Keys: arch, kernel, head_dim, rotary_dim, position_columns, dtype, style. A key a line
-// leaves out takes the values of the matching flag (or its default), so a line without
-// arch is compiled for this machine's targets and one manifest serves a mixed fleet.
+// Keys: arch, kernel, head_dim, rotary_dim, position_columns, dtype, style, and for MRoPE
+// mrope_section (e.g. 16/24/24, with position_columns=3) and mrope_interleaved. A key a
+// line leaves out takes the values of the matching flag (or its default), so a line
+// without arch is compiled for this machine's targets and one manifest serves a mixed fleet.
+//
+// --hf_config=FILE[,FILE...] replaces the shape flags: each Hugging Face config.json gives
+// its model's RopeConfig (rope/hf_config.h; every layer type of per-layer-type models),
+// for each --dtype or, without --dtype, the model's own torch_dtype.
 #ifndef ROPE_JIT_TOOLS_WARM_PLAN_H_
 #define ROPE_JIT_TOOLS_WARM_PLAN_H_
 
@@ -56,6 +61,9 @@ struct WarmFlags {
   std::optional<std::string> cache_dir;
   int jobs = 0;  // 0: one per hardware thread
   std::string manifest;  // empty: the cross product of the lists above
+  // Hugging Face config.json files: exactly the specializations those models need.
+  std::vector<std::string> hf_configs;
+  bool dtypes_given = false;  // --dtype was passed (else --hf_config uses each model's dtype)
   bool dry_run = false;
   bool verify = false;
   bool stats = false;
@@ -110,6 +118,8 @@ struct ManifestEntry {
   std::optional<int> position_columns;
   std::optional<DType> dtype;
   std::optional<RopeStyle> style;
+  std::optional<std::vector<int>> mrope_section;
+  std::optional<bool> mrope_interleaved;
 };
 
 // InvalidArgument "<file_name>:<line>: ..." for a token that is not key=value, an unknown
@@ -127,7 +137,8 @@ struct WarmItem {
 };
 
 // "arch=sm_90 kernel=rope head_dim=128 rotary_dim=64 dtype=bf16 style=neox"
-// (position_columns=N is added when it is not 1). Manifest syntax.
+// (position_columns=N is added when it is not 1, mrope_section=a/b/c and
+// mrope_interleaved=true for MRoPE). Manifest syntax.
 std::string DescribeItem(const WarmItem& item);
 
 // The specializations to warm, deduplicated, in a stable order (grouped by target).
@@ -142,6 +153,21 @@ absl::StatusOr<std::vector<WarmItem>> BuildItems(const WarmFlags& flags,
                                                  const std::vector<ManifestEntry>* manifest,
                                                  absl::string_view manifest_name,
                                                  const TargetValidator& validate);
+
+// One --hf_config file: the name to report and its text.
+struct HfConfigFile {
+  std::string name;
+  std::string text;
+};
+
+// The specializations the models of `files` need, like BuildItems (deduplicated, grouped
+// by target): flags.kernels x `targets` x each model's RopeConfig, for flags.dtypes when
+// flags.dtypes_given, else the model's torch_dtype, and for every layer type with its own
+// RoPE parameters. InvalidArgument "<name>: ..." for a file RopeConfigFromHfConfig rejects
+// or one that names no dtype the kernels support while --dtype was not given.
+absl::StatusOr<std::vector<WarmItem>> BuildItemsFromHfConfigs(const WarmFlags& flags,
+                                                              const TargetChoice& targets,
+                                                              const std::vector<HfConfigFile>& files);
 
 // The order to work on `items`: round-robin over their targets, so that parallel jobs
 // keep both vendors' compilers busy (hipRTC compiles are serialized in a process).

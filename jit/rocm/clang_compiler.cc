@@ -1,5 +1,6 @@
 #include "jit/rocm/clang_compiler.h"
 
+#include <elf.h>
 #include <limits.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -26,7 +27,6 @@ namespace {
 
 constexpr char kDefaultClang[] = "clang-19";
 constexpr char kDebianClang19[] = "/usr/lib/llvm-19/bin/clang";
-constexpr uint16_t kElfMachineAmdgpu = 224;  // EM_AMDGPU
 
 // Questions to clang itself (version, processor list, a target id) are quick.
 constexpr std::chrono::milliseconds kQueryTimeout{30000};
@@ -70,10 +70,10 @@ absl::StatusOr<std::string> ReadCodeObject(const std::string& path, size_t max_b
   if (!in || in.gcount() != static_cast<std::streamsize>(code.size())) {
     return absl::InternalError(absl::StrCat("cannot read ", path));
   }
-  // ELF64, little-endian, e_machine at offset 18.
-  if (code.size() < 64 || code.compare(0, 4, "\x7f" "ELF") != 0 || code[4] != 2 || code[5] != 1 ||
-      (static_cast<uint8_t>(code[18]) | static_cast<uint8_t>(code[19]) << 8) !=
-          kElfMachineAmdgpu) {
+  Elf64_Ehdr header{};
+  if (code.size() >= sizeof(header)) std::memcpy(&header, code.data(), sizeof(header));
+  if (std::memcmp(header.e_ident, ELFMAG, SELFMAG) != 0 || header.e_ident[EI_CLASS] != ELFCLASS64 ||
+      header.e_ident[EI_DATA] != ELFDATA2LSB || header.e_machine != EM_AMDGPU) {
     return absl::InternalError("clang's output is not an AMDGPU ELF code object");
   }
   return code;
@@ -81,6 +81,58 @@ absl::StatusOr<std::string> ReadCodeObject(const std::string& path, size_t max_b
 
 std::string TrimmedLog(absl::string_view log) {
   return std::string(absl::StripTrailingAsciiWhitespace(log));
+}
+
+// The program interpreter (dynamic loader) an ELF64 executable names in PT_INTERP, or "".
+std::string ProgramInterpreter(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  Elf64_Ehdr header;
+  if (!in.read(reinterpret_cast<char*>(&header), sizeof(header)) ||
+      std::memcmp(header.e_ident, ELFMAG, SELFMAG) != 0 || header.e_ident[EI_CLASS] != ELFCLASS64 ||
+      header.e_phentsize != sizeof(Elf64_Phdr) || header.e_phnum > 256) {
+    return "";
+  }
+  for (int i = 0; i < header.e_phnum; ++i) {
+    Elf64_Phdr segment;
+    in.seekg(static_cast<std::streamoff>(header.e_phoff + i * sizeof(segment)));
+    if (!in.read(reinterpret_cast<char*>(&segment), sizeof(segment))) return "";
+    if (segment.p_type != PT_INTERP) continue;
+    if (segment.p_filesz == 0 || segment.p_filesz > PATH_MAX) return "";
+    std::string interpreter(segment.p_filesz, '\0');
+    in.seekg(static_cast<std::streamoff>(segment.p_offset));
+    if (!in.read(&interpreter[0], static_cast<std::streamsize>(interpreter.size()))) return "";
+    interpreter.resize(std::strlen(interpreter.c_str()));
+    return interpreter;
+  }
+  return "";
+}
+
+// The LLVM libraries (libLLVM*, libclang*: front end, AMDGPU back end) that `clang` loads, as
+// its dynamic loader resolves them ("ld.so --list", what ldd prints). Empty for a static clang.
+absl::StatusOr<std::vector<std::string>> LlvmLibraries(const std::string& clang) {
+  const std::string loader = ProgramInterpreter(clang);
+  std::vector<std::string> libraries;
+  if (loader.empty() || loader[0] != '/') return libraries;
+  SpawnOptions list;
+  list.argv = {loader, "--list", clang};
+  list.env = {"LC_ALL=C"};
+  list.timeout = kQueryTimeout;
+  ASSIGN_OR_RETURN(SpawnResult listed, RunProcess(list));
+  if (listed.exit_code != 0) {
+    return absl::UnavailableError(absl::StrCat(loader, " --list ", clang, " failed: ",
+                                               TrimmedLog(listed.output)));
+  }
+  for (absl::string_view line : absl::StrSplit(listed.output, '\n')) {
+    // "\tlibLLVM.so.19.1 => /lib/x86_64-linux-gnu/libLLVM.so.19.1 (0x...)"
+    std::vector<absl::string_view> parts =
+        absl::StrSplit(absl::StripAsciiWhitespace(line), ' ', absl::SkipEmpty());
+    if (parts.size() < 3 || parts[1] != "=>" || parts[2][0] != '/') continue;
+    if (absl::StartsWith(parts[0], "libLLVM") || absl::StartsWith(parts[0], "libclang")) {
+      ASSIGN_OR_RETURN(std::string real, RealPath(std::string(parts[2])));
+      libraries.push_back(std::move(real));
+    }
+  }
+  return libraries;
 }
 
 }  // namespace
@@ -197,10 +249,16 @@ absl::StatusOr<const ClangCompiler::Installation*> ClangCompiler::Load() {
                                                    TrimmedLog(listed.output)));
       }
 
-      ASSIGN_OR_RETURN(std::string clang_hash, HashFile(clang.clang));
-      ASSIGN_OR_RETURN(std::string lld_hash, HashFile(*lld));
-      clang.identity = absl::StrCat("clang ", clang.version, "; ", clang.clang, " ", clang_hash,
-                                    "; ", *lld, " ", lld_hash);
+      // What decides the code: clang, the LLVM libraries it runs, lld.
+      std::vector<std::string> files = {clang.clang};
+      ASSIGN_OR_RETURN(std::vector<std::string> libraries, LlvmLibraries(clang.clang));
+      files.insert(files.end(), libraries.begin(), libraries.end());
+      files.push_back(*lld);
+      clang.identity = absl::StrCat("clang ", clang.version);
+      for (const std::string& file : files) {
+        ASSIGN_OR_RETURN(std::string hash, HashFile(file));
+        absl::StrAppend(&clang.identity, "; ", file, " ", hash);
+      }
       return clang;
     }();
   });

@@ -54,9 +54,12 @@ class ClangCompiler final : public Compiler {
   Vendor vendor() const override { return Vendor::kAmd; }
 
   // "clang Debian clang version 19.1.7 (3~deb12u1); /usr/lib/llvm-19/bin/clang xxh3-128:...;
-  // /usr/lib/llvm-19/bin/lld xxh3-128:...": its version line and the content of the resolved
-  // clang and of the lld it links with (ld.lld next to it). Unavailable, naming the path,
-  // when clang cannot be found or run, or when lld is missing.
+  // /usr/lib/llvm-19/lib/libclang-cpp.so.19.1 xxh3-128:...; /usr/lib/x86_64-linux-gnu/
+  // libLLVM.so.19.1 xxh3-128:...; /usr/lib/llvm-19/bin/lld xxh3-128:...": its version line and
+  // the content of the resolved clang, of the LLVM libraries it loads (as its dynamic loader
+  // lists them) and of the lld it links with (ld.lld next to it). Computed once per process
+  // (about 0.1 s: the libraries are 200 MB). Unavailable, naming the path, when clang cannot
+  // be found or run, or when lld is missing.
   absl::StatusOr<std::string> Identity() override;
 
   // The gfx processors clang lists for amdgcn-amd-amdhsa, except the generic ones and gfx6
