@@ -337,9 +337,24 @@ uint64_t Nanoseconds(absl::Duration duration) {
   return static_cast<uint64_t>(std::max<int64_t>(0, absl::ToInt64Nanoseconds(duration)));
 }
 
-bool IsTrue(absl::string_view value) {
-  const std::string lower = absl::AsciiStrToLower(absl::StripAsciiWhitespace(value));
-  return lower == "1" || lower == "true" || lower == "yes" || lower == "on";
+absl::string_view GetEnv(const char* name) {
+  const char* value = getenv(name);
+  return value == nullptr ? absl::string_view() : absl::string_view(value);
+}
+
+// ROPE_JIT_CACHE_DISABLE: 1/true disables, 0/false or unset leaves the cache on;
+// anything else leaves it on with a warning (a typo must not pass silently).
+bool CacheDisabledByEnvironment() {
+  const absl::string_view raw = GetEnv("ROPE_JIT_CACHE_DISABLE");
+  const std::string lower = absl::AsciiStrToLower(absl::StripAsciiWhitespace(raw));
+  if (lower == "1" || lower == "true") return true;
+  if (!lower.empty() && lower != "0" && lower != "false") {
+    fprintf(stderr,
+            "rope_jit: ignoring ROPE_JIT_CACHE_DISABLE=\"%s\" (want 1/true or 0/false); the disk "
+            "cache stays on\n",
+            absl::CHexEscape(raw).c_str());
+  }
+  return false;
 }
 
 // "1073741824", "512M", "4g", "64KiB": powers of 1024.
@@ -363,10 +378,6 @@ bool ParseByteSize(absl::string_view text, uint64_t* bytes) {
   return true;
 }
 
-absl::string_view GetEnv(const char* name) {
-  const char* value = getenv(name);
-  return value == nullptr ? absl::string_view() : absl::string_view(value);
-}
 
 // Batch schedulers start jobs without $HOME; the passwd entry still names a home.
 std::string PasswdHome() {
@@ -386,7 +397,7 @@ DiskCacheOptions DiskCacheOptions::FromEnvironment() {
   DiskCacheOptions options;
   const absl::string_view xdg = GetEnv("XDG_CACHE_HOME");
   const absl::string_view home = GetEnv("HOME");
-  if (IsTrue(GetEnv("ROPE_JIT_CACHE_DISABLE"))) {
+  if (CacheDisabledByEnvironment()) {
     options.dir.clear();
   } else if (!GetEnv("ROPE_JIT_CACHE_DIR").empty()) {
     options.dir = std::string(GetEnv("ROPE_JIT_CACHE_DIR"));
@@ -399,10 +410,21 @@ DiskCacheOptions DiskCacheOptions::FromEnvironment() {
   }
   options.lock_dir = std::string(GetEnv("ROPE_JIT_LOCK_DIR"));
   const absl::string_view max_bytes = GetEnv("ROPE_JIT_CACHE_MAX_BYTES");
-  if (!max_bytes.empty() && !ParseByteSize(max_bytes, &options.max_bytes)) {
+  uint64_t parsed_max_bytes = 0;
+  if (max_bytes.empty()) {
+  } else if (!ParseByteSize(max_bytes, &parsed_max_bytes)) {
     fprintf(stderr,
             "rope_jit: ignoring ROPE_JIT_CACHE_MAX_BYTES=\"%s\" (want bytes or e.g. 512M, 4G)\n",
             absl::CHexEscape(max_bytes).c_str());
+  } else if (parsed_max_bytes == 0) {
+    // A budget of 0 would still keep the newest entry (it is never evicted): refused
+    // rather than half honoured.
+    fprintf(stderr,
+            "rope_jit: ignoring ROPE_JIT_CACHE_MAX_BYTES=\"%s\" (a budget of 0 keeps nothing; "
+            "set ROPE_JIT_CACHE_DISABLE=1 to turn the disk cache off)\n",
+            absl::CHexEscape(max_bytes).c_str());
+  } else {
+    options.max_bytes = parsed_max_bytes;
   }
   return options;
 }

@@ -67,9 +67,10 @@ struct DiskCacheOptions {
 
   // dir: ROPE_JIT_CACHE_DIR, else $XDG_CACHE_HOME/rope_jit, else $HOME/.cache/rope_jit,
   // else the passwd home directory's .cache/rope_jit; empty when
-  // ROPE_JIT_CACHE_DISABLE is 1/true/yes/on. max_bytes: ROPE_JIT_CACHE_MAX_BYTES (bytes,
-  // or with a K/M/G/T suffix, powers of 1024; an unparsable value is ignored with a
-  // warning). lock_dir: ROPE_JIT_LOCK_DIR.
+  // ROPE_JIT_CACHE_DISABLE is 1 or true (0, false or unset: on; any other value: on,
+  // with a warning). max_bytes: ROPE_JIT_CACHE_MAX_BYTES (bytes, or with a K/M/G/T
+  // suffix, powers of 1024; an unparsable value or 0 is ignored with a warning).
+  // lock_dir: ROPE_JIT_LOCK_DIR.
   static DiskCacheOptions FromEnvironment();
 };
 

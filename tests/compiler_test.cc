@@ -200,6 +200,24 @@ TEST(NvrtcCompilerTest, GarbageIsInvalidArgument) {
   }
 }
 
+// Issue 14, item 8: each malformed number is named for what is wrong with it.
+TEST(NvrtcCompilerTest, MalformedArchNumbersSayWhatIsWrong) {
+  SKIP_IF_COMPILER_MISSING(Nvrtc());
+  const std::pair<const char*, const char*> cases[] = {{"sm_090", "leading zero"},
+                                                       {"sm_12345678901", "too large"},
+                                                       {"sm_99999999999a", "too large"},
+                                                       {"sm_+90", "not a "},
+                                                       {"sm_9x0", "not a "}};
+  for (const auto& [target, expected] : cases) {
+    const absl::Status status = Nvrtc().ValidateTarget(target);
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << target;
+    EXPECT_TRUE(absl::StrContains(status.message(), expected)) << target << ": " << status;
+    if (absl::string_view(expected) != "leading zero") {
+      EXPECT_FALSE(absl::StrContains(status.message(), "leading zero")) << target << ": " << status;
+    }
+  }
+}
+
 TEST(NvrtcCompilerTest, IdentityIsStableAndNamesTheLibraryByContent) {
   SKIP_IF_COMPILER_MISSING(Nvrtc());
   auto first = Nvrtc().Identity();

@@ -1094,27 +1094,42 @@ TEST(DiskCacheOptionsTest, WithoutHomeUsesPasswdHome) {
 TEST(DiskCacheOptionsTest, DisableVariableEmptiesDir) {
   ScopedEnvironment env;
   env.Set("ROPE_JIT_CACHE_DIR", "/scratch/kernels");
-  for (const char* yes : {"1", "true", "YES", "on"}) {
+  for (const char* yes : {"1", "true", "TRUE", " 1 "}) {
     env.Set("ROPE_JIT_CACHE_DISABLE", yes);
+    testing::internal::CaptureStderr();
     EXPECT_EQ(DiskCacheOptions::FromEnvironment().dir, "") << yes;
+    EXPECT_EQ(CountWarnings(testing::internal::GetCapturedStderr()), 0) << yes;
   }
-  for (const char* no : {"0", "false", ""}) {
+  for (const char* no : {"0", "false", "False", ""}) {
     env.Set("ROPE_JIT_CACHE_DISABLE", no);
+    testing::internal::CaptureStderr();
     EXPECT_EQ(DiskCacheOptions::FromEnvironment().dir, "/scratch/kernels") << no;
+    EXPECT_EQ(CountWarnings(testing::internal::GetCapturedStderr()), 0) << no;
+  }
+  // Anything else leaves the cache on and says so (issue 14, item 8).
+  for (const char* unclear : {"2", "yes", "on", "disable"}) {
+    env.Set("ROPE_JIT_CACHE_DISABLE", unclear);
+    testing::internal::CaptureStderr();
+    EXPECT_EQ(DiskCacheOptions::FromEnvironment().dir, "/scratch/kernels") << unclear;
+    const std::string captured = testing::internal::GetCapturedStderr();
+    EXPECT_EQ(CountWarnings(captured), 1) << unclear;
+    EXPECT_TRUE(absl::StrContains(captured, "ROPE_JIT_CACHE_DISABLE")) << captured;
   }
 }
 
 TEST(DiskCacheOptionsTest, MaxBytesVariable) {
   ScopedEnvironment env;
   EXPECT_EQ(DiskCacheOptions::FromEnvironment().max_bytes, DiskCacheOptions{}.max_bytes);
-  const std::pair<const char*, uint64_t> cases[] = {{"12345", 12345},       {"0", 0},
+  const std::pair<const char*, uint64_t> cases[] = {{"12345", 12345},       {"1", 1},
                                                     {"512M", 512ull << 20}, {"4g", 4ull << 30},
                                                     {"64KiB", 64ull << 10}, {"2TB", 2ull << 40}};
   for (const auto& [text, bytes] : cases) {
     env.Set("ROPE_JIT_CACHE_MAX_BYTES", text);
     EXPECT_EQ(DiskCacheOptions::FromEnvironment().max_bytes, bytes) << text;
   }
-  for (const char* bad : {"lots", "-1", "12X", "99999999999999999999", "1.5G"}) {
+  // 0 would keep no entry (in fact the newest one): refused, ROPE_JIT_CACHE_DISABLE=1
+  // says that (issue 14, item 8).
+  for (const char* bad : {"lots", "-1", "12X", "99999999999999999999", "1.5G", "0", "0K"}) {
     env.Set("ROPE_JIT_CACHE_MAX_BYTES", bad);
     testing::internal::CaptureStderr();
     EXPECT_EQ(DiskCacheOptions::FromEnvironment().max_bytes, DiskCacheOptions{}.max_bytes) << bad;

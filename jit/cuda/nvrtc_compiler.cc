@@ -1,5 +1,6 @@
 #include "jit/cuda/nvrtc_compiler.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <mutex>
 #include <utility>
@@ -90,9 +91,18 @@ absl::StatusOr<ParsedArch> ParseArch(absl::string_view target) {
     arch.variant = digits.back();
     digits.remove_suffix(1);
   }
-  if (!absl::SimpleAtoi(digits, &arch.number) || digits[0] == '0') {
+  if (digits.empty() || !std::all_of(digits.begin(), digits.end(), absl::ascii_isdigit)) {
     return absl::InvalidArgumentError(
-        absl::StrCat("'", target, "' is not a canonical sm_XX name (no leading zeros)"));
+        absl::StrCat("'", target, "' is not a canonical sm_XX name (digits, then a or f)"));
+  }
+  if (digits[0] == '0') {
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", target, "' is not a canonical sm_XX name (a leading zero)"));
+  }
+  // No GPU arch number has more than four digits; longer ones would also overflow int.
+  if (digits.size() > 4 || !absl::SimpleAtoi(digits, &arch.number)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", target, "' has an arch number too large for an sm_XX name"));
   }
   return arch;
 }
