@@ -403,11 +403,11 @@ TEST(BuildItemsTest, HfConfigsGiveExactlyWhatTheModelsNeed) {
   targets.unsupported.clear();
   items = BuildItemsFromHfConfigs(flags, targets, {HfFile("qwen3-vl-8b-instruct.json")});
   ASSERT_TRUE(items.ok()) << items.status();
-  ASSERT_EQ(items->size(), 4u);
-  EXPECT_EQ(DescribeItem((*items)[3]),
+  ASSERT_EQ(items->size(), 6u);  // 3 kernels x 2 dtypes
+  EXPECT_EQ(DescribeItem((*items)[4]),
             "arch=sm_90 kernel=position_embeddings head_dim=128 rotary_dim=128 position_columns=3 "
             "dtype=f32 style=neox mrope_section=24/20/20 mrope_interleaved=true");
-  EXPECT_TRUE(RopeKernelSpec((*items)[3].config, (*items)[3].kernel, "sm_90").ok());
+  EXPECT_TRUE(RopeKernelSpec((*items)[4].config, (*items)[4].kernel, "sm_90").ok());
 }
 
 TEST(BuildItemsTest, HfConfigErrorsNameTheFile) {
@@ -688,12 +688,13 @@ TEST(JitWarmHostTest, HostTargetCompilesAndVerifyLoadsIt) {
   const std::string scope = "--arch=host --head_dim=64 --dtype=f32 --style=neox";
   RunResult cold = RunWarm(absl::StrCat(scope, " --cache_dir=", dir));
   ASSERT_EQ(cold.exit_code, 0) << cold.out << cold.err;
-  EXPECT_EQ(Summary(cold), Counts(2, 0, 0, 0, 0)) << cold.out;
-  EXPECT_EQ(Entries(dir).size(), 2u);
+  // One entry per kernel: rope, position_embeddings, rope_kv_cache.
+  EXPECT_EQ(Summary(cold), Counts(3, 0, 0, 0, 0)) << cold.out;
+  EXPECT_EQ(Entries(dir).size(), 3u);
   RunResult verify = RunWarm(absl::StrCat(scope, " --cache_dir=", dir, " --verify"));
   ASSERT_EQ(verify.exit_code, 0) << verify.out << verify.err;
-  EXPECT_EQ(Summary(verify), Counts(0, 2, 0, 0, 0)) << verify.out;
-  EXPECT_TRUE(absl::StrContains(verify.out, "loaded on a device 2")) << verify.out;
+  EXPECT_EQ(Summary(verify), Counts(0, 3, 0, 0, 0)) << verify.out;
+  EXPECT_TRUE(absl::StrContains(verify.out, "loaded on a device 3")) << verify.out;
 }
 
 TEST_F(JitWarmBinaryTest, DryRunWritesNothing) {
