@@ -82,6 +82,17 @@ static void rope_host_run_blocks(const RopeHostGrid* grid, Kernel kernel) {
 
 #define ROPE_DEVICE __device__ __forceinline__
 
+// How the kernels' helper structs (rope.hip's heads policies) hold the launch arguments.
+// NVIDIA: a reference to the kernel parameter (a copy lands in local memory: a 192-byte
+// stack frame). AMD: a copy (through a reference held in a struct, clang 19 loses that the
+// tensor pointers are global memory and emits flat accesses; hipRTC's LLVM 15 copies the
+// parameter to scratch).
+#if ROPE_AMD
+#define ROPE_HELD_ARGS(T) const T
+#else
+#define ROPE_HELD_ARGS(T) const T&
+#endif
+
 // Plain clang compiling HIP with -nogpuinc (jit/rocm/clang_compiler.h passes
 // -DROPE_HIP_WITHOUT_RUNTIME=1): no HIP header is included, so this supplies the part of
 // hipRTC's built-in header / hip_runtime.h the kernels use, with the same definitions

@@ -185,10 +185,7 @@ struct RopeRotated {
 // position_embeddings.hip).
 template <int kTensors>
 struct RopeTensorHeads {
-  // A copy, not a reference to the kernel's parameter: through a reference held in a
-  // struct, AMD's compilers lost that the tensor pointers are global memory (clang 19 then
-  // emits flat loads and stores; hipRTC's LLVM 15 copies the parameter to scratch).
-  const RopeLaunchArgs a;
+  ROPE_HELD_ARGS(RopeLaunchArgs) a;  // see the prelude
 
   ROPE_DEVICE const RopeLaunchArgs& launch() const { return a; }
   ROPE_DEVICE bool rotates_any() const { return true; }

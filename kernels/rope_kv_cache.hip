@@ -89,7 +89,7 @@ ROPE_DEVICE void rope_unpack(const RopePacked<N>& x, float (&out)[N]) {
 // Heads [0, q) are Q, [q, q + kv) K and [q + kv, q + 2 kv) V (the RopeTensorHeads
 // interface, rope.hip).
 struct RopeKvCacheHeads {
-  const RopeKvCacheArgs kv;  // a copy, as RopeTensorHeads holds (rope.hip)
+  ROPE_HELD_ARGS(RopeKvCacheArgs) kv;  // see the prelude
   bool cached = false;         // this token's slot is in the cache
   long long slot_offset = 0;   // elements from a cache base to this token's slot
   long long slot = -1;
