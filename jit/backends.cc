@@ -78,7 +78,11 @@ absl::StatusOr<Compiler*> CompilerForTarget(absl::string_view target) {
 DeviceRuntime& RuntimeForVendor(Vendor vendor) {
   static DeviceRuntime* const cuda = new CudaRuntime();
   static DeviceRuntime* const hip = new HipRuntime();
-  static DeviceRuntime* const host = new HostRuntime();
+  static DeviceRuntime* const host = [] {
+    static HostRuntime* const runtime = new HostRuntime();
+    std::atexit([] { runtime->StopWorkers(); });  // see HostRuntime::StopWorkers
+    return runtime;
+  }();
   switch (vendor) {
     case Vendor::kNvidia: return *cuda;
     case Vendor::kAmd: return *hip;

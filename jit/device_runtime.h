@@ -1,5 +1,5 @@
-// A GPU driver runtime (HIP or the CUDA driver API) behind one interface: just what the
-// kernel service, the apply API, the tests and the tools need.
+// A GPU driver runtime (HIP or the CUDA driver API), or the host CPU (jit/host), behind one
+// interface: just what the kernel service, the apply API, the tests and the tools need.
 //
 //   ASSIGN_OR_RETURN(DeviceRuntime * runtime, AnyDeviceRuntime());  // jit/backends.h
 //   ASSIGN_OR_RETURN(std::string arch, runtime->DeviceTarget(0));   // "sm_90"

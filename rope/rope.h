@@ -14,6 +14,11 @@
 // synchronization, no compile. Any invalid argument returns InvalidArgument naming the
 // value and nothing is launched. One Rope per device; a Rope may be used from several
 // threads at once.
+//
+// `runtime` may also be the host backend, RuntimeForVendor(Vendor::kHost) (jit/backends.h):
+// the same kernels compiled by the system C++ compiler and run on CPU threads over host
+// memory, for tests and CI without a GPU. There every apply has finished when it returns
+// (launches are synchronous) and `stream` is ignored. AnyDeviceRuntime() never returns it.
 #ifndef ROPE_JIT_ROPE_ROPE_H_
 #define ROPE_JIT_ROPE_ROPE_H_
 

@@ -160,6 +160,7 @@ TEST(HostCompilerTest, OptionsArePinnedAndSanitizersAreAnOption) {
   sanitized.sanitize = "address,undefined";
   const std::vector<std::string> with = HostCompiler(sanitized).Options("host");
   EXPECT_NE(std::find(with.begin(), with.end(), "-fsanitize=address,undefined"), with.end());
+  EXPECT_NE(std::find(with.begin(), with.end(), "-O1"), with.end());
 }
 
 TEST(HostCompilerTest, BuildsOnlyForHost) {
@@ -274,7 +275,9 @@ TEST(HostRuntimeTest, OneDeviceNamedHost) {
   EXPECT_EQ(runtime.SetDevice(-1).code(), absl::StatusCode::kInvalidArgument);
   // A server asking for a device never gets the CPU.
   absl::StatusOr<DeviceRuntime*> gpu = AnyDeviceRuntime();
-  if (gpu.ok()) EXPECT_NE((*gpu)->vendor(), Vendor::kHost);
+  if (gpu.ok()) {
+    EXPECT_NE((*gpu)->vendor(), Vendor::kHost);
+  }
 }
 
 void ExpectEveryThreadRunsOnce(HostRuntime& runtime, FunctionHandle count, Dim3 grid, Dim3 block) {

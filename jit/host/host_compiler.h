@@ -23,8 +23,9 @@
 //                         can be shared between machines;
 //   -fsanitize=<list>     when $ROPE_JIT_HOST_SANITIZE is set (e.g. address,undefined, as
 //                         the asan config sets it), so that an out-of-bounds access inside
-//                         a kernel fails the test like one in the library. Only for a
-//                         process built with the same sanitizers.
+//                         a kernel fails the test like one in the library, with -O1 in
+//                         place of -O2 (compile time). Only for a process built with the
+//                         same sanitizers.
 // Compiles run concurrently (each in its own directory and process).
 #ifndef ROPE_JIT_JIT_HOST_HOST_COMPILER_H_
 #define ROPE_JIT_JIT_HOST_HOST_COMPILER_H_

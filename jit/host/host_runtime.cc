@@ -33,14 +33,6 @@ absl::Status CheckDevice(int device) {
       absl::StrCat("host device ", device, " does not exist; the host backend has device 0"));
 }
 
-// A loaded shared object and the memory file it was loaded from. The descriptor stays
-// open while the object is loaded: its /proc/self/fd/N name is then unique among loaded
-// objects (the dynamic loader reuses an object whose name matches).
-struct Module {
-  void* handle = nullptr;
-  int fd = -1;
-};
-
 absl::Status WriteAll(int fd, absl::string_view bytes) {
   while (!bytes.empty()) {
     const ssize_t n = write(fd, bytes.data(), bytes.size());
@@ -97,13 +89,17 @@ HostRuntime::HostRuntime(int max_workers)
                        ? max_workers
                        : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))) {}
 
-HostRuntime::~HostRuntime() {
+HostRuntime::~HostRuntime() { StopWorkers(); }
+
+void HostRuntime::StopWorkers() {
+  std::vector<std::thread> workers;
   {
     std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;
+    workers.swap(workers_);
   }
   work_ready_.notify_all();
-  for (std::thread& worker : workers_) worker.join();
+  for (std::thread& worker : workers) worker.join();
 }
 
 absl::StatusOr<std::string> HostRuntime::DeviceTarget(int device) {
@@ -138,16 +134,26 @@ absl::StatusOr<ModuleHandle> HostRuntime::LoadModule(int device, absl::string_vi
     return absl::InternalError(absl::StrCat("dlopen of the host code object failed: ",
                                             error != nullptr ? error : "unknown error"));
   }
-  return static_cast<ModuleHandle>(new Module{handle, fd});
+  std::lock_guard<std::mutex> lock(mu_);
+  module_fds_[handle] = fd;
+  return static_cast<ModuleHandle>(handle);
 }
 
 absl::Status HostRuntime::UnloadModule(int device, ModuleHandle module) {
   RETURN_IF_ERROR(CheckDevice(device));
-  if (module == nullptr) return absl::InvalidArgumentError("UnloadModule: null module");
-  Module* loaded = static_cast<Module*>(module);
-  const std::string path = absl::StrCat("/proc/self/fd/", loaded->fd);
+  int fd = -1;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto loaded = module_fds_.find(module);
+    if (loaded == module_fds_.end()) {
+      return absl::InvalidArgumentError("UnloadModule: not a module of this runtime");
+    }
+    fd = loaded->second;
+    module_fds_.erase(loaded);
+  }
+  const std::string path = absl::StrCat("/proc/self/fd/", fd);
   absl::Status status;
-  if (dlclose(loaded->handle) != 0) {
+  if (dlclose(module) != 0) {
     const char* error = dlerror();
     status = absl::InternalError(absl::StrCat("dlclose: ", error != nullptr ? error : "?"));
   }
@@ -156,9 +162,8 @@ absl::Status HostRuntime::UnloadModule(int device, ModuleHandle module) {
   if (void* still = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD)) {
     dlclose(still);
   } else {
-    close(loaded->fd);
+    close(fd);
   }
-  delete loaded;
   return status;
 }
 
@@ -168,7 +173,7 @@ absl::StatusOr<FunctionHandle> HostRuntime::GetFunction(ModuleHandle module, con
   }
   const std::string entry = absl::StrCat(name, "_host_grid");
   dlerror();
-  void* symbol = dlsym(static_cast<Module*>(module)->handle, entry.c_str());
+  void* symbol = dlsym(module, entry.c_str());
   if (symbol == nullptr) {
     const char* error = dlerror();
     return absl::NotFoundError(absl::StrCat("the host code object has no ", entry, ": ",
@@ -229,7 +234,7 @@ absl::Status HostRuntime::Launch(int device, FunctionHandle function, Dim3 grid,
 }
 
 void HostRuntime::StartWorkersLocked() {
-  while (static_cast<int>(workers_.size()) < max_workers_ - 1) {
+  while (!stopping_ && static_cast<int>(workers_.size()) < max_workers_ - 1) {
     workers_.emplace_back([this] { WorkerLoop(); });
   }
 }

@@ -26,6 +26,7 @@
 
 #include <condition_variable>
 #include <deque>
+#include <map>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -78,6 +79,11 @@ class HostRuntime final : public DeviceRuntime {
 
   int max_workers() const { return max_workers_; }
 
+  // Joins the worker threads; later launches run on the calling thread alone. For process
+  // exit: LeakSanitizer's exit-time scan crashes on live threads that hold the kernels'
+  // thread-local storage (dlopen'd modules' dynamic TLS).
+  void StopWorkers();
+
  private:
   struct Job;  // one launch: its grid, split into chunks of blocks that threads claim
 
@@ -86,6 +92,10 @@ class HostRuntime final : public DeviceRuntime {
 
   const int max_workers_;
   std::mutex mu_;  // guards everything below
+  // dlopen handle (the ModuleHandle) -> the memory file it was loaded from. The descriptor
+  // stays open while the object is loaded: its /proc/self/fd/N name is then unique among
+  // loaded objects (the dynamic loader reuses an object whose name matches).
+  std::map<void*, int> module_fds_;
   std::condition_variable work_ready_;    // a job was queued, or stopping_
   std::condition_variable job_released_;  // a worker let go of a job
   std::deque<Job*> jobs_;                 // launches with chunks left to claim
