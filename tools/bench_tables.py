@@ -114,9 +114,10 @@ def main():
         layout_table(ours, peers, q, kv)
     graph_table(ours, peers)
     ours_fused = {}
-    for row in ours_json.get("fused_kv", []):
+    for row in ours_json.get("kv_cache", []):
         if row.get("q_heads") == 32 and row.get("kv_heads") == 8 and row.get("head_dim") == 128:
-            ours_fused[(row["tokens"], row["style"], row.get("cache_dtype"))] = row
+            cache = "e4m3" if row.get("cache_dtype") == "fp8_e4m3" else row.get("cache_dtype")
+            ours_fused[(row["tokens"], row.get("style", "neox"), cache)] = row
     peer_fused = index(peers_json.get("fused_kv", []), ("peer", "tokens", "style"))
     fused_table(ours_fused, peer_fused)
 
