@@ -86,6 +86,20 @@ int PositionElementSize(const Positions& positions) {
   return positions.is_int64 ? sizeof(int64_t) : sizeof(int32_t);
 }
 
+// The kernel's view of one input tensor and its output.
+RopeTensorArgs TensorArgs(const DeviceTensor& in, const DeviceTensor& out) {
+  RopeTensorArgs t;
+  std::memset(&t, 0, sizeof(t));
+  t.in = in.data;
+  t.out = out.data;
+  t.in_token_stride = in.token_stride;
+  t.in_head_stride = in.head_stride;
+  t.out_token_stride = out.token_stride;
+  t.out_head_stride = out.head_stride;
+  t.num_heads = static_cast<int>(in.heads);
+  return t;
+}
+
 // Checks `positions` against the config and the token count and fills the position
 // fields of `args`. The largest element index must stay far from overflowing the
 // kernel's 64-bit byte offsets.
@@ -312,15 +326,8 @@ absl::Status Rope::Launch(const Kernel& kernel, const DeviceTensor* tensors, con
     aligned = aligned &&
               IsAligned(in.data, in.token_stride, in.head_stride, vector_width_, element_size) &&
               IsAligned(out.data, out.token_stride, out.head_stride, vector_width_, element_size);
-    RopeTensorArgs& t = args.tensors[i];
-    t.in = in.data;
-    t.out = out.data;
-    t.in_token_stride = in.token_stride;
-    t.in_head_stride = in.head_stride;
-    t.out_token_stride = out.token_stride;
-    t.out_head_stride = out.head_stride;
-    t.num_heads = static_cast<int>(in.heads);
-    args.total_heads += t.num_heads;
+    args.tensors[i] = TensorArgs(in, out);
+    args.total_heads += args.tensors[i].num_heads;
   }
   const int64_t tokens = tensors[0].tokens;
   RETURN_IF_ERROR(SetPositionArgs(positions, config_, tokens, &args));
@@ -365,18 +372,6 @@ absl::Status ValidateKvArguments(int64_t tokens, const DeviceTensor& k, const De
   return absl::OkStatus();
 }
 
-RopeTensorArgs TensorArgs(const DeviceTensor& in, const DeviceTensor& out) {
-  RopeTensorArgs t;
-  std::memset(&t, 0, sizeof(t));
-  t.in = in.data;
-  t.out = out.data;
-  t.in_token_stride = in.token_stride;
-  t.in_head_stride = in.head_stride;
-  t.out_token_stride = out.token_stride;
-  t.out_head_stride = out.head_stride;
-  t.num_heads = static_cast<int>(in.heads);
-  return t;
-}
 
 }  // namespace
 
