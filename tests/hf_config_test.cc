@@ -300,6 +300,32 @@ TEST(HfConfigTest, GptNeoX_RotaryPctAndBase) {
   ExpectFrequencies(c, HfDefault(10000, 32));
 }
 
+TEST(HfConfigTest, GptNeoX20B_RotaryPctAndBase) {
+  const RopeConfig c = Load("gpt-neox-20b.json");
+  EXPECT_EQ(c.head_dim, 96);              // hidden_size 6144 / 64 heads
+  EXPECT_EQ(c.EffectiveRotaryDim(), 24);  // rotary_pct 0.25
+  EXPECT_EQ(c.style, RopeStyle::kNeox);
+  EXPECT_EQ(c.theta, 10000.0);  // rotary_emb_base
+  EXPECT_EQ(c.max_position, 2048);
+  EXPECT_EQ(c.scaling.type, ScalingType::kDefault);
+  ExpectFrequencies(c, HfDefault(10000, 24));
+}
+
+// Qwen2-VL as transformers re-saves it: rope_scaling {type: "default", mrope_section}, so
+// MRoPE is known from the section list alone.
+TEST(HfConfigTest, Qwen2VL_ResavedMropeSectionWithDefaultType) {
+  const RopeConfig c = Load("qwen2-vl-7b-instruct-merged-transformers4.46.json");
+  EXPECT_EQ(c.head_dim, 128);  // 3584 / 28
+  EXPECT_EQ(c.theta, 1e6);
+  EXPECT_EQ(c.max_position, 32768);
+  EXPECT_EQ(c.style, RopeStyle::kNeox);
+  EXPECT_EQ(c.scaling.type, ScalingType::kDefault);
+  EXPECT_EQ(c.mrope_section, (std::vector<int>{16, 24, 24}));
+  EXPECT_FALSE(c.mrope_interleaved);
+  EXPECT_EQ(c.position_columns, 3);
+  ExpectFrequencies(c, HfDefault(1e6, 128));
+}
+
 TEST(HfConfigTest, Mistral7B) {
   const RopeConfig c = Load("mistral-7b-instruct-v0.1.json");
   EXPECT_EQ(c.head_dim, 128);
@@ -331,6 +357,48 @@ TEST(HfConfigTest, Gemma3_PerLayerType) {
 
   absl::StatusOr<RopeConfig> bad = RopeConfigFromHfConfig(text, DType::kBF16, "chunked");
   EXPECT_TRUE(absl::StrContains(bad.status().message(), "chunked")) << bad.status();
+}
+
+// Gemma-3 4B (transformers 4, text_config, no layer_types): full-attention layers use
+// rope_theta with linear scaling (HF _compute_linear_scaling_rope_parameters: inv_freq /
+// factor); sliding layers rope_local_base_freq and the default rope (Gemma3TextModel's
+// rotary_emb_local).
+TEST(HfConfigTest, Gemma3_4B_LinearScalingOnFullLayersOnly) {
+  const std::string text = ReadConfig("gemma-3-4b-it.json");
+  absl::StatusOr<std::vector<std::string>> types = HfConfigLayerTypes(text);
+  ASSERT_TRUE(types.ok()) << types.status();
+  EXPECT_EQ(*types, (std::vector<std::string>{"full_attention", "sliding_attention"}));
+
+  const RopeConfig full = Load("gemma-3-4b-it.json", DType::kBF16, "full_attention");
+  EXPECT_EQ(full.head_dim, 256);
+  EXPECT_EQ(full.theta, 1e6);
+  EXPECT_EQ(full.max_position, 131072);
+  EXPECT_EQ(full.style, RopeStyle::kNeox);
+  EXPECT_EQ(full.scaling.type, ScalingType::kLinear);
+  EXPECT_EQ(full.scaling.factor, 8.0);
+  std::vector<double> linear = HfDefault(1e6, 256);
+  for (double& f : linear) f /= 8.0;
+  ExpectFrequencies(full, linear);
+
+  const RopeConfig sliding = Load("gemma-3-4b-it.json", DType::kBF16, "sliding_attention");
+  EXPECT_EQ(sliding.theta, 10000.0);
+  EXPECT_EQ(sliding.scaling.type, ScalingType::kDefault);
+  ExpectFrequencies(sliding, HfDefault(10000, 256));
+  EXPECT_EQ(HfConfigDType(text).value(), DType::kBF16);
+}
+
+// Gemma-3 1B: flat gemma3_text, bases written as integers, head_dim stated (256, not
+// hidden_size 1152 / 4 heads = 288).
+TEST(HfConfigTest, Gemma3_1B_IntegerBasesAndStatedHeadDim) {
+  const RopeConfig full = Load("gemma-3-1b-it.json", DType::kBF16, "full_attention");
+  EXPECT_EQ(full.head_dim, 256);
+  EXPECT_EQ(full.theta, 1e6);
+  EXPECT_EQ(full.max_position, 32768);
+  EXPECT_EQ(full.scaling.type, ScalingType::kDefault);  // rope_scaling: null
+  ExpectFrequencies(full, HfDefault(1e6, 256));
+  const RopeConfig sliding = Load("gemma-3-1b-it.json", DType::kBF16, "sliding_attention");
+  EXPECT_EQ(sliding.theta, 10000.0);
+  ExpectFrequencies(sliding, HfDefault(10000, 256));
 }
 
 TEST(HfConfigTest, ModelDType) {
