@@ -34,26 +34,17 @@ absl::StatusOr<RopeConfig> ParseAotConfig(absl::string_view text) {
       return absl::InvalidArgumentError(
           absl::StrCat("AOT config '", text, "': ", key, " repeated"));
     }
+    const auto bad_value = [&](const absl::Status& status) {
+      return absl::InvalidArgumentError(absl::StrCat("AOT config '", text, "': ", status.message()));
+    };
     if (key == "dtype") {
-      if (value == "f32") {
-        config.dtype = DType::kF32;
-      } else if (value == "f16") {
-        config.dtype = DType::kF16;
-      } else if (value == "bf16") {
-        config.dtype = DType::kBF16;
-      } else {
-        return absl::InvalidArgumentError(
-            absl::StrCat("AOT config '", text, "': dtype=", value, "; expected f32, f16 or bf16"));
-      }
+      absl::StatusOr<DType> dtype = ParseDType(value);
+      if (!dtype.ok()) return bad_value(dtype.status());
+      config.dtype = *dtype;
     } else if (key == "style") {
-      if (value == "neox") {
-        config.style = RopeStyle::kNeox;
-      } else if (value == "interleaved") {
-        config.style = RopeStyle::kInterleaved;
-      } else {
-        return absl::InvalidArgumentError(absl::StrCat("AOT config '", text, "': style=", value,
-                                                       "; expected neox or interleaved"));
-      }
+      absl::StatusOr<RopeStyle> style = ParseStyle(value);
+      if (!style.ok()) return bad_value(style.status());
+      config.style = *style;
     } else if (key == "head_dim") {
       ASSIGN_OR_RETURN(config.head_dim, ParseInt(text, key, value));
     } else if (key == "rotary_dim") {

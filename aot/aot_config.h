@@ -3,8 +3,9 @@
 //   ASSIGN_OR_RETURN(RopeConfig config, ParseAotConfig("dtype=bf16,style=neox,head_dim=128"));
 //   ASSIGN_OR_RETURN(KernelSpec spec, RopeKernelSpec(config, RopeKernel::kRope, "gfx90a"));
 //
-// Only what RopeKernelSpec bakes into a code object can be named: dtype (f32, f16, bf16),
-// style (neox, interleaved), head_dim, rotary_dim (default head_dim) and
+// Only what RopeKernelSpec bakes into a code object can be named: dtype (f32, f16, bf16, or
+// an alias ParseDType in rope/config.h accepts), style (neox, interleaved, or an alias
+// ParseStyle accepts), head_dim, rotary_dim (default head_dim) and
 // position_columns (default 1). theta, scaling and max_position only change the uploaded
 // frequency table, so one code object serves every value of them.
 #ifndef ROPE_JIT_AOT_AOT_CONFIG_H_

@@ -512,6 +512,8 @@ DiskCache::~DiskCache() {
   if (lock_dir_fd_ >= 0) close(lock_dir_fd_);
 }
 
+bool DiskCache::IsEntryFileName(absl::string_view name) { return IsEntryName(name); }
+
 std::string DiskCache::EntryFileName(const CacheKey& key) {
   return absl::StrCat(key.hex, kEntrySuffix);
 }

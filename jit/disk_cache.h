@@ -128,6 +128,8 @@ class DiskCache final {
 
   // The name of `key`'s entry file inside dir(): "<key.hex>.rjc".
   static std::string EntryFileName(const CacheKey& key);
+  // Whether `name` (a file name, no directory) is an entry file's: <32 hex digits>.rjc.
+  static bool IsEntryFileName(absl::string_view name);
   // Code objects are kilobytes to a few megabytes; a bigger file is not an entry, and
   // reading it whole could exhaust memory. Every reader of entry files caps at this.
   static constexpr uint64_t kMaxEntryBytes = 1ull << 30;

@@ -37,7 +37,6 @@
 
 #define ROPE_SEGMENT_DIM (ROPE_ROTARY_DIM / ROPE_SEGMENTS)
 #define ROPE_SEGMENT_PAIRS (ROPE_SEGMENT_DIM / 2)
-#define ROPE_THREADS_PER_BLOCK 256
 
 // Elements per access in the path that makes no alignment promise.
 #define ROPE_UNALIGNED_VEC (ROPE_STYLE == 0 ? 1 : 2)

@@ -10,6 +10,10 @@
  * The host's launch shape (rope/kernel_specs.cc) is tuned for this value. */
 #define ROPE_HEAD_UNROLL 2
 
+/* Threads per block of every launch: the kernels' __launch_bounds__ and the host's grid
+ * (RopeLaunchShape::kThreadsPerBlock in rope/kernel_specs.h is this value). */
+#define ROPE_THREADS_PER_BLOCK 256
+
 typedef struct RopeTensorArgs {
   const void* in;
   void* out; /* == in for in-place */

@@ -4,8 +4,10 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <string>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "jit/status_macros.h"
@@ -357,6 +359,23 @@ const char* StyleName(RopeStyle style) {
     case RopeStyle::kInterleaved: return "interleaved";
   }
   return "unknown";
+}
+
+absl::StatusOr<DType> ParseDType(absl::string_view text) {
+  const std::string lower = absl::AsciiStrToLower(text);
+  if (lower == "f16" || lower == "fp16" || lower == "half" || lower == "float16") return DType::kF16;
+  if (lower == "bf16" || lower == "bfloat16") return DType::kBF16;
+  if (lower == "f32" || lower == "fp32" || lower == "float" || lower == "float32") return DType::kF32;
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown dtype '", text, "'; the kernels support f16, bf16 and f32"));
+}
+
+absl::StatusOr<RopeStyle> ParseStyle(absl::string_view text) {
+  const std::string lower = absl::AsciiStrToLower(text);
+  if (lower == "neox" || lower == "rotate_half") return RopeStyle::kNeox;
+  if (lower == "interleaved" || lower == "gptj") return RopeStyle::kInterleaved;
+  return absl::InvalidArgumentError(absl::StrCat(
+      "unknown style '", text, "'; expected neox (rotate-half) or interleaved (GPT-J)"));
 }
 
 RopeConfig RopeConfig::Glm(int head_dim, DType dtype, int64_t max_position, double theta) {

@@ -20,6 +20,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 namespace rope_jit {
 
@@ -31,6 +32,12 @@ const char* DTypeName(DType dtype);  // "f32", "f16", "bf16"
 // (GPT-J, GLM).
 enum class RopeStyle { kNeox = 0, kInterleaved = 1 };
 const char* StyleName(RopeStyle style);  // "neox", "interleaved"
+
+// The spellings every tool, manifest and AOT config accepts, case-insensitive: DTypeName's
+// and StyleName's, and the common aliases fp16/half/float16, bfloat16, fp32/float/float32,
+// rotate_half, gptj. InvalidArgument naming the text and what is accepted otherwise.
+absl::StatusOr<DType> ParseDType(absl::string_view text);
+absl::StatusOr<RopeStyle> ParseStyle(absl::string_view text);
 
 enum class ScalingType { kDefault, kLinear, kDynamic, kYarn, kLlama3, kLongrope };
 

@@ -11,6 +11,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "jit/kernel_spec.h"
+#include "kernels/rope_args.h"
 #include "rope/config.h"
 
 namespace rope_jit {
@@ -40,7 +41,7 @@ int LanesPerHead(const RopeConfig& config, int vector_width);
 // The grid of one launch: threads are (token, head split, lane); the kernels take
 // kThreadsPerBlock threads per block (their __launch_bounds__).
 struct RopeLaunchShape {
-  static constexpr int kThreadsPerBlock = 256;
+  static constexpr int kThreadsPerBlock = ROPE_THREADS_PER_BLOCK;  // kernels/rope_args.h
   int head_splits = 1;  // threads sharing one (token, lane); they split the heads
   int64_t blocks = 0;
 };

@@ -29,10 +29,22 @@ TEST(AotConfigTest, ParsesEveryBakedField) {
   EXPECT_EQ(config->EffectiveRotaryDim(), 80);
 }
 
+// The aliases every tool accepts (rope/config.h ParseDType, ParseStyle) name the same bake.
+TEST(AotConfigTest, AcceptsTheSharedAliases) {
+  absl::StatusOr<RopeConfig> alias = ParseAotConfig("dtype=half,style=gptj,head_dim=64");
+  ASSERT_TRUE(alias.ok()) << alias.status();
+  EXPECT_EQ(alias->dtype, DType::kF16);
+  EXPECT_EQ(alias->style, RopeStyle::kInterleaved);
+  alias = ParseAotConfig("dtype=BFloat16,style=rotate_half,head_dim=64");
+  ASSERT_TRUE(alias.ok()) << alias.status();
+  EXPECT_EQ(alias->dtype, DType::kBF16);
+  EXPECT_EQ(alias->style, RopeStyle::kNeox);
+}
+
 TEST(AotConfigTest, RejectsWhatItCannotBake) {
   for (const char* text :
        {"", "dtype=bf16,style=neox", "dtype=bf16,head_dim=128", "style=neox,head_dim=128",
-        "dtype=fp8,style=neox,head_dim=128", "dtype=bf16,style=gptj,head_dim=128",
+        "dtype=fp8,style=neox,head_dim=128", "dtype=bf16,style=glm,head_dim=128",
         "dtype=bf16,style=neox,head_dim=12x", "dtype=bf16,style=neox,head_dim=128,theta=10000",
         "dtype=bf16,style=neox,head_dim=128,head_dim=64", "dtype=bf16,style=neox,head_dim=7"}) {
     absl::StatusOr<RopeConfig> config = ParseAotConfig(text);

@@ -38,29 +38,13 @@
 #include "jit/backends.h"
 #include "jit/baked_tier.h"
 #include "rope/kernel_specs.h"
+#include "tests/test_files.h"
 #include "tool_paths.h"
 
 namespace rope_jit {
 namespace {
 
 constexpr uint64_t kShfExecInstr = 4;
-
-std::string TempPath(const std::string& name) {
-  const char* dir = std::getenv("TEST_TMPDIR");
-  return absl::StrCat(dir != nullptr ? dir : "/tmp", "/", getpid(), "_", name);
-}
-
-void WriteFile(const std::string& path, absl::string_view bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
-}
 
 std::string RunCommand(const std::string& command, int* exit_code) {
   FILE* pipe = popen(command.c_str(), "r");

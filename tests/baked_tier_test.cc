@@ -17,6 +17,7 @@
 #include "jit/kernel_service.h"
 #include "rope/kernel_specs.h"
 #include "tests/fake_runtime.h"
+#include "tests/require_compiler.h"
 
 namespace rope_jit {
 namespace {
@@ -159,7 +160,7 @@ TEST(BakedTierTest, AmdDeviceWithFeaturesUsesTheBareProcessorEntry) {
 
 // A baked object the driver refuses is not the end: the service compiles the spec instead.
 TEST(BakedTierTest, RefusedBakedObjectFallsBackToTheJit) {
-  if (!CompilerForVendor(Vendor::kNvidia).Identity().ok()) GTEST_SKIP() << "NVRTC not installed";
+  REQUIRE_COMPILER(CompilerForVendor(Vendor::kNvidia));
   const KernelSpec spec = Spec("dtype=f32,style=neox,head_dim=64", RopeKernel::kRope, "sm_90");
   const OwnedEntry owned = MakeEntry(spec, "not an ELF file: the fake driver refuses it");
   const BakedEntry entries[] = {owned.View()};

@@ -22,6 +22,7 @@
 #include "gtest/gtest.h"
 #include "jit/backends.h"
 #include "jit/rocm/clang_compiler.h"
+#include "tests/require_compiler.h"
 
 namespace rope_jit {
 namespace {
@@ -44,13 +45,6 @@ extern "C" __global__ void broken(float* out) { out[0] = rope_jit_undeclared_thi
 CompileRequest StandIn(const std::string& target, std::vector<std::string> defines = {}) {
   return CompileRequest{kStandIn, "stand_in.cu", std::move(defines), target};
 }
-
-// Skips the test (with the loader's reason) when the compiler library is not installed.
-#define SKIP_IF_COMPILER_MISSING(compiler)                                     \
-  if (absl::Status missing = (compiler).Identity().status();                   \
-      missing.code() == absl::StatusCode::kUnavailable) {                      \
-    GTEST_SKIP() << "compiler library not installed here: " << missing;        \
-  }
 
 Elf64_Ehdr ElfHeader(const std::string& code) {
   Elf64_Ehdr header{};
@@ -131,12 +125,12 @@ Compiler& Nvrtc() { return CompilerForVendor(Vendor::kNvidia); }
 
 TEST(NvrtcCompilerTest, ReportsCompileTimes) {
   ReportLoadTime(Nvrtc());
-  SKIP_IF_COMPILER_MISSING(Nvrtc());
+  REQUIRE_COMPILER(Nvrtc());
   ReportCompileTimes(Nvrtc(), "sm_90");
 }
 
 TEST(NvrtcCompilerTest, CompilesCubinsForSm80AndSm90) {
-  SKIP_IF_COMPILER_MISSING(Nvrtc());
+  REQUIRE_COMPILER(Nvrtc());
   for (const char* target : {"sm_80", "sm_90", "sm_90a"}) {
     auto cubin = Nvrtc().Compile(StandIn(target));
     ASSERT_TRUE(cubin.ok()) << target << ": " << cubin.status();
@@ -151,7 +145,7 @@ TEST(NvrtcCompilerTest, CompilesCubinsForSm80AndSm90) {
 }
 
 TEST(NvrtcCompilerTest, IsDeterministic) {
-  SKIP_IF_COMPILER_MISSING(Nvrtc());
+  REQUIRE_COMPILER(Nvrtc());
   auto first = Nvrtc().Compile(StandIn("sm_90"));
   auto second = Nvrtc().Compile(StandIn("sm_90"));
   ASSERT_TRUE(first.ok() && second.ok());
@@ -159,7 +153,7 @@ TEST(NvrtcCompilerTest, IsDeterministic) {
 }
 
 TEST(NvrtcCompilerTest, CompileErrorIsInternalWithTheLog) {
-  SKIP_IF_COMPILER_MISSING(Nvrtc());
+  REQUIRE_COMPILER(Nvrtc());
   auto cubin = Nvrtc().Compile(CompileRequest{kBroken, "broken.cu", {}, "sm_90"});
   ASSERT_EQ(cubin.status().code(), absl::StatusCode::kInternal) << cubin.status();
   const absl::string_view message = cubin.status().message();
@@ -169,7 +163,7 @@ TEST(NvrtcCompilerTest, CompileErrorIsInternalWithTheLog) {
 }
 
 TEST(NvrtcCompilerTest, DefinesChangeTheOutput) {
-  SKIP_IF_COMPILER_MISSING(Nvrtc());
+  REQUIRE_COMPILER(Nvrtc());
   auto plain = Nvrtc().Compile(StandIn("sm_90"));
   auto scaled = Nvrtc().Compile(StandIn("sm_90", {"STAND_IN_SCALE=3.0f"}));
   ASSERT_TRUE(plain.ok() && scaled.ok());
@@ -179,7 +173,7 @@ TEST(NvrtcCompilerTest, DefinesChangeTheOutput) {
 }
 
 TEST(NvrtcCompilerTest, UnsupportedArchsAreUnimplementedListingSupportedOnes) {
-  SKIP_IF_COMPILER_MISSING(Nvrtc());
+  REQUIRE_COMPILER(Nvrtc());
   for (const char* target : {"sm_10", "sm_999", "sm_35"}) {
     ExpectUnimplementedListing(Nvrtc(), target, {"sm_80", "sm_90"});
   }
@@ -190,7 +184,7 @@ TEST(NvrtcCompilerTest, UnsupportedArchsAreUnimplementedListingSupportedOnes) {
 }
 
 TEST(NvrtcCompilerTest, GarbageIsInvalidArgument) {
-  SKIP_IF_COMPILER_MISSING(Nvrtc());
+  REQUIRE_COMPILER(Nvrtc());
   for (const char* target : {"banana", "gfx90a;x", "", "sm_", "sm_090", "gfx90a", "compute_90"}) {
     EXPECT_EQ(Nvrtc().ValidateTarget(target).code(), absl::StatusCode::kInvalidArgument)
         << target;
@@ -202,7 +196,7 @@ TEST(NvrtcCompilerTest, GarbageIsInvalidArgument) {
 
 // Issue 14, item 8: each malformed number is named for what is wrong with it.
 TEST(NvrtcCompilerTest, MalformedArchNumbersSayWhatIsWrong) {
-  SKIP_IF_COMPILER_MISSING(Nvrtc());
+  REQUIRE_COMPILER(Nvrtc());
   const std::pair<const char*, const char*> cases[] = {{"sm_090", "leading zero"},
                                                        {"sm_12345678901", "too large"},
                                                        {"sm_99999999999a", "too large"},
@@ -219,7 +213,7 @@ TEST(NvrtcCompilerTest, MalformedArchNumbersSayWhatIsWrong) {
 }
 
 TEST(NvrtcCompilerTest, IdentityIsStableAndNamesTheLibraryByContent) {
-  SKIP_IF_COMPILER_MISSING(Nvrtc());
+  REQUIRE_COMPILER(Nvrtc());
   auto first = Nvrtc().Identity();
   auto second = Nvrtc().Identity();
   ASSERT_TRUE(first.ok()) << first.status();
@@ -247,7 +241,7 @@ TEST(NvrtcCompilerTest, OptionsArePinned) {
 }
 
 TEST(NvrtcCompilerTest, ListsSupportedTargets) {
-  SKIP_IF_COMPILER_MISSING(Nvrtc());
+  REQUIRE_COMPILER(Nvrtc());
   auto targets = Nvrtc().SupportedTargets();
   ASSERT_TRUE(targets.ok()) << targets.status();
   EXPECT_NE(std::find(targets->begin(), targets->end(), "sm_80"), targets->end());
@@ -255,7 +249,7 @@ TEST(NvrtcCompilerTest, ListsSupportedTargets) {
 }
 
 TEST(NvrtcCompilerTest, CompilesConcurrently) {
-  SKIP_IF_COMPILER_MISSING(Nvrtc());
+  REQUIRE_COMPILER(Nvrtc());
   ExpectConcurrentCompilesAgree(Nvrtc(), StandIn("sm_90"));
 }
 
@@ -274,12 +268,12 @@ constexpr uint32_t kAmdgpuSrameccMask = 0xc00, kAmdgpuSrameccOn = 0xc00;
 
 TEST(HiprtcCompilerTest, ReportsCompileTimes) {
   ReportLoadTime(Hiprtc());
-  SKIP_IF_COMPILER_MISSING(Hiprtc());
+  REQUIRE_COMPILER(Hiprtc());
   ReportCompileTimes(Hiprtc(), "gfx90a");
 }
 
 TEST(HiprtcCompilerTest, CompilesElfCodeObjectsForGfx90aAndGfx1030) {
-  SKIP_IF_COMPILER_MISSING(Hiprtc());
+  REQUIRE_COMPILER(Hiprtc());
   for (auto [target, mach] : {std::pair<const char*, uint32_t>{"gfx90a", kAmdgpuMachGfx90a},
                               {"gfx1030", kAmdgpuMachGfx1030}}) {
     auto code = Hiprtc().Compile(StandIn(target));
@@ -296,7 +290,7 @@ TEST(HiprtcCompilerTest, CompilesElfCodeObjectsForGfx90aAndGfx1030) {
 }
 
 TEST(HiprtcCompilerTest, FeaturesOfTheTargetIdReachTheCodeObject) {
-  SKIP_IF_COMPILER_MISSING(Hiprtc());
+  REQUIRE_COMPILER(Hiprtc());
   auto code = Hiprtc().Compile(StandIn("gfx90a:sramecc+:xnack-"));
   ASSERT_TRUE(code.ok()) << code.status();
   const uint32_t flags = ElfHeader(*code).e_flags;
@@ -309,7 +303,7 @@ TEST(HiprtcCompilerTest, FeaturesOfTheTargetIdReachTheCodeObject) {
 }
 
 TEST(HiprtcCompilerTest, IsDeterministic) {
-  SKIP_IF_COMPILER_MISSING(Hiprtc());
+  REQUIRE_COMPILER(Hiprtc());
   auto first = Hiprtc().Compile(StandIn("gfx90a"));
   auto second = Hiprtc().Compile(StandIn("gfx90a"));
   ASSERT_TRUE(first.ok() && second.ok());
@@ -317,7 +311,7 @@ TEST(HiprtcCompilerTest, IsDeterministic) {
 }
 
 TEST(HiprtcCompilerTest, CompileErrorIsInternalWithTheLog) {
-  SKIP_IF_COMPILER_MISSING(Hiprtc());
+  REQUIRE_COMPILER(Hiprtc());
   auto code = Hiprtc().Compile(CompileRequest{kBroken, "broken.hip", {}, "gfx90a"});
   ASSERT_EQ(code.status().code(), absl::StatusCode::kInternal) << code.status();
   const absl::string_view message = code.status().message();
@@ -326,7 +320,7 @@ TEST(HiprtcCompilerTest, CompileErrorIsInternalWithTheLog) {
 }
 
 TEST(HiprtcCompilerTest, DefinesChangeTheOutput) {
-  SKIP_IF_COMPILER_MISSING(Hiprtc());
+  REQUIRE_COMPILER(Hiprtc());
   auto plain = Hiprtc().Compile(StandIn("gfx90a"));
   auto scaled = Hiprtc().Compile(StandIn("gfx90a", {"STAND_IN_SCALE=3.0f"}));
   ASSERT_TRUE(plain.ok() && scaled.ok());
@@ -335,7 +329,7 @@ TEST(HiprtcCompilerTest, DefinesChangeTheOutput) {
 
 // Debian's hipRTC 5.2 corrupts the heap for these; validation must stop them first.
 TEST(HiprtcCompilerTest, UnsupportedArchsAreUnimplementedAndTheProcessLives) {
-  SKIP_IF_COMPILER_MISSING(Hiprtc());
+  REQUIRE_COMPILER(Hiprtc());
   auto supported = Hiprtc().SupportedTargets();
   ASSERT_TRUE(supported.ok()) << supported.status();
   // Newer ROCm knows some of these; each one this comgr does not list must be refused.
@@ -358,7 +352,7 @@ TEST(HiprtcCompilerTest, UnsupportedArchsAreUnimplementedAndTheProcessLives) {
 }
 
 TEST(HiprtcCompilerTest, GarbageIsInvalidArgument) {
-  SKIP_IF_COMPILER_MISSING(Hiprtc());
+  REQUIRE_COMPILER(Hiprtc());
   for (const char* target :
        {"banana", "gfx90a;x", "", "gfx", "gfx90a:", "gfx90a:xnack", "sm_90",
         // One spelling per target: features once each, in alphabetical order.
@@ -372,7 +366,7 @@ TEST(HiprtcCompilerTest, GarbageIsInvalidArgument) {
 }
 
 TEST(HiprtcCompilerTest, EveryListedProcessorCompiles) {
-  SKIP_IF_COMPILER_MISSING(Hiprtc());
+  REQUIRE_COMPILER(Hiprtc());
   auto targets = Hiprtc().SupportedTargets();
   ASSERT_TRUE(targets.ok()) << targets.status();
   ASSERT_FALSE(targets->empty());
@@ -384,7 +378,7 @@ TEST(HiprtcCompilerTest, EveryListedProcessorCompiles) {
 }
 
 TEST(HiprtcCompilerTest, IdentityIsStableAndNamesTheLibrariesByContent) {
-  SKIP_IF_COMPILER_MISSING(Hiprtc());
+  REQUIRE_COMPILER(Hiprtc());
   auto first = Hiprtc().Identity();
   auto second = Hiprtc().Identity();
   ASSERT_TRUE(first.ok()) << first.status();
@@ -410,7 +404,7 @@ TEST(HiprtcCompilerTest, OptionsArePinned) {
 }
 
 TEST(HiprtcCompilerTest, CompilesConcurrently) {
-  SKIP_IF_COMPILER_MISSING(Hiprtc());
+  REQUIRE_COMPILER(Hiprtc());
   ExpectConcurrentCompilesAgree(Hiprtc(), StandIn("gfx90a"));
 }
 
@@ -443,7 +437,7 @@ constexpr uint32_t kAmdgpuMachGfx1201 = 0x4e;
 
 TEST(ClangCompilerTest, ReportsCompileTimes) {
   ReportLoadTime(Clang());
-  SKIP_IF_COMPILER_MISSING(Clang());
+  REQUIRE_COMPILER(Clang());
   for (const char* which : {"first", "second"}) {
     const auto start = std::chrono::steady_clock::now();
     auto code = Clang().Compile(BareStandIn("gfx942"));
@@ -453,7 +447,7 @@ TEST(ClangCompilerTest, ReportsCompileTimes) {
 }
 
 TEST(ClangCompilerTest, CompilesElfCodeObjectsForMi300Rdna3AndRdna4) {
-  SKIP_IF_COMPILER_MISSING(Clang());
+  REQUIRE_COMPILER(Clang());
   for (auto [target, mach] : {std::pair<const char*, uint32_t>{"gfx942", kAmdgpuMachGfx942},
                               {"gfx1100", kAmdgpuMachGfx1100},
                               {"gfx1201", kAmdgpuMachGfx1201},
@@ -471,7 +465,7 @@ TEST(ClangCompilerTest, CompilesElfCodeObjectsForMi300Rdna3AndRdna4) {
 }
 
 TEST(ClangCompilerTest, FeaturesOfTheTargetIdReachTheCodeObject) {
-  SKIP_IF_COMPILER_MISSING(Clang());
+  REQUIRE_COMPILER(Clang());
   auto code = Clang().Compile(BareStandIn("gfx942:sramecc+:xnack-"));
   ASSERT_TRUE(code.ok()) << code.status();
   const uint32_t flags = ElfHeader(*code).e_flags;
@@ -484,7 +478,7 @@ TEST(ClangCompilerTest, FeaturesOfTheTargetIdReachTheCodeObject) {
 }
 
 TEST(ClangCompilerTest, IsDeterministicAndDefinesChangeTheOutput) {
-  SKIP_IF_COMPILER_MISSING(Clang());
+  REQUIRE_COMPILER(Clang());
   auto first = Clang().Compile(BareStandIn("gfx1100"));
   auto second = Clang().Compile(BareStandIn("gfx1100"));
   auto scaled = Clang().Compile(BareStandIn("gfx1100", {"STAND_IN_SCALE=3.0f"}));
@@ -494,7 +488,7 @@ TEST(ClangCompilerTest, IsDeterministicAndDefinesChangeTheOutput) {
 }
 
 TEST(ClangCompilerTest, CompileErrorIsInternalWithTheLog) {
-  SKIP_IF_COMPILER_MISSING(Clang());
+  REQUIRE_COMPILER(Clang());
   constexpr char kBareBroken[] =
       "extern \"C\" __attribute__((global)) void broken(float* out) "
       "{ out[0] = rope_jit_undeclared_thing; }\n";
@@ -510,7 +504,7 @@ TEST(ClangCompilerTest, CompileErrorIsInternalWithTheLog) {
 }
 
 TEST(ClangCompilerTest, UnknownTargetsAndFeaturesAreUnimplemented) {
-  SKIP_IF_COMPILER_MISSING(Clang());
+  REQUIRE_COMPILER(Clang());
   // gfx950 needs an LLVM newer than 19.
   for (const char* target : {"gfx950", "gfx9999"}) {
     ExpectUnimplementedListing(Clang(), target, {"gfx90a", "gfx942", "gfx1100", "gfx1201"});
@@ -526,7 +520,7 @@ TEST(ClangCompilerTest, UnknownTargetsAndFeaturesAreUnimplemented) {
 }
 
 TEST(ClangCompilerTest, GarbageIsInvalidArgument) {
-  SKIP_IF_COMPILER_MISSING(Clang());
+  REQUIRE_COMPILER(Clang());
   for (const char* target : {"banana", "gfx942;x", "", "gfx", "gfx942:", "gfx942:xnack", "sm_90",
                              "gfx942:xnack-:sramecc+", "gfx942:sramecc+:sramecc-"}) {
     EXPECT_EQ(Clang().ValidateTarget(target).code(), absl::StatusCode::kInvalidArgument)
@@ -538,7 +532,7 @@ TEST(ClangCompilerTest, GarbageIsInvalidArgument) {
 }
 
 TEST(ClangCompilerTest, IdentityNamesClangAndLldByContent) {
-  SKIP_IF_COMPILER_MISSING(Clang());
+  REQUIRE_COMPILER(Clang());
   auto first = Clang().Identity();
   auto second = Clang().Identity();
   ASSERT_TRUE(first.ok()) << first.status();
@@ -574,7 +568,7 @@ TEST(ClangCompilerTest, OptionsArePinnedAndNameNoPath) {
 }
 
 TEST(ClangCompilerTest, CompilesConcurrently) {
-  SKIP_IF_COMPILER_MISSING(Clang());
+  REQUIRE_COMPILER(Clang());
   ExpectConcurrentCompilesAgree(Clang(), BareStandIn("gfx942"));
 }
 
@@ -689,7 +683,7 @@ TEST(BackendsTest, AmdCompilerChoice) {
 }
 
 TEST(BackendsTest, WithoutClangGfx942StaysUnsupportedWithHiprtcsError) {
-  SKIP_IF_COMPILER_MISSING(Hiprtc());
+  REQUIRE_COMPILER(Hiprtc());
   if (Hiprtc().ValidateTarget("gfx942").ok()) GTEST_SKIP() << "this hipRTC knows gfx942";
   ClangCompilerConfig config;
   config.clang = "/nonexistent/clang-19";

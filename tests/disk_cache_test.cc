@@ -36,6 +36,7 @@
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "jit/cache_entry.h"
+#include "tests/test_files.h"
 
 namespace rope_jit {
 namespace {
@@ -65,23 +66,13 @@ DiskCacheOptions Options(const std::string& dir) {
   return options;
 }
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-void WriteFile(const std::string& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << bytes;
-}
-
 bool Exists(const std::string& path) {
   struct stat st;
   return lstat(path.c_str(), &st) == 0;
 }
 
 std::string EntryPath(const std::string& dir, const CacheKey& key) {
-  return absl::StrCat(dir, "/", key.hex, ".rjc");
+  return absl::StrCat(dir, "/", DiskCache::EntryFileName(key));
 }
 
 // Names in `dir` other than the lock directory.
@@ -136,7 +127,7 @@ TEST(DiskCacheTest, WriteThenReadHits) {
   ASSERT_TRUE(read.ok()) << read.status();
   EXPECT_EQ(*read, payload);
   EXPECT_EQ(ReadFile(EntryPath(dir, Key(1))), EncodeCacheEntry(Key(1), payload));
-  EXPECT_EQ(ListNames(dir), std::vector<std::string>{Key(1).hex + ".rjc"});  // no temp left
+  EXPECT_EQ(ListNames(dir), std::vector<std::string>{DiskCache::EntryFileName(Key(1))});  // no temp left
 
   const DiskCacheStats stats = cache.stats();
   EXPECT_EQ(stats.hits, 1u);
@@ -220,7 +211,7 @@ TEST(DiskCacheTest, FileNamesComeFromTheHexAloneWhateverTheKeyText) {
     }
     ASSERT_TRUE(cache.Write(key, "payload").ok());
     ASSERT_TRUE(cache.Read(key).ok());
-    expected.push_back(absl::StrCat("cache/", key.hex, ".rjc"));
+    expected.push_back(absl::StrCat("cache/", DiskCache::EntryFileName(key)));
   }
   std::sort(expected.begin(), expected.end());
   EXPECT_EQ(Tree(root), expected);

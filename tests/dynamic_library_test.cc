@@ -7,21 +7,10 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "tests/test_files.h"
 
 namespace rope_jit {
 namespace {
-
-std::string TempPath(const std::string& name) {
-  const char* directory = std::getenv("TEST_TMPDIR");
-  return absl::StrCat(directory != nullptr ? directory : "/tmp", "/", name);
-}
-
-void WriteFile(const std::string& path, const std::string& bytes) {
-  FILE* file = std::fopen(path.c_str(), "wb");
-  ASSERT_NE(file, nullptr) << path;
-  ASSERT_EQ(std::fwrite(bytes.data(), 1, bytes.size(), file), bytes.size());
-  ASSERT_EQ(std::fclose(file), 0);
-}
 
 TEST(DynamicLibraryTest, MissingLibraryIsUnavailableNamingEveryNameTried) {
   LibrarySearch search;
@@ -147,9 +136,9 @@ TEST(DynamicLibraryTest, FallsBackToAContentHashWithoutBuildId) {
 
 TEST(DynamicLibraryTest, FileContentHashFollowsTheBytes) {
   const std::string a = TempPath("a.bin"), b = TempPath("b.bin"), c = TempPath("c.bin");
-  WriteFile(a, "rotary position embedding");
-  WriteFile(b, "rotary position embedding");
-  WriteFile(c, "rotary position embeddinG");
+  ASSERT_TRUE(WriteFile(a, "rotary position embedding"));
+  ASSERT_TRUE(WriteFile(b, "rotary position embedding"));
+  ASSERT_TRUE(WriteFile(c, "rotary position embeddinG"));
   auto hash_a = FileContentHash(a), hash_b = FileContentHash(b), hash_c = FileContentHash(c);
   ASSERT_TRUE(hash_a.ok() && hash_b.ok() && hash_c.ok());
   EXPECT_EQ(*hash_a, *hash_b);

@@ -25,12 +25,14 @@
 #include "absl/strings/str_replace.h"
 #include "gtest/gtest.h"
 #include "jit/backends.h"
+#include "jit/disk_cache.h"
 #include "jit/host/host_compiler.h"
 #include "jit/host/host_runtime.h"
 #include "jit/kernel_service.h"
 #include "rope/kernel_specs.h"
 #include "rope/reference.h"
 #include "rope/rope.h"
+#include "tests/test_files.h"
 
 namespace rope_jit {
 namespace {
@@ -39,21 +41,6 @@ namespace {
 constexpr size_t kModulesPerRope = sizeof(kAllRopeKernels) / sizeof(kAllRopeKernels[0]);
 
 namespace fs = std::filesystem;
-
-std::string FreshDir(const std::string& name) {
-  static std::atomic<int> counter{0};
-  const char* root = std::getenv("TEST_TMPDIR");
-  const std::string dir = absl::StrCat(root != nullptr ? root : "/tmp", "/", name, "_", getpid(),
-                                       "_", counter++);
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
 
 // A stand-in compiler: a shell script that answers --version like a compiler and does
 // `body` for a compile (its arguments in "$@", the output path last).
@@ -443,7 +430,7 @@ std::vector<std::string> Entries(const std::string& dir) {
   std::vector<std::string> names;
   if (!fs::exists(dir)) return names;
   for (const fs::directory_entry& item : fs::recursive_directory_iterator(dir)) {
-    if (item.is_regular_file() && item.path().extension() == ".rjc") {
+    if (item.is_regular_file() && DiskCache::IsEntryFileName(item.path().filename().string())) {
       names.push_back(item.path().string());
     }
   }

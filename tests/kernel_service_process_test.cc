@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -33,6 +34,8 @@
 #include "jit/kernel_service.h"
 #include "jit/kernel_spec.h"
 #include "rope/kernel_specs.h"
+#include "tests/require_compiler.h"
+#include "tests/test_files.h"
 
 extern char** environ;
 
@@ -41,29 +44,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
-
-#define REQUIRE_NVRTC()                                                               \
-  do {                                                                                \
-    auto identity = CompilerForVendor(Vendor::kNvidia).Identity();                    \
-    if (!identity.ok()) GTEST_SKIP() << "NVRTC not installed: " << identity.status(); \
-  } while (0)
-
-// A fresh, empty directory per test (and per call), under Bazel's per-test temp dir.
-std::string FreshDir(const std::string& name) {
-  static int counter = 0;
-  const char* root = std::getenv("TEST_TMPDIR");
-  const std::string dir =
-      absl::StrCat(root != nullptr ? root : "/tmp", "/", name, "_", getpid(), "_", counter++);
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  fs::permissions(dir, fs::perms::owner_all);
-  return dir;
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
 
 double SecondsSince(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
@@ -91,20 +71,30 @@ struct Finished {
   bool killed() const { return WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL; }
 };
 
-Child Spawn(const std::vector<std::string>& args, const std::vector<std::string>& extra_env = {}) {
-  static int counter = 0;
+// service_child with `args`, `extra_env` ahead of this process's environment, and run
+// through `wrapper` (a command that execs its arguments) when one is given.
+Child Spawn(const std::vector<std::string>& args, const std::vector<std::string>& extra_env = {},
+            const std::vector<std::string>& wrapper = {}) {
   const std::string binary = absl::StrCat(std::getenv("TEST_SRCDIR"), "/",
                                           std::getenv("TEST_WORKSPACE"), "/tests/service_child");
-  const std::string base = absl::StrCat(std::getenv("TEST_TMPDIR"), "/child_", counter++);
+  const std::string base = TempPath("child");
   Child child{-1, base + ".out", base + ".err"};
   // Everything execve needs is built before fork: the child only redirects and execs.
-  std::vector<std::string> argv_storage = {binary};
+  std::vector<std::string> argv_storage = wrapper;
+  argv_storage.push_back(binary);
   argv_storage.insert(argv_storage.end(), args.begin(), args.end());
   std::vector<char*> argv;
   for (std::string& arg : argv_storage) argv.push_back(arg.data());
   argv.push_back(nullptr);
+  // extra_env replaces this process's variables of the same names (a shell keeps only one).
   std::vector<std::string> env_storage(extra_env);
-  for (char** entry = environ; *entry != nullptr; ++entry) env_storage.push_back(*entry);
+  for (char** entry = environ; *entry != nullptr; ++entry) {
+    const absl::string_view name = absl::string_view(*entry).substr(0, absl::string_view(*entry).find('='));
+    const bool replaced = std::any_of(extra_env.begin(), extra_env.end(), [&](const std::string& extra) {
+      return absl::StartsWith(extra, absl::StrCat(name, "="));
+    });
+    if (!replaced) env_storage.push_back(*entry);
+  }
   std::vector<char*> envp;
   for (std::string& entry : env_storage) envp.push_back(entry.data());
   envp.push_back(nullptr);
@@ -226,7 +216,7 @@ void ExpectNextProcessesRecover(const std::string& dir, const CacheKey& key,
 // SIGKILL from outside while the child holds the key's lock and compiles: it leaves no
 // entry, and its lock (flock: released by the kernel with the process) blocks no one.
 TEST(KernelServiceProcessTest, KilledWhileCompilingLeavesNoEntryAndNoBlockingLock) {
-  REQUIRE_NVRTC();
+  REQUIRE_COMPILER(CompilerForVendor(Vendor::kNvidia));
   const CacheKey key = KeyOf("sm_90", 128);
   // The window is the compile (tens to hundreds of ms); should a child finish before the
   // probe sees its lock, try again in a fresh directory.
@@ -256,7 +246,7 @@ TEST(KernelServiceProcessTest, KilledWhileCompilingLeavesNoEntryAndNoBlockingLoc
     }
     const Finished killed = Wait(child);
     ASSERT_TRUE(killed.killed()) << DescribeWaitStatus(killed.status) << "\n" << killed.err;
-    if (fs::exists(absl::StrCat(dir, "/", key.hex, ".rjc"))) continue;  // published in time
+    if (fs::exists(absl::StrCat(dir, "/", DiskCache::EntryFileName(key)))) continue;  // published in time
 
     // No entry: nothing at all, or at most the temp file of a write that had begun.
     for (const std::string& name : Names(dir)) {
@@ -272,7 +262,7 @@ TEST(KernelServiceProcessTest, KilledWhileCompilingLeavesNoEntryAndNoBlockingLoc
 // crash point): the entry's name never appears, the temp file is no entry, and the lock
 // the child held while writing blocks no one.
 TEST(KernelServiceProcessTest, KilledBeforePublishLeavesNoEntryAndNoBlockingLock) {
-  REQUIRE_NVRTC();
+  REQUIRE_COMPILER(CompilerForVendor(Vendor::kNvidia));
   const CacheKey key = KeyOf("sm_90", 128);
   const std::string dir = FreshDir("killed_publishing");
   const std::vector<std::string> args = {"--cache_dir=" + dir, "--targets=sm_90"};
@@ -286,7 +276,7 @@ TEST(KernelServiceProcessTest, KilledBeforePublishLeavesNoEntryAndNoBlockingLock
   // The temp file is complete (it is the very entry that was about to be published), yet
   // only the entry's own name is ever read.
   EXPECT_TRUE(DecodeCacheEntry(ReadFile(dir + "/" + left[0]), key).ok());
-  EXPECT_FALSE(fs::exists(absl::StrCat(dir, "/", key.hex, ".rjc")));
+  EXPECT_FALSE(fs::exists(absl::StrCat(dir, "/", DiskCache::EntryFileName(key))));
   EXPECT_FALSE(LockIsHeld(absl::StrCat(dir, "/locks/", key.hex, ".lock")));
 
   ExpectNextProcessesRecover(dir, key, args);
@@ -297,7 +287,7 @@ TEST(KernelServiceProcessTest, KilledBeforePublishLeavesNoEntryAndNoBlockingLock
 // all processes, and every process got the same bytes for a key (no torn reads: a torn
 // entry would fail validation and be compiled again, or differ).
 TEST(KernelServiceProcessTest, SixteenProcessesOfEightThreadsCompileEachKeyOnce) {
-  REQUIRE_NVRTC();
+  REQUIRE_COMPILER(CompilerForVendor(Vendor::kNvidia));
   constexpr int kProcesses = 16;
   const std::vector<std::string> targets = {"sm_80", "sm_90"};
   const std::vector<int> head_dims = {64, 128, 256};
@@ -390,7 +380,7 @@ TEST(KernelServiceProcessTest, FourProcessesCompileOneHostKeyOnce) {
 // itself off with one warning line, the child is not killed by SIGXFSZ, no partial entry
 // or temp file is left, and every later request is served (from memory for a repeat).
 TEST(KernelServiceProcessTest, FullDiskKeepsServingFromMemoryWithOneWarning) {
-  REQUIRE_NVRTC();
+  REQUIRE_COMPILER(CompilerForVendor(Vendor::kNvidia));
   const std::string dir = FreshDir("full_disk");
   const Finished finished =
       Wait(Spawn({"--cache_dir=" + dir, "--targets=sm_90", "--head_dims=64,128", "--repeat=3",
@@ -410,6 +400,70 @@ TEST(KernelServiceProcessTest, FullDiskKeepsServingFromMemoryWithOneWarning) {
   }
   EXPECT_EQ(warnings, 1) << finished.err;
   EXPECT_TRUE(Names(dir).empty()) << "left: " << absl::StrJoin(Names(dir), ", ");
+}
+
+// Issue 14, item 7: comgr (inside hipRTC) ends its whole process when it cannot write one
+// of its temporary files. Every place it writes is checked first: the compile is refused
+// with ResourceExhausted, the process lives and says why, nothing is cached.
+void ExpectComgrRefusal(const Finished& finished, absl::string_view reason) {
+  ASSERT_TRUE(WIFEXITED(finished.status) && WEXITSTATUS(finished.status) == 1)
+      << DescribeWaitStatus(finished.status) << "\n" << finished.err;
+  EXPECT_TRUE(absl::StrContains(finished.err, "RESOURCE_EXHAUSTED")) << finished.err;
+  EXPECT_TRUE(absl::StrContains(finished.err, reason)) << finished.err;
+  EXPECT_EQ(Stat(finished.out, "compile_failures"), 1) << finished.out;
+  EXPECT_EQ(Stat(finished.out, "writes"), 0) << finished.out;
+}
+
+TEST(KernelServiceProcessTest, HiprtcIsRefusedWhereComgrCannotWrite) {
+  REQUIRE_COMPILER(CompilerForVendor(Vendor::kAmd));
+  const std::vector<std::string> gfx90a = {"--targets=gfx90a", "--head_dims=64"};
+  const auto with = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args = {"--cache_dir=" + FreshDir("comgr")};
+    args.insert(args.end(), gfx90a.begin(), gfx90a.end());
+    args.insert(args.end(), extra.begin(), extra.end());
+    return args;
+  };
+  // The control: the same compile succeeds when comgr can write.
+  const Finished fine = Wait(Spawn(with({})));
+  ASSERT_TRUE(fine.exited_ok()) << DescribeWaitStatus(fine.status) << "\n" << fine.err;
+
+  // RLIMIT_FSIZE (set by the child once started): without the check, SIGXFSZ.
+  ExpectComgrRefusal(Wait(Spawn(with({"--fsize_limit=65536"}))), "RLIMIT_FSIZE");
+
+  // The log file AMD_COMGR_REDIRECT_LOGS names, in a directory that does not exist.
+  const std::string missing = TempPath("missing_dir");
+  ExpectComgrRefusal(
+      Wait(Spawn(with({}), {"AMD_COMGR_REDIRECT_LOGS=" + missing + "/comgr.log"})),
+      "AMD_COMGR_REDIRECT_LOGS");
+
+  // The temp directory missing, or a file (TSan's runtime itself needs TMPDIR: test_files.h).
+  if (kUnderThreadSanitizer) return;
+  ExpectComgrRefusal(Wait(Spawn(with({}), {"TMPDIR=" + missing})), "from TMPDIR");
+  const std::string file = TempPath("not_a_dir");
+  ASSERT_TRUE(WriteFile(file, "a file"));
+  ExpectComgrRefusal(Wait(Spawn(with({}), {"TMPDIR=" + file})), "is not a directory");
+}
+
+// A full temp file system: a 256 KiB tmpfs mounted in a private mount namespace (an
+// unprivileged user namespace) as the child's TMPDIR. Without the check comgr dies there
+// ("LLVM ERROR: IO failure on output stream", exit 1) partway through its header.
+TEST(KernelServiceProcessTest, HiprtcIsRefusedOnAFullTempFileSystem) {
+  REQUIRE_COMPILER(CompilerForVendor(Vendor::kAmd));
+  if (kUnderThreadSanitizer) GTEST_SKIP() << "TSan's runtime needs TMPDIR (test_files.h)";
+  const std::string mount_point = FreshDir("small_tmpfs");
+  const std::vector<std::string> in_namespace = {
+      "/usr/bin/unshare", "--user", "--map-root-user", "--mount", "/bin/sh", "-c",
+      "mount -t tmpfs -o size=256k tmpfs \"$0\" && exec \"$@\"", mount_point};
+  // Probe that such a namespace can be made here at all.
+  const int probe = std::system(absl::StrCat("/usr/bin/unshare --user --map-root-user --mount /bin/sh -c ",
+                                             "'mount -t tmpfs -o size=64k tmpfs ", mount_point,
+                                             "' >/dev/null 2>&1")
+                                    .c_str());
+  if (probe != 0) GTEST_SKIP() << "no unprivileged user and mount namespaces here";
+  ExpectComgrRefusal(Wait(Spawn({"--cache_dir=" + FreshDir("comgr_full"), "--targets=gfx90a",
+                                 "--head_dims=64"},
+                                {"TMPDIR=" + mount_point}, in_namespace)),
+                     "bytes free");
 }
 
 }  // namespace

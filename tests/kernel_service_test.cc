@@ -22,19 +22,16 @@
 #include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
 #include "jit/backends.h"
+#include "jit/disk_cache.h"
 #include "jit/kernel_service.h"
 #include "rope/kernel_specs.h"
 #include "tests/fake_compiler.h"
 #include "tests/fake_runtime.h"
+#include "tests/require_compiler.h"
+#include "tests/test_files.h"
 
 namespace rope_jit {
 namespace {
-
-std::string FreshDir(const std::string& name) {
-  static int counter = 0;
-  std::string dir = absl::StrCat(std::getenv("TEST_TMPDIR"), "/", name, "_", getpid(), "_", counter++);
-  return dir;
-}
 
 ServiceOptions OptionsFor(const std::string& dir) {
   ServiceOptions options;
@@ -52,24 +49,8 @@ KernelSpec Spec(const std::string& target, int head_dim = 128, DType dtype = DTy
 }
 
 
-#define REQUIRE_COMPILER(vendor)                                                        \
-  do {                                                                                  \
-    auto identity = CompilerForVendor(vendor).Identity();                               \
-    if (!identity.ok()) GTEST_SKIP() << "compiler not installed: " << identity.status(); \
-  } while (0)
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-void WriteFile(const std::string& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << bytes;
-}
-
 TEST(KernelServiceTest, CompilesRealKernelsForNamedArchsWithoutAGpu) {
-  KernelService service(OptionsFor(FreshDir("archs")));
+  KernelService service(OptionsFor(TempPath("archs")));
   int compiled = 0;
   for (const char* target : {"sm_80", "sm_90", "gfx90a", "gfx1030"}) {
     Vendor vendor = *VendorOfTarget(target);
@@ -90,7 +71,7 @@ TEST(KernelServiceTest, CompilesRealKernelsForNamedArchsWithoutAGpu) {
 }
 
 TEST(KernelServiceTest, UnsupportedOrGarbageArchIsAClearErrorAndTheProcessLives) {
-  KernelService service(OptionsFor(FreshDir("badarch")));
+  KernelService service(OptionsFor(TempPath("badarch")));
   // gfx950 is past both Debian's hipRTC and clang 19; gfx942 and gfx1100, past hipRTC only,
   // go to clang (jit/backends.h) and are built in kernel_compile_test.
   for (const char* target : {"gfx950", "gfx9999", "sm_10"}) {
@@ -162,18 +143,18 @@ std::string Field(const std::string& line, const std::string& name) {
 }
 
 TEST(KernelServiceTest, KeyIsTheSameInAnotherProcess) {
-  REQUIRE_COMPILER(Vendor::kNvidia);
-  KernelService service(OptionsFor(FreshDir("samekey")));
+  REQUIRE_COMPILER(CompilerForVendor(Vendor::kNvidia));
+  KernelService service(OptionsFor(TempPath("samekey")));
   RopeConfig config;
   auto key = service.KeyFor(*RopeKernelSpec(config, RopeKernel::kRope, "sm_90"));
   ASSERT_TRUE(key.ok()) << key.status();
-  std::string child = RunChild("--cache_dir=" + FreshDir("samekey_child") + " --targets=sm_90");
+  std::string child = RunChild("--cache_dir=" + TempPath("samekey_child") + " --targets=sm_90");
   EXPECT_EQ(Field(child, "key"), key->hex) << child;
 }
 
 TEST(KernelServiceTest, MemoryThenDiskHitsWithoutCompiling) {
-  REQUIRE_COMPILER(Vendor::kNvidia);
-  const std::string dir = FreshDir("tiers");
+  REQUIRE_COMPILER(CompilerForVendor(Vendor::kNvidia));
+  const std::string dir = TempPath("tiers");
   FakeRuntime runtime("sm_90");
   const KernelSpec spec = Spec("");
   {
@@ -200,7 +181,7 @@ TEST(KernelServiceTest, MemoryThenDiskHitsWithoutCompiling) {
 // heap: such a spec still hits memory, and one differing only in its last define is
 // still a different module.
 TEST(KernelServiceTest, LongSpecsStillHitMemoryAndStayDistinct) {
-  REQUIRE_COMPILER(Vendor::kNvidia);
+  REQUIRE_COMPILER(CompilerForVendor(Vendor::kNvidia));
   KernelService service(OptionsFor(""));
   FakeRuntime runtime("sm_90");
   KernelSpec long_spec = Spec("");
@@ -218,14 +199,14 @@ TEST(KernelServiceTest, LongSpecsStillHitMemoryAndStayDistinct) {
 
 // A corrupted entry is a miss: recompiled, replaced, then served from disk again.
 TEST(KernelServiceTest, CorruptEntryIsRecompiledAndReplaced) {
-  REQUIRE_COMPILER(Vendor::kNvidia);
-  const std::string dir = FreshDir("corrupt");
+  REQUIRE_COMPILER(CompilerForVendor(Vendor::kNvidia));
+  const std::string dir = TempPath("corrupt");
   const KernelSpec spec = Spec("sm_90");
   std::string path;
   {
     KernelService service(OptionsFor(dir));
     ASSERT_TRUE(service.GetCodeObject(spec).ok());
-    path = dir + "/" + service.KeyFor(spec)->hex + ".rjc";
+    path = dir + "/" + DiskCache::EntryFileName(*service.KeyFor(spec));
   }
   std::string bytes = ReadFile(path);
   ASSERT_FALSE(bytes.empty()) << path;
@@ -247,8 +228,8 @@ TEST(KernelServiceTest, CorruptEntryIsRecompiledAndReplaced) {
 
 // An entry that validates but that the driver refuses is dropped and rebuilt once.
 TEST(KernelServiceTest, EntryTheDriverRefusesIsRebuilt) {
-  REQUIRE_COMPILER(Vendor::kNvidia);
-  const std::string dir = FreshDir("refused");
+  REQUIRE_COMPILER(CompilerForVendor(Vendor::kNvidia));
+  const std::string dir = TempPath("refused");
   FakeRuntime runtime("sm_90");
   KernelService service(OptionsFor(dir));
   const KernelSpec spec = Spec("sm_90");
@@ -264,8 +245,8 @@ TEST(KernelServiceTest, EntryTheDriverRefusesIsRebuilt) {
 }
 
 TEST(KernelServiceTest, EightThreadsOnOneColdKeyCompileOnce) {
-  REQUIRE_COMPILER(Vendor::kNvidia);
-  KernelService service(OptionsFor(FreshDir("threads")));
+  REQUIRE_COMPILER(CompilerForVendor(Vendor::kNvidia));
+  KernelService service(OptionsFor(TempPath("threads")));
   const KernelSpec spec = Spec("sm_80", 64, DType::kF16);
   std::vector<std::thread> threads;
   std::vector<absl::StatusOr<std::string>> results(8);
@@ -284,8 +265,8 @@ TEST(KernelServiceTest, EightThreadsOnOneColdKeyCompileOnce) {
 // small enough for CI's ThreadSanitizer run: threads that overlap on several cold keys
 // get identical bytes, and each key is compiled once.
 TEST(KernelServiceTest, ThreadsOnOverlappingKeysCompileEachOnce) {
-  REQUIRE_COMPILER(Vendor::kNvidia);
-  KernelService service(OptionsFor(FreshDir("overlap")));
+  REQUIRE_COMPILER(CompilerForVendor(Vendor::kNvidia));
+  KernelService service(OptionsFor(TempPath("overlap")));
   const std::vector<KernelSpec> specs = {Spec("sm_80", 64), Spec("sm_80", 128), Spec("sm_90", 64),
                                          Spec("sm_90", 128)};
   constexpr int kThreads = 8;
@@ -321,8 +302,8 @@ TEST(KernelServiceTest, ThreadsOnOverlappingKeysCompileEachOnce) {
 
 // The memory tier under threads: hits take the shared lock while other threads load.
 TEST(KernelServiceTest, ThreadsShareTheMemoryTier) {
-  REQUIRE_COMPILER(Vendor::kNvidia);
-  KernelService service(OptionsFor(FreshDir("memory_threads")));
+  REQUIRE_COMPILER(CompilerForVendor(Vendor::kNvidia));
+  KernelService service(OptionsFor(TempPath("memory_threads")));
   FakeRuntime runtime("sm_90");
   const std::vector<KernelSpec> specs = {Spec("", 64), Spec("", 128)};
   const char* const functions[] = {AlignedFunctionName(RopeKernel::kRope),
@@ -389,7 +370,7 @@ TEST(KernelServiceTest, MissesOfDifferentKeysCompileConcurrently) {
     FakeCompiler compiler;
     CompileGate gate(2);
     compiler.set_on_compile([&] { gate.Enter(); });
-    KernelService service(FakeCompilerOptions(compiler, FreshDir("concurrent")));
+    KernelService service(FakeCompilerOptions(compiler, TempPath("concurrent")));
     FakeRuntime runtime("sm_90");
     const std::vector<KernelSpec> specs = {Spec("", 64), Spec("", 128)};
     std::vector<absl::Status> results(2);
@@ -423,7 +404,7 @@ TEST(KernelServiceTest, MissesOfOneKeyCompileOnce) {
     ++entered;
     std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the others arrive meanwhile
   });
-  KernelService service(FakeCompilerOptions(compiler, FreshDir("one_key")));
+  KernelService service(FakeCompilerOptions(compiler, TempPath("one_key")));
   FakeRuntime runtime("sm_90");
   const KernelSpec spec = Spec("", 64);
   KernelSpec targeted = spec;
@@ -449,8 +430,8 @@ TEST(KernelServiceTest, MissesOfOneKeyCompileOnce) {
 }
 
 TEST(KernelServiceTest, FourProcessesOnOneColdKeyCompileOnce) {
-  REQUIRE_COMPILER(Vendor::kNvidia);
-  const std::string dir = FreshDir("processes");
+  REQUIRE_COMPILER(CompilerForVendor(Vendor::kNvidia));
+  const std::string dir = TempPath("processes");
   const std::string go = dir + "_go";
   std::vector<FILE*> pipes;
   for (int i = 0; i < 4; ++i) {
@@ -478,8 +459,8 @@ TEST(KernelServiceTest, FourProcessesOnOneColdKeyCompileOnce) {
 }
 
 TEST(KernelServiceTest, UnusableCacheDirectoryStillServesFromMemory) {
-  REQUIRE_COMPILER(Vendor::kNvidia);
-  const std::string file = FreshDir("not_a_dir");
+  REQUIRE_COMPILER(CompilerForVendor(Vendor::kNvidia));
+  const std::string file = TempPath("not_a_dir");
   WriteFile(file, "x");
   KernelService service(OptionsFor(file + "/cache"));  // parent is a file: cannot exist
   EXPECT_FALSE(service.disk().enabled());
@@ -491,7 +472,7 @@ TEST(KernelServiceTest, UnusableCacheDirectoryStillServesFromMemory) {
 }
 
 TEST(KernelServiceTest, DisabledCacheKeepsEverythingInMemory) {
-  REQUIRE_COMPILER(Vendor::kNvidia);
+  REQUIRE_COMPILER(CompilerForVendor(Vendor::kNvidia));
   KernelService service(OptionsFor(""));
   EXPECT_FALSE(service.disk().enabled());
   ASSERT_TRUE(service.GetCodeObject(Spec("sm_90")).ok());

@@ -158,7 +158,9 @@ TEST(KvCacheReferenceTest, SlotsReceiveRotatedKAndVAsGiven) {
           EXPECT_TRUE(result.written[at]);
           EXPECT_EQ(result.k_cache[at], k_rotated[from]);
           EXPECT_EQ(result.v_cache[at], v[from]);
-          if (d >= 4) EXPECT_EQ(result.k_cache[at], k[from]);
+          if (d >= 4) {
+            EXPECT_EQ(result.k_cache[at], k[from]);
+          }
         }
     }
     // Rotation changed K (a rotated copy was cached, not the input).

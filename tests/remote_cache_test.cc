@@ -29,6 +29,7 @@
 #include "tests/fake_compiler.h"
 #include "tests/fake_runtime.h"
 #include "tests/redis_server.h"
+#include "tests/test_files.h"
 
 namespace rope_jit {
 namespace {
@@ -37,11 +38,6 @@ using Clock = std::chrono::steady_clock;
 
 double MillisecondsSince(Clock::time_point start) {
   return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
-}
-
-std::string FreshPath(const std::string& name) {
-  static int counter = 0;
-  return absl::StrCat(std::getenv("TEST_TMPDIR"), "/", name, "_", getpid(), "_", counter++);
 }
 
 std::string RandomBytes(size_t size) {
@@ -53,7 +49,7 @@ std::string RandomBytes(size_t size) {
 
 // A fleet secret in a file of mode `mode`.
 std::string WriteKeyFile(const std::string& secret, mode_t mode = 0600) {
-  const std::string path = FreshPath("fleet_key");
+  const std::string path = TempPath("fleet_key");
   {
     std::ofstream out(path, std::ios::binary);
     out << secret;
@@ -119,7 +115,7 @@ TEST(RemoteCacheTest, UrlsAndKeyFilesAreCheckedAndATierWithoutAGoodKeyIsRefused)
   }
   const std::string url = "redis://127.0.0.1:1";
   EXPECT_EQ(create(url, "").code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(create(url, FreshPath("missing")).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(create(url, TempPath("missing")).code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(create(url, WriteKeyFile(RandomBytes(31))).code(),
             absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(create(url, WriteKeyFile(RandomBytes(64), 0640)).code(),
@@ -140,7 +136,7 @@ TEST(RemoteCacheTest, SecondNodeGetsARemoteHitAndKeepsItOnDisk) {
   REQUIRE_REDIS(redis);
   const std::string key_file = WriteKeyFile(RandomBytes(48));
   FakeRuntime runtime("sm_90");
-  Node first(redis.url(), key_file, FreshPath("first_disk"));
+  Node first(redis.url(), key_file, TempPath("first_disk"));
   ASSERT_TRUE(first.service->GetFunction(Spec(64, ""), runtime, 0, "rope_apply_aligned").ok());
   ASSERT_TRUE(first.service->GetCodeObject(Spec(128)).ok());
   ServiceStats stats = first.service->stats();
@@ -150,7 +146,7 @@ TEST(RemoteCacheTest, SecondNodeGetsARemoteHitAndKeepsItOnDisk) {
   EXPECT_EQ(stats.remote.writes, 2u);
   EXPECT_GT(stats.remote.bytes_written, 0u);
 
-  const std::string second_disk = FreshPath("second_disk");
+  const std::string second_disk = TempPath("second_disk");
   Node second(redis.url(), key_file, second_disk);
   absl::StatusOr<FunctionHandle> function =
       second.service->GetFunction(Spec(64, ""), runtime, 0, "rope_apply_aligned");
@@ -221,7 +217,7 @@ TEST(RemoteCacheTest, TamperedEntriesAreNeverUsedAndAreReplaced) {
   for (const auto& [name, value] : cases) {
     SCOPED_TRACE(name);
     ASSERT_TRUE(client.Set("rope_jit:" + key.hex, value));
-    Node node(redis.url(), key_file, FreshPath("tamper_disk"));
+    Node node(redis.url(), key_file, TempPath("tamper_disk"));
     FakeRuntime runtime("sm_90");
     KernelSpec device_spec = spec;
     device_spec.target = "";
@@ -237,7 +233,7 @@ TEST(RemoteCacheTest, TamperedEntriesAreNeverUsedAndAreReplaced) {
     EXPECT_EQ(stats.load_failures, 0u);
     EXPECT_EQ(stats.remote.writes, 1u);
     EXPECT_EQ(client.Get("rope_jit:" + key.hex), sealed) << "not replaced";
-    Node next(redis.url(), key_file, FreshPath("tamper_next"));
+    Node next(redis.url(), key_file, TempPath("tamper_next"));
     ASSERT_TRUE(next.service->GetCodeObject(spec).ok());
     EXPECT_EQ(next.service->stats().remote.hits, 1u);
     EXPECT_EQ(next.service->stats().compiles, 0u);
@@ -418,13 +414,13 @@ TEST(RemoteCacheTest, SecondProcessGetsRemoteHitsWithoutCompiling) {
   const std::string key_file = WriteKeyFile(RandomBytes(32));
   const std::string args = "--targets=sm_80,sm_90 --head_dims=64,128 --fake_compile_ms=0";
   ChildRun first = Finish(popen(
-      ChildCommand(redis.url(), key_file, "--cache_dir=" + FreshPath("p1") + " " + args).c_str(),
+      ChildCommand(redis.url(), key_file, "--cache_dir=" + TempPath("p1") + " " + args).c_str(),
       "r"));
   ASSERT_EQ(first.exit_code, 0) << first.output;
   EXPECT_EQ(Field(first.output, "remote_enabled"), 1) << first.output;
   EXPECT_EQ(Field(first.output, "compiles"), 4) << first.output;
   EXPECT_EQ(Field(first.output, "remote_writes"), 4) << first.output;
-  const std::string second_disk = FreshPath("p2");
+  const std::string second_disk = TempPath("p2");
   ChildRun second = Finish(popen(
       ChildCommand(redis.url(), key_file, "--cache_dir=" + second_disk + " " + args).c_str(),
       "r"));
@@ -454,11 +450,11 @@ TEST(RemoteCacheTest, StampedeOfSixteenProcessesCompilesEachKeyAtMostOncePerProc
   // One wave of 16 processes that start together on empty disks; returns the total
   // compiles and remote hits.
   auto wave = [&](const std::string& name) -> std::pair<int, int> {
-    const std::string go = FreshPath("go");
+    const std::string go = TempPath("go");
     std::vector<FILE*> pipes;
     for (int i = 0; i < 16; ++i) {
       const std::string args = absl::StrCat(
-          "--cache_dir=", FreshPath(name), " --targets=sm_80,sm_90 --head_dims=64,128 ",
+          "--cache_dir=", TempPath(name), " --targets=sm_80,sm_90 --head_dims=64,128 ",
           "--threads=4 --fake_compile_ms=200 --wait_file=", go);
       pipes.push_back(popen(ChildCommand(redis.url(), key_file, args).c_str(), "r"));
       EXPECT_NE(pipes.back(), nullptr);

@@ -16,6 +16,7 @@
 #include "rope/kernel_specs.h"
 #include "rope/rope.h"
 #include "tests/fake_runtime.h"
+#include "tests/require_compiler.h"
 
 namespace rope_jit {
 namespace {
@@ -23,9 +24,7 @@ namespace {
 class RopeApiTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    Compiler& nvrtc = CompilerForVendor(Vendor::kNvidia);
-    absl::StatusOr<std::string> identity = nvrtc.Identity();
-    if (!identity.ok()) GTEST_SKIP() << "NVRTC is not installed here: " << identity.status();
+    REQUIRE_COMPILER(CompilerForVendor(Vendor::kNvidia));
     ServiceOptions options;
     options.disk.dir = std::string(std::getenv("TEST_TMPDIR")) + "/rope_api_cache";
     service_ = std::make_unique<KernelService>(options);

@@ -17,6 +17,7 @@
 #include "rope/kv_cache.h"
 #include "rope/rope.h"
 #include "tests/fake_runtime.h"
+#include "tests/require_compiler.h"
 
 namespace rope_jit {
 namespace {
@@ -27,8 +28,7 @@ constexpr int64_t kRow = (kQHeads + 2 * kKvHeads) * kDim;  // packed QKV, bf16
 class RopeKvCacheApiTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    absl::StatusOr<std::string> identity = CompilerForVendor(Vendor::kNvidia).Identity();
-    if (!identity.ok()) GTEST_SKIP() << "NVRTC is not installed here: " << identity.status();
+    REQUIRE_COMPILER(CompilerForVendor(Vendor::kNvidia));
     ServiceOptions options;
     options.disk.dir = std::string(std::getenv("TEST_TMPDIR")) + "/rope_kv_cache_api_cache";
     service_ = std::make_unique<KernelService>(options);

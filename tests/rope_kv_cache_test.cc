@@ -51,6 +51,9 @@ struct KvCase {
   bool packed_qkv = false;  // Q, K, V as views into one [tokens, q + 2 kv, D] buffer
   bool q_out_of_place = false;
   float k_scale = 1, v_scale = 1;
+  // With more than one position column (MRoPE, ChatGLM-v1): the HF / vLLM [columns, tokens]
+  // layout instead of token-major [tokens, columns].
+  bool positions_column_major = false;
 };
 
 Fp8Format FormatOf(KvDType dtype) {
@@ -97,7 +100,8 @@ void RunKvCase(DeviceRuntime& runtime, const Rope& rope, const KvCase& c) {
                             " rotary_dim=", config.EffectiveRotaryDim(), " tokens=", c.tokens,
                             " q=", c.q_heads, " kv=", c.kv_heads, " ", KvLayoutName(c.layout), " ",
                             KvDTypeName(c.kv_dtype), " block_size=", c.block_size, " packed=",
-                            c.packed_qkv, " q_out=", c.q_out_of_place));
+                            c.packed_qkv, " q_out=", c.q_out_of_place, " position_columns=",
+                            config.position_columns, c.positions_column_major ? " [columns, tokens]" : ""));
   const int64_t num_blocks = (c.tokens + c.block_size - 1) / c.block_size + 2;
   const int64_t num_slots = num_blocks * c.block_size;
 
@@ -113,20 +117,30 @@ void RunKvCase(DeviceRuntime& runtime, const Rope& rope, const KvCase& c) {
   for (HostBuffer* buffer : {&q_host, &k_host, &v_host})
     for (size_t i = 0; i < buffer->size(); ++i) buffer->Set(i, uniform(Rng()));
 
-  std::vector<int64_t> positions(c.tokens);
+  // Token-major [tokens, columns], as the reference takes them; every column random.
+  const int columns = config.position_columns;
+  std::vector<int64_t> positions(static_cast<size_t>(c.tokens) * columns);
   std::uniform_int_distribution<int64_t> position_dist(0, config.max_position - 1);
   for (int64_t& p : positions) p = position_dist(Rng());
   positions[0] = config.max_position - 1;
-  // Distinct slots, about a fifth of them padding (at least one).
+  std::vector<int64_t> positions_as_uploaded = positions;
+  if (c.positions_column_major) {
+    for (int t = 0; t < c.tokens; ++t)
+      for (int col = 0; col < columns; ++col) {
+        positions_as_uploaded[static_cast<size_t>(col) * c.tokens + t] = positions[t * columns + col];
+      }
+  }
+  // Distinct slots, about a fifth of them padding: at least one when there are two tokens
+  // or more, and never the first token's, so that something is always written.
   std::vector<int64_t> all_slots(num_slots);
   for (int64_t s = 0; s < num_slots; ++s) all_slots[s] = s;
   std::shuffle(all_slots.begin(), all_slots.end(), Rng());
   std::vector<int64_t> slots(all_slots.begin(), all_slots.begin() + c.tokens);
   std::bernoulli_distribution padding(0.2);
-  for (int64_t& s : slots) {
-    if (padding(Rng())) s = -1;
+  for (int t = 1; t < c.tokens; ++t) {
+    if (padding(Rng())) slots[t] = -1;
   }
-  slots[c.tokens / 2] = -1;
+  if (c.tokens > 1) slots[(c.tokens + 1) / 2] = -1;
 
   const int device = 0;
   const size_t cache_bytes = static_cast<size_t>(num_slots) * c.kv_heads * D * cache_esize;
@@ -145,7 +159,8 @@ void RunKvCase(DeviceRuntime& runtime, const Rope& rope, const KvCase& c) {
     return to.bytes.empty() || runtime.CopyToHost(device, to.bytes.data(), from.get(), to.bytes.size()).ok();
   };
   ASSERT_TRUE(upload(q_dev, q_host) && upload(k_dev, k_host) && upload(v_dev, v_host));
-  ASSERT_TRUE(runtime.CopyToDevice(device, pos_dev.get(), positions.data(), positions.size() * 8).ok());
+  ASSERT_TRUE(runtime.CopyToDevice(device, pos_dev.get(), positions_as_uploaded.data(),
+                                   positions_as_uploaded.size() * 8).ok());
   ASSERT_TRUE(runtime.CopyToDevice(device, slot_dev.get(), slots.data(), slots.size() * 8).ok());
   ASSERT_TRUE(runtime.CopyToDevice(device, scale_dev.get(), scales, sizeof(scales)).ok());
   const size_t q_out_bytes = static_cast<size_t>(c.tokens) * c.q_heads * D * esize;
@@ -179,8 +194,10 @@ void RunKvCase(DeviceRuntime& runtime, const Rope& rope, const KvCase& c) {
     cache.k_scale = static_cast<const float*>(scale_dev.get());
     cache.v_scale = static_cast<const float*>(scale_dev.get()) + 1;
   }
+  Positions device_positions = Positions::Int64(static_cast<const int64_t*>(pos_dev.get()));
+  if (c.positions_column_major) device_positions = device_positions.ColumnMajor(c.tokens);
   absl::Status applied = rope.ApplyAndCacheKvDevice(
-      q, k, v, Positions::Int64(static_cast<const int64_t*>(pos_dev.get())),
+      q, k, v, device_positions,
       static_cast<const int64_t*>(slot_dev.get()), cache, nullptr, c.q_out_of_place ? &q_out : nullptr);
   ASSERT_TRUE(applied.ok()) << applied;
   ASSERT_TRUE(runtime.SynchronizeStream(device, nullptr).ok());
@@ -346,6 +363,40 @@ TEST_P(RopeKvCacheTest, PartialRotaryAndTwoPositionColumns) {
   }
 }
 
+// MRoPE through the fused call (issue 13): Qwen2-VL's contiguous sections and Qwen3-VL's
+// interleaved ones, partial rotary, both position layouts, into a bf16 and an FP8 cache,
+// against the float64 reference written from HF's formulas (rope/reference.h).
+TEST_P(RopeKvCacheTest, MropeSectionsBothLayouts) {
+  ROPE_JIT_BACKEND_OR_SKIP(runtime);
+  struct Variant {
+    int head_dim, rotary_dim;
+    std::vector<int> section;
+    bool interleaved;
+  };
+  const Variant variants[] = {{128, 0, {16, 24, 24}, false}, {128, 96, {24, 12, 12}, true}};
+  int which = 0;
+  for (const Variant& variant : variants) {
+    RopeConfig config = Config(variant.head_dim, DType::kBF16, RopeStyle::kNeox, variant.rotary_dim);
+    config.max_position = 1 << 20;
+    config.position_columns = 3;
+    config.mrope_section = variant.section;
+    config.mrope_interleaved = variant.interleaved;
+    std::unique_ptr<Rope> rope = MakeRope(*runtime, config);
+    ASSERT_NE(rope, nullptr);
+    for (bool column_major : {false, true}) {
+      KvCase c;
+      c.positions_column_major = column_major;
+      c.kv_dtype = which % 2 == 0 ? KvDType::kSame : KvDType::kFp8E4M3;
+      c.k_scale = c.v_scale = ScaleFor(c.kv_dtype, 1);
+      c.q_heads = 4;
+      c.kv_heads = 2;
+      c.packed_qkv = column_major;
+      ++which;
+      ASSERT_NO_FATAL_FAILURE(RunKvCase(*runtime, *rope, c));
+    }
+  }
+}
+
 // The kernel's own FP8 conversion, exhaustively: the cache write alone, f32, scale 1, of
 // every code's value, every tie between neighbouring codes and the floats on either side,
 // saturation, tiny values, signed zeros and NaN; each byte must be exactly rope/fp8.h's.
@@ -458,7 +509,9 @@ TEST_P(RopeKvCacheTest, SlotsPastTheEndAreSkippedAndFlagged) {
       for (int byte = 0; byte < D * 2; ++byte) {
         const size_t i = static_cast<size_t>(slot) * D * 2 + byte;
         ASSERT_EQ(v_bytes[i], cached ? 0x3c : kPoison) << "slot " << slot << " byte " << byte;
-        if (!cached) ASSERT_EQ(k_bytes[i], kPoison) << "slot " << slot << " byte " << byte;
+        if (!cached) {
+          ASSERT_EQ(k_bytes[i], kPoison) << "slot " << slot << " byte " << byte;
+        }
       }
     }
   }

@@ -75,9 +75,15 @@ int Run(const Flags& flags) {
   for (uint16_t& v : init) v = static_cast<uint16_t>(0x3c00 + rng() % 0x300);  // bf16 in [1, 2)
   std::memcpy(qkv, init.data(), bytes);
   uint8_t* base = static_cast<uint8_t*>(qkv);
-  DeviceTensor q{base, flags.tokens, flags.q_heads, flags.head_dim, row, flags.head_dim, DType::kBF16};
-  DeviceTensor k{base + static_cast<size_t>(flags.q_heads) * flags.head_dim * 2, flags.tokens,
-                 flags.kv_heads, flags.head_dim, row, flags.head_dim, DType::kBF16};
+  DeviceTensor q{base, flags.tokens,   flags.q_heads, flags.head_dim,
+                 row,  flags.head_dim, DType::kBF16};
+  DeviceTensor k{base + static_cast<size_t>(flags.q_heads) * flags.head_dim * 2,
+                 flags.tokens,
+                 flags.kv_heads,
+                 flags.head_dim,
+                 row,
+                 flags.head_dim,
+                 DType::kBF16};
   const Positions positions = Positions::FromOffset(0);
   absl::Status status = (*rope)->ApplyPositionEmbeddingsDevice(q, k, positions, nullptr);
   std::vector<double> ms;
@@ -94,11 +100,11 @@ int Run(const Flags& flags) {
   std::sort(ms.begin(), ms.end());
   const double moved = 2.0 * flags.tokens * (flags.q_heads + flags.kv_heads) * flags.head_dim * 2;
   const double median = ms[ms.size() / 2];
-  std::printf("host apply bf16 %d tok x %dq/%dkv x %d on %s: median %.3f ms, min %.3f ms, "
-              "%.2f GB/s (Q+K read+write)\n",
-              flags.tokens, flags.q_heads, flags.kv_heads, flags.head_dim,
-              host.DeviceName(0).value_or("?").c_str(), median, ms.front(),
-              moved / (median * 1e-3) / 1e9);
+  std::printf(
+      "host apply bf16 %d tok x %dq/%dkv x %d on %s: median %.3f ms, min %.3f ms, "
+      "%.2f GB/s (Q+K read+write)\n",
+      flags.tokens, flags.q_heads, flags.kv_heads, flags.head_dim,
+      host.DeviceName(0).value_or("?").c_str(), median, ms.front(), moved / (median * 1e-3) / 1e9);
   host.Free(0, qkv).IgnoreError();
   return 0;
 }

@@ -69,13 +69,15 @@ int UsageError(absl::string_view message) {
 // means the directory they typed it in.
 std::string UserPath(const std::string& path) {
   const char* invoked_from = getenv("BUILD_WORKING_DIRECTORY");
-  if (path.empty() || path[0] == '/' || invoked_from == nullptr || *invoked_from == '\0') return path;
+  if (path.empty() || path[0] == '/' || invoked_from == nullptr || *invoked_from == '\0')
+    return path;
   return absl::StrCat(invoked_from, "/", path);
 }
 
 absl::StatusOr<std::string> ReadTextFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::InvalidArgumentError(absl::StrCat("cannot read ", path, ": ", strerror(errno)));
+  if (!in)
+    return absl::InvalidArgumentError(absl::StrCat("cannot read ", path, ": ", strerror(errno)));
   std::ostringstream text;
   text << in.rdbuf();
   return text.str();
@@ -120,7 +122,8 @@ std::map<std::string, Device> DetectDevices(std::string* why_none) {
     absl::StatusOr<std::string> name = (*runtime)->DeviceName(i);
     devices.emplace(*target, Device{*runtime, i, name.ok() ? *name : "?"});
   }
-  if (devices.empty()) *why_none = count.ok() ? "no device reported" : std::string(count.status().message());
+  if (devices.empty())
+    *why_none = count.ok() ? "no device reported" : std::string(count.status().message());
   return devices;
 }
 
@@ -152,7 +155,7 @@ struct ItemResult {
   Outcome outcome = Outcome::kFailed;
   std::string detail;  // the failure (with the compiler log), or what was repaired
   double seconds = 0;
-  bool loaded = false;  // --verify loaded it on a GPU of its target
+  bool loaded = false;         // --verify loaded it on a GPU of its target
   bool remote_failed = false;  // with a remote tier: it could not be made to hold the entry
 };
 
@@ -160,7 +163,8 @@ struct ItemResult {
 // line per finished item. Thread-safe.
 class Progress {
  public:
-  Progress(size_t total, bool terminal) : total_(total), terminal_(terminal), start_(Clock::now()) {}
+  Progress(size_t total, bool terminal)
+      : total_(total), terminal_(terminal), start_(Clock::now()) {}
 
   void Started(const std::string& item) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -212,8 +216,8 @@ class Progress {
   const size_t total_;
   const bool terminal_;
   const Clock::time_point start_;
-  size_t done_ = 0;          // guarded by mu_
-  std::string current_;      // guarded by mu_
+  size_t done_ = 0;      // guarded by mu_
+  std::string current_;  // guarded by mu_
 };
 
 class Warmer {
@@ -255,9 +259,7 @@ class Warmer {
     if (service_.disk().enabled()) {
       EntryProbe probe = ProbeEntry(service_.disk().dir(), *key, /*check_contents=*/verify_);
       switch (probe.state) {
-        case EntryState::kPresent:
-          result.outcome = Outcome::kCached;
-          return result;
+        case EntryState::kPresent: result.outcome = Outcome::kCached; return result;
         case EntryState::kValid:
           result.outcome = Outcome::kCached;
           code = std::move(probe.payload);
@@ -268,8 +270,7 @@ class Warmer {
           damaged = true;
           result.detail = probe.detail;
           break;
-        case EntryState::kMissing:
-          break;
+        case EntryState::kMissing: break;
       }
     }
     if (!have_code) {
@@ -317,31 +318,33 @@ class Warmer {
 };
 
 void PrintStats(const ServiceStats& s) {
-  printf("stats: memory_hits %llu, disk_hits %llu, misses %llu, compiles %llu (%llu failed, %.1f ms), "
-         "loads %llu (%llu failed, %.1f ms), inflight_waits %llu\n",
-         (unsigned long long)s.memory_hits, (unsigned long long)s.disk_hits,
-         (unsigned long long)s.misses, (unsigned long long)s.compiles,
-         (unsigned long long)s.compile_failures, s.compile_ms, (unsigned long long)s.loads,
-         (unsigned long long)s.load_failures, s.load_ms, (unsigned long long)s.inflight_waits);
+  printf(
+      "stats: memory_hits %llu, disk_hits %llu, misses %llu, compiles %llu (%llu failed, %.1f ms), "
+      "loads %llu (%llu failed, %.1f ms), inflight_waits %llu\n",
+      (unsigned long long)s.memory_hits, (unsigned long long)s.disk_hits,
+      (unsigned long long)s.misses, (unsigned long long)s.compiles,
+      (unsigned long long)s.compile_failures, s.compile_ms, (unsigned long long)s.loads,
+      (unsigned long long)s.load_failures, s.load_ms, (unsigned long long)s.inflight_waits);
   const DiskCacheStats& d = s.disk;
-  printf("disk: hits %llu, misses %llu, corrupt_entries %llu, writes %llu (%llu failed), "
-         "evictions %llu, lock_waits %llu (%llu timeouts, %llu errors, %.1f ms), read %.1f ms\n",
-         (unsigned long long)d.hits, (unsigned long long)d.misses,
-         (unsigned long long)d.corrupt_entries, (unsigned long long)d.writes,
-         (unsigned long long)d.write_failures, (unsigned long long)d.evictions,
-         (unsigned long long)d.lock_waits, (unsigned long long)d.lock_timeouts,
-         (unsigned long long)d.lock_errors, d.lock_wait_ms, d.read_ms);
+  printf(
+      "disk: hits %llu, misses %llu, corrupt_entries %llu, writes %llu (%llu failed), "
+      "evictions %llu, lock_waits %llu (%llu timeouts, %llu errors, %.1f ms), read %.1f ms\n",
+      (unsigned long long)d.hits, (unsigned long long)d.misses,
+      (unsigned long long)d.corrupt_entries, (unsigned long long)d.writes,
+      (unsigned long long)d.write_failures, (unsigned long long)d.evictions,
+      (unsigned long long)d.lock_waits, (unsigned long long)d.lock_timeouts,
+      (unsigned long long)d.lock_errors, d.lock_wait_ms, d.read_ms);
   if (!s.remote_enabled) return;
   const RemoteCacheStats& r = s.remote;
-  printf("remote: hits %llu, misses %llu, bad_entries %llu, timeouts %llu, errors %llu, "
-         "circuit_opens %llu, skipped %llu, writes %llu (%llu failed), read %llu bytes, "
-         "written %llu bytes, get %.1f ms, put %.1f ms\n",
-         (unsigned long long)r.hits, (unsigned long long)r.misses,
-         (unsigned long long)r.bad_entries, (unsigned long long)r.timeouts,
-         (unsigned long long)r.errors, (unsigned long long)r.circuit_opens,
-         (unsigned long long)r.skipped, (unsigned long long)r.writes,
-         (unsigned long long)r.write_failures, (unsigned long long)r.bytes_read,
-         (unsigned long long)r.bytes_written, r.get_ms, r.put_ms);
+  printf(
+      "remote: hits %llu, misses %llu, bad_entries %llu, timeouts %llu, errors %llu, "
+      "circuit_opens %llu, skipped %llu, writes %llu (%llu failed), read %llu bytes, "
+      "written %llu bytes, get %.1f ms, put %.1f ms\n",
+      (unsigned long long)r.hits, (unsigned long long)r.misses, (unsigned long long)r.bad_entries,
+      (unsigned long long)r.timeouts, (unsigned long long)r.errors,
+      (unsigned long long)r.circuit_opens, (unsigned long long)r.skipped,
+      (unsigned long long)r.writes, (unsigned long long)r.write_failures,
+      (unsigned long long)r.bytes_read, (unsigned long long)r.bytes_written, r.get_ms, r.put_ms);
 }
 
 // --dry_run: keys only (a service without a disk tier creates no directory), entries
@@ -360,8 +363,8 @@ int DryRun(const std::vector<WarmItem>& items, const std::string& cache_dir, siz
       printf("error          %s: %s\n", what.c_str(), key.status().ToString().c_str());
       continue;
     }
-    const EntryProbe probe = cache_dir.empty() ? EntryProbe{}
-                                               : ProbeEntry(cache_dir, *key, /*check_contents=*/true);
+    const EntryProbe probe =
+        cache_dir.empty() ? EntryProbe{} : ProbeEntry(cache_dir, *key, /*check_contents=*/true);
     switch (probe.state) {
       case EntryState::kValid:
       case EntryState::kPresent:
@@ -378,10 +381,11 @@ int DryRun(const std::vector<WarmItem>& items, const std::string& cache_dir, siz
         break;
     }
   }
-  printf("dry run: would compile %zu, already cached %zu, damaged %zu, unsupported %zu%s; "
-         "nothing was written\n",
-         would_compile, cached, damaged, unsupported,
-         errors == 0 ? "" : absl::StrCat(", errors ", errors).c_str());
+  printf(
+      "dry run: would compile %zu, already cached %zu, damaged %zu, unsupported %zu%s; "
+      "nothing was written\n",
+      would_compile, cached, damaged, unsupported,
+      errors == 0 ? "" : absl::StrCat(", errors ", errors).c_str());
   if (print_stats) PrintStats(keys_only.stats());
   return errors == 0 ? kExitOk : kExitFailed;
 }
@@ -398,8 +402,8 @@ std::vector<size_t> MissingEntries(KernelService& service, const std::vector<War
     const WarmItem& item = items[index];
     absl::StatusOr<KernelSpec> spec = RopeKernelSpec(item.config, item.kernel, item.target);
     absl::StatusOr<CacheKey> key = spec.ok() ? service.KeyFor(*spec) : spec.status();
-    const EntryState state = key.ok() ? ProbeEntry(service.disk().dir(), *key, false).state
-                                      : EntryState::kMissing;
+    const EntryState state =
+        key.ok() ? ProbeEntry(service.disk().dir(), *key, false).state : EntryState::kMissing;
     if (state != EntryState::kPresent && state != EntryState::kValid) missing.push_back(index);
   }
   return missing;
@@ -434,7 +438,8 @@ int Run(int argc, char** argv) {
   const Clock::time_point start = Clock::now();
   const int default_jobs = std::max(1u, std::thread::hardware_concurrency());
 
-  absl::StatusOr<WarmFlags> parsed = ParseWarmFlags(std::vector<std::string>(argv + 1, argv + argc));
+  absl::StatusOr<WarmFlags> parsed =
+      ParseWarmFlags(std::vector<std::string>(argv + 1, argv + argc));
   if (!parsed.ok()) return UsageError(parsed.status().message());
   WarmFlags flags = std::move(*parsed);
   if (flags.help) {
@@ -459,7 +464,8 @@ int Run(int argc, char** argv) {
   }
   const bool manifest_names_all_targets =
       !flags.manifest.empty() &&
-      std::all_of(manifest.begin(), manifest.end(), [](const ManifestEntry& e) { return e.arch.has_value(); });
+      std::all_of(manifest.begin(), manifest.end(),
+                  [](const ManifestEntry& e) { return e.arch.has_value(); });
 
   // GPUs matter for the default targets and for --verify's load check.
   const bool need_default_targets = flags.arch.empty() && !manifest_names_all_targets;
@@ -483,10 +489,9 @@ int Run(int argc, char** argv) {
     }
   }
   absl::StatusOr<std::vector<WarmItem>> built =
-      !hf_configs.empty()
-          ? BuildItemsFromHfConfigs(flags, targets, hf_configs)
-          : BuildItems(flags, targets, flags.manifest.empty() ? nullptr : &manifest, flags.manifest,
-                       validate);
+      !hf_configs.empty() ? BuildItemsFromHfConfigs(flags, targets, hf_configs)
+                          : BuildItems(flags, targets, flags.manifest.empty() ? nullptr : &manifest,
+                                       flags.manifest, validate);
   if (!built.ok()) return UsageError(built.status().message());
   if (!targets_status.ok()) {
     PrintError(targets_status.message());
@@ -495,10 +500,12 @@ int Run(int argc, char** argv) {
   const std::vector<WarmItem> items = std::move(*built);
   // --verify loads host entries on the host backend (never a default target: a GPU-less
   // machine's defaults are GPU targets).
-  if (flags.verify && std::any_of(items.begin(), items.end(),
-                                  [](const WarmItem& item) { return item.target == kHostTarget; })) {
+  if (flags.verify && std::any_of(items.begin(), items.end(), [](const WarmItem& item) {
+        return item.target == kHostTarget;
+      })) {
     DeviceRuntime& host = RuntimeForVendor(Vendor::kHost);
-    devices.emplace(std::string(kHostTarget), Device{&host, 0, host.DeviceName(0).value_or("host")});
+    devices.emplace(std::string(kHostTarget),
+                    Device{&host, 0, host.DeviceName(0).value_or("host")});
   }
 
   // Say where the targets came from and what is skipped, once per target.
@@ -507,7 +514,8 @@ int Run(int argc, char** argv) {
     for (const auto& [target, device] : devices) {
       names.push_back(absl::StrCat(target, " (", device.name, ")"));
     }
-    fprintf(stderr, "note: compiling for the GPUs present: %s\n", absl::StrJoin(names, ", ").c_str());
+    fprintf(stderr, "note: compiling for the GPUs present: %s\n",
+            absl::StrJoin(names, ", ").c_str());
   } else if (targets.source == "the default targets") {
     fprintf(stderr, "note: no GPU found (%s); compiling for the default targets %s\n",
             why_no_gpu.c_str(), absl::StrJoin(targets.usable, ", ").c_str());
@@ -537,8 +545,9 @@ int Run(int argc, char** argv) {
   if (service.disk().enabled()) {
     cache_line = absl::StrCat("cache: ", service.disk().dir());
   } else if (options.disk.dir.empty()) {
-    fprintf(stderr, "warning: the disk cache is disabled (ROPE_JIT_CACHE_DISABLE); compiled "
-                    "kernels are not kept\n");
+    fprintf(stderr,
+            "warning: the disk cache is disabled (ROPE_JIT_CACHE_DISABLE); compiled "
+            "kernels are not kept\n");
     cache_line = "cache: memory only (disk cache disabled)";
   } else {
     cache_line = absl::StrCat("cache: memory only (", service.disk().disabled_reason(), ")");
@@ -548,8 +557,8 @@ int Run(int argc, char** argv) {
   for (size_t index : InterleaveByTarget(items)) {
     if (items[index].unsupported.empty()) order.push_back(index);
   }
-  const size_t jobs = std::max<size_t>(1, std::min<size_t>(flags.jobs > 0 ? flags.jobs : default_jobs,
-                                                           order.size()));
+  const size_t jobs = std::max<size_t>(
+      1, std::min<size_t>(flags.jobs > 0 ? flags.jobs : default_jobs, order.size()));
   Warmer warmer(service, flags.verify, std::move(devices));
   Progress progress(order.size(), isatty(STDERR_FILENO) == 1);
   std::vector<ItemResult> results(items.size());
@@ -582,7 +591,8 @@ int Run(int argc, char** argv) {
       fprintf(stderr, "FAILED %s:\n  %s\n", DescribeItem(items[index]).c_str(),
               absl::StrReplaceAll(result.detail, {{"\n", "\n  "}}).c_str());
     } else if (result.outcome == Outcome::kRepaired) {
-      fprintf(stderr, "repaired %s: %s\n", DescribeItem(items[index]).c_str(), result.detail.c_str());
+      fprintf(stderr, "repaired %s: %s\n", DescribeItem(items[index]).c_str(),
+              result.detail.c_str());
     }
   }
   const ServiceStats stats = service.stats();
@@ -592,10 +602,12 @@ int Run(int argc, char** argv) {
     fprintf(stderr, "jit_warm: %zu of %zu entries in scope are missing from the cache: %s\n",
             missing.size(), order.size(),
             WhyMissing(service, stats, options.disk.max_bytes).c_str());
-    for (size_t index : missing) fprintf(stderr, "  missing %s\n", DescribeItem(items[index]).c_str());
+    for (size_t index : missing)
+      fprintf(stderr, "  missing %s\n", DescribeItem(items[index]).c_str());
   }
   if (service.disk().enabled()) {
-    absl::StrAppend(&cache_line, " (", FormatBytes(service.disk().TotalBytes()), " in all entries)");
+    absl::StrAppend(&cache_line, " (", FormatBytes(service.disk().TotalBytes()),
+                    " in all entries)");
   }
   printf("%s\n", cache_line.c_str());
   if (service.remote() != nullptr) {
@@ -609,11 +621,12 @@ int Run(int argc, char** argv) {
   size_t cached = counts[static_cast<int>(Outcome::kCached)];
   size_t repaired = counts[static_cast<int>(Outcome::kRepaired)];
   CountOwnCompiles(stats, &compiled, &repaired, &cached);
-  printf("summary: compiled %zu, already cached %zu, repaired %zu, failed %zu, unsupported %zu; "
-         "wall %.2f s, compile %.2f s summed over %zu jobs%s\n",
-         compiled, cached, repaired, counts[static_cast<int>(Outcome::kFailed)],
-         unsupported, SecondsSince(start), stats.compile_ms / 1000.0, jobs,
-         flags.verify ? absl::StrCat("; loaded on a device ", loaded).c_str() : "");
+  printf(
+      "summary: compiled %zu, already cached %zu, repaired %zu, failed %zu, unsupported %zu; "
+      "wall %.2f s, compile %.2f s summed over %zu jobs%s\n",
+      compiled, cached, repaired, counts[static_cast<int>(Outcome::kFailed)], unsupported,
+      SecondsSince(start), stats.compile_ms / 1000.0, jobs,
+      flags.verify ? absl::StrCat("; loaded on a device ", loaded).c_str() : "");
   if (!missing.empty()) {
     printf("incomplete: %zu of %zu entries in scope are not in the cache (see stderr)\n",
            missing.size(), order.size());

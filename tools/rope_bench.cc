@@ -144,11 +144,13 @@ absl::Status LoadSpinKernel(Gpu& gpu) {
 
 absl::Status Spin(const Gpu& gpu, double microseconds) {
   if (gpu.spin == nullptr || microseconds <= 0) return absl::OkStatus();
-  return LaunchSpin(gpu, static_cast<long long>(std::min(microseconds, kMaxSpinUs) * gpu.spin_cycles_per_us));
+  return LaunchSpin(
+      gpu, static_cast<long long>(std::min(microseconds, kMaxSpinUs) * gpu.spin_cycles_per_us));
 }
 
 double MicrosecondsSince(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count();
+  return std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start)
+      .count();
 }
 
 // CPU time this thread has used, in ns.
@@ -218,23 +220,27 @@ absl::StatusOr<Timing> TimeOps(const Gpu& gpu, const BenchOptions& options, cons
 // Fills `buffer` with N(0,1) values of `dtype`: one random 4 MiB block uploaded, then
 // doubled by device copies (uploading gigabytes from the host would dominate the run).
 absl::Status FillRandom(const Gpu& gpu, const DeviceBuffer& buffer, DType dtype, uint64_t seed) {
-  const size_t block = std::min<size_t>(buffer.bytes(), 4u << 20) / DTypeSize(dtype) * DTypeSize(dtype);
+  const size_t block =
+      std::min<size_t>(buffer.bytes(), 4u << 20) / DTypeSize(dtype) * DTypeSize(dtype);
   const std::string values = EncodeNormal(dtype, block / DTypeSize(dtype), seed);
-  RETURN_IF_ERROR(gpu.runtime->CopyToDevice(gpu.device, buffer.data(), values.data(), values.size()));
+  RETURN_IF_ERROR(
+      gpu.runtime->CopyToDevice(gpu.device, buffer.data(), values.data(), values.size()));
   size_t filled = values.size();
   while (filled < buffer.bytes()) {
     const size_t chunk = std::min(filled, buffer.bytes() - filled);
-    RETURN_IF_ERROR(gpu.runtime->CopyDeviceToDeviceAsync(gpu.device, buffer.data() + filled, buffer.data(),
-                                                         chunk, gpu.stream));
+    RETURN_IF_ERROR(gpu.runtime->CopyDeviceToDeviceAsync(gpu.device, buffer.data() + filled,
+                                                         buffer.data(), chunk, gpu.stream));
     filled += chunk;
   }
   return gpu.runtime->SynchronizeStream(gpu.device, gpu.stream);
 }
 
-absl::StatusOr<DeviceBuffer> UploadPositions(const Gpu& gpu, const std::vector<int64_t>& positions) {
-  ASSIGN_OR_RETURN(DeviceBuffer buffer,
-                   DeviceBuffer::Allocate(*gpu.runtime, gpu.device, positions.size() * sizeof(int64_t)));
-  RETURN_IF_ERROR(gpu.runtime->CopyToDevice(gpu.device, buffer.data(), positions.data(), buffer.bytes()));
+absl::StatusOr<DeviceBuffer> UploadPositions(const Gpu& gpu,
+                                             const std::vector<int64_t>& positions) {
+  ASSIGN_OR_RETURN(DeviceBuffer buffer, DeviceBuffer::Allocate(*gpu.runtime, gpu.device,
+                                                               positions.size() * sizeof(int64_t)));
+  RETURN_IF_ERROR(
+      gpu.runtime->CopyToDevice(gpu.device, buffer.data(), positions.data(), buffer.bytes()));
   return buffer;
 }
 
@@ -262,8 +268,9 @@ class RopeCache {
  public:
   explicit RopeCache(const Gpu& gpu) : gpu_(gpu) {}
   absl::StatusOr<const Rope*> Get(const RopeConfig& config) {
-    const auto key = std::make_tuple(config.head_dim, static_cast<int>(config.dtype),
-                                     static_cast<int>(config.style), config.theta, config.max_position);
+    const auto key =
+        std::make_tuple(config.head_dim, static_cast<int>(config.dtype),
+                        static_cast<int>(config.style), config.theta, config.max_position);
     auto it = ropes_.find(key);
     if (it != ropes_.end()) return it->second.get();
     ASSIGN_OR_RETURN(std::unique_ptr<Rope> rope, Rope::Create(config, *gpu_.runtime, gpu_.device));
@@ -277,7 +284,6 @@ class RopeCache {
   std::map<std::tuple<int, int, int, double, int64_t>, std::unique_ptr<Rope>> ropes_;
 };
 
-
 // ---------------------------------------------------------------------------------------
 // Part 1: kernel-service latencies
 
@@ -285,7 +291,8 @@ class RopeCache {
 // so that the memory tier can be timed (a memory hit never touches the runtime).
 class HostOnlyRuntime final : public DeviceRuntime {
  public:
-  explicit HostOnlyRuntime(std::string target, Vendor vendor) : target_(std::move(target)), vendor_(vendor) {}
+  explicit HostOnlyRuntime(std::string target, Vendor vendor)
+      : target_(std::move(target)), vendor_(vendor) {}
   Vendor vendor() const override { return vendor_; }
   absl::StatusOr<int> DeviceCount() override { return 1; }
   absl::StatusOr<std::string> DeviceTarget(int) override { return target_; }
@@ -294,15 +301,20 @@ class HostOnlyRuntime final : public DeviceRuntime {
   absl::StatusOr<ModuleHandle> LoadModule(int, absl::string_view) override { return &token_; }
   absl::Status UnloadModule(int, ModuleHandle) override { return absl::OkStatus(); }
   absl::StatusOr<FunctionHandle> GetFunction(ModuleHandle, const char*) override { return &token_; }
-  absl::Status Launch(int, FunctionHandle, Dim3, Dim3, uint32_t, StreamHandle, void**) override { return No(); }
+  absl::Status Launch(int, FunctionHandle, Dim3, Dim3, uint32_t, StreamHandle, void**) override {
+    return No();
+  }
   absl::StatusOr<DevicePointer> Allocate(int, size_t) override { return No(); }
   absl::Status Free(int, DevicePointer) override { return No(); }
   absl::Status CopyToDevice(int, DevicePointer, const void*, size_t) override { return No(); }
   absl::Status CopyToHost(int, void*, DevicePointer, size_t) override { return No(); }
-  absl::Status CopyDeviceToDeviceAsync(int, DevicePointer, DevicePointer, size_t, StreamHandle) override {
+  absl::Status CopyDeviceToDeviceAsync(int, DevicePointer, DevicePointer, size_t,
+                                       StreamHandle) override {
     return No();
   }
-  absl::Status MemsetAsync(int, DevicePointer, uint8_t, size_t, StreamHandle) override { return No(); }
+  absl::Status MemsetAsync(int, DevicePointer, uint8_t, size_t, StreamHandle) override {
+    return No();
+  }
   absl::StatusOr<StreamHandle> CreateStream(int) override { return No(); }
   absl::Status DestroyStream(int, StreamHandle) override { return No(); }
   absl::Status SynchronizeStream(int, StreamHandle) override { return No(); }
@@ -328,8 +340,8 @@ std::vector<ServiceKernel> ServiceKernels(bool quick) {
   std::vector<ServiceKernel> kernels;
   auto add = [&](int head_dim, DType dtype, RopeStyle style, RopeKernel kernel) {
     RopeConfig config = BenchConfig(head_dim, dtype, style);
-    kernels.push_back({absl::StrCat(RopeKernelName(kernel), " hd", head_dim, " ", DTypeName(dtype), " ",
-                                    StyleName(style)),
+    kernels.push_back({absl::StrCat(RopeKernelName(kernel), " hd", head_dim, " ", DTypeName(dtype),
+                                    " ", StyleName(style)),
                        config, kernel});
   };
   add(128, DType::kBF16, RopeStyle::kNeox, RopeKernel::kPositionEmbeddings);
@@ -352,7 +364,8 @@ absl::StatusOr<std::string> MakeTempDir(const BenchOptions& options) {
   }
   std::string pattern = absl::StrCat(parent, "/rope_bench_cache.XXXXXX");
   if (mkdtemp(pattern.data()) == nullptr) {
-    return absl::InternalError(absl::StrCat("mkdtemp(", pattern, ") failed: ", std::strerror(errno)));
+    return absl::InternalError(
+        absl::StrCat("mkdtemp(", pattern, ") failed: ", std::strerror(errno)));
   }
   return pattern;
 }
@@ -397,18 +410,21 @@ absl::StatusOr<ServiceResult> MeasureService(const BenchOptions& options, Device
     // Cold: a miss in every tier, so a compile (and a load on a GPU).
     for (size_t i = 0; i < kernels.size(); ++i) {
       const ServiceKernel& k = kernels[i];
-      ASSIGN_OR_RETURN(KernelSpec spec, RopeKernelSpec(k.config, k.kernel, runtime != nullptr ? "" : target));
+      ASSIGN_OR_RETURN(KernelSpec spec,
+                       RopeKernelSpec(k.config, k.kernel, runtime != nullptr ? "" : target));
       const ServiceStats before = cold->stats();
       const auto start = std::chrono::steady_clock::now();
       if (runtime != nullptr) {
-        RETURN_IF_ERROR(cold->GetFunction(spec, *runtime, device, AlignedFunctionName(k.kernel)).status());
+        RETURN_IF_ERROR(
+            cold->GetFunction(spec, *runtime, device, AlignedFunctionName(k.kernel)).status());
       } else {
         RETURN_IF_ERROR(cold->GetCodeObject(spec).status());
       }
       const double ms = MicrosecondsSince(start) / 1000;
       const ServiceStats after = cold->stats();
       if (after.compiles != before.compiles + 1) {
-        return absl::InternalError(absl::StrCat("cold ", k.label, ": expected one compile in a fresh cache dir, saw ",
+        return absl::InternalError(absl::StrCat("cold ", k.label,
+                                                ": expected one compile in a fresh cache dir, saw ",
                                                 after.compiles - before.compiles));
       }
       if (round == 0 && i == 0) {
@@ -426,11 +442,13 @@ absl::StatusOr<ServiceResult> MeasureService(const BenchOptions& options, Device
     auto warm = std::make_unique<KernelService>(service_options);
     for (size_t i = 0; i < kernels.size(); ++i) {
       const ServiceKernel& k = kernels[i];
-      ASSIGN_OR_RETURN(KernelSpec spec, RopeKernelSpec(k.config, k.kernel, runtime != nullptr ? "" : target));
+      ASSIGN_OR_RETURN(KernelSpec spec,
+                       RopeKernelSpec(k.config, k.kernel, runtime != nullptr ? "" : target));
       const ServiceStats before = warm->stats();
       const auto start = std::chrono::steady_clock::now();
       if (runtime != nullptr) {
-        RETURN_IF_ERROR(warm->GetFunction(spec, *runtime, device, AlignedFunctionName(k.kernel)).status());
+        RETURN_IF_ERROR(
+            warm->GetFunction(spec, *runtime, device, AlignedFunctionName(k.kernel)).status());
       } else {
         RETURN_IF_ERROR(warm->GetCodeObject(spec).status());
       }
@@ -457,7 +475,8 @@ absl::StatusOr<ServiceResult> MeasureService(const BenchOptions& options, Device
       for (int b = 0; b < 5; ++b) {
         const double start_ns = ThreadCpuNanoseconds();
         for (int c = 0; c < kCalls; ++c) {
-          absl::StatusOr<FunctionHandle> function = warm->GetFunction(spec, lookup_runtime, device, name);
+          absl::StatusOr<FunctionHandle> function =
+              warm->GetFunction(spec, lookup_runtime, device, name);
           if (!function.ok()) return function.status();
         }
         batches.push_back((ThreadCpuNanoseconds() - start_ns) / kCalls);
@@ -479,8 +498,9 @@ struct BareLaunch {
   Dim3 grid, block;
 };
 
-BareLaunch BuildBareLaunch(const RopeConfig& config, const RopeFrequencies& freqs, const void* inv_freq,
-                           void* q, void* k, int64_t tokens, HeadCounts heads, const int64_t* positions) {
+BareLaunch BuildBareLaunch(const RopeConfig& config, const RopeFrequencies& freqs,
+                           const void* inv_freq, void* q, void* k, int64_t tokens, HeadCounts heads,
+                           const int64_t* positions) {
   BareLaunch launch;
   std::memset(&launch.args, 0, sizeof(launch.args));
   RopeLaunchArgs& a = launch.args;
@@ -503,14 +523,16 @@ BareLaunch BuildBareLaunch(const RopeConfig& config, const RopeFrequencies& freq
   a.max_position = config.max_position;
   a.attention_factor = static_cast<float>(freqs.attention_factor);
   a.num_tokens = static_cast<int>(tokens);
-  const RopeLaunchShape shape = ComputeLaunchShape(config, tokens, a.total_heads, VectorWidth(config));
+  const RopeLaunchShape shape =
+      ComputeLaunchShape(config, tokens, a.total_heads, VectorWidth(config));
   a.head_splits = shape.head_splits;
   launch.grid = Dim3{static_cast<uint32_t>(shape.blocks), 1, 1};
   launch.block = Dim3{RopeLaunchShape::kThreadsPerBlock, 1, 1};
   return launch;
 }
 
-absl::StatusOr<HostResult> MeasureHost(const Gpu& gpu, const BenchOptions& options, RopeCache& ropes) {
+absl::StatusOr<HostResult> MeasureHost(const Gpu& gpu, const BenchOptions& options,
+                                       RopeCache& ropes) {
   DeviceRuntime& rt = *gpu.runtime;
   const int64_t tokens = 1;
   const HeadCounts heads{32, 8};
@@ -521,12 +543,13 @@ absl::StatusOr<HostResult> MeasureHost(const Gpu& gpu, const BenchOptions& optio
   ASSIGN_OR_RETURN(const Rope* rope, ropes.Get(config));
   ASSIGN_OR_RETURN(KernelSpec spec, RopeKernelSpec(config, RopeKernel::kPositionEmbeddings, ""));
   ASSIGN_OR_RETURN(FunctionHandle function,
-                   KernelService::Default().GetFunction(spec, rt, gpu.device,
-                                                        AlignedFunctionName(RopeKernel::kPositionEmbeddings)));
+                   KernelService::Default().GetFunction(
+                       spec, rt, gpu.device, AlignedFunctionName(RopeKernel::kPositionEmbeddings)));
   ASSIGN_OR_RETURN(RopeFrequencies freqs, ComputeFrequencies(config));
   ASSIGN_OR_RETURN(DeviceBuffer inv_freq,
                    DeviceBuffer::Allocate(rt, gpu.device, freqs.inv_freq.size() * sizeof(double)));
-  RETURN_IF_ERROR(rt.CopyToDevice(gpu.device, inv_freq.data(), freqs.inv_freq.data(), inv_freq.bytes()));
+  RETURN_IF_ERROR(
+      rt.CopyToDevice(gpu.device, inv_freq.data(), freqs.inv_freq.data(), inv_freq.bytes()));
 
   // Two identical Q/K sets: one for Rope, one for the bare launch.
   const int64_t q_bytes = tokens * heads.q * config.head_dim * DTypeSize(config.dtype);
@@ -534,18 +557,21 @@ absl::StatusOr<HostResult> MeasureHost(const Gpu& gpu, const BenchOptions& optio
   const int64_t set_bytes = RoundUp(q_bytes + k_bytes, 256);
   ASSIGN_OR_RETURN(DeviceBuffer sets, DeviceBuffer::Allocate(rt, gpu.device, 2 * set_bytes));
   RETURN_IF_ERROR(FillRandom(gpu, sets, config.dtype, 7));
-  RETURN_IF_ERROR(rt.CopyDeviceToDeviceAsync(gpu.device, sets.data() + set_bytes, sets.data(), set_bytes,
-                                             gpu.stream));
+  RETURN_IF_ERROR(rt.CopyDeviceToDeviceAsync(gpu.device, sets.data() + set_bytes, sets.data(),
+                                             set_bytes, gpu.stream));
   ASSIGN_OR_RETURN(DeviceBuffer positions, UploadPositions(gpu, RandomPositions(tokens, 8)));
   const int64_t* pos = reinterpret_cast<const int64_t*>(positions.data());
 
-  const DeviceTensor q = DeviceTensor::Contiguous(sets.data(), tokens, heads.q, config.head_dim, config.dtype);
-  const DeviceTensor k =
-      DeviceTensor::Contiguous(sets.data() + q_bytes, tokens, heads.kv, config.head_dim, config.dtype);
+  const DeviceTensor q =
+      DeviceTensor::Contiguous(sets.data(), tokens, heads.q, config.head_dim, config.dtype);
+  const DeviceTensor k = DeviceTensor::Contiguous(sets.data() + q_bytes, tokens, heads.kv,
+                                                  config.head_dim, config.dtype);
   BareLaunch bare = BuildBareLaunch(config, freqs, inv_freq.data(), sets.data() + set_bytes,
                                     sets.data() + set_bytes + q_bytes, tokens, heads, pos);
   void* params[] = {&bare.args};
-  auto apply = [&]() { return rope->ApplyPositionEmbeddingsDevice(q, k, Positions::Int64(pos), gpu.stream); };
+  auto apply = [&]() {
+    return rope->ApplyPositionEmbeddingsDevice(q, k, Positions::Int64(pos), gpu.stream);
+  };
   auto launch = [&]() {
     return rt.Launch(gpu.device, function, bare.grid, bare.block, 0, gpu.stream, params);
   };
@@ -557,11 +583,13 @@ absl::StatusOr<HostResult> MeasureHost(const Gpu& gpu, const BenchOptions& optio
   RETURN_IF_ERROR(rt.SynchronizeStream(gpu.device, gpu.stream));
   std::string host(2 * set_bytes, '\0');
   RETURN_IF_ERROR(rt.CopyToHost(gpu.device, host.data(), sets.data(), host.size()));
-  result.bare_matches_rope = host.compare(0, q_bytes + k_bytes, host, set_bytes, q_bytes + k_bytes) == 0;
+  result.bare_matches_rope =
+      host.compare(0, q_bytes + k_bytes, host, set_bytes, q_bytes + k_bytes) == 0;
   if (!result.bare_matches_rope) {
-    std::fprintf(stderr,
-                 "rope_bench: warning: the bare launch's output differs from Rope's: BuildBareLaunch "
-                 "is out of step with rope/rope.cc, so the host-cost comparison is suspect\n");
+    std::fprintf(
+        stderr,
+        "rope_bench: warning: the bare launch's output differs from Rope's: BuildBareLaunch "
+        "is out of step with rope/rope.cc, so the host-cost comparison is suspect\n");
   }
 
   // Host clock around N async calls, excluding the synchronize. A spin first keeps the
@@ -614,7 +642,8 @@ absl::Status MeasureAccuracy(const Gpu& gpu, const BenchOptions& options, RopeCa
 
         // Out of place into poisoned outputs (all-ones bytes are NaN in every dtype), so
         // an element the kernel never writes shows up as a non-finite output.
-        const size_t counts[2] = {size_t{kTokens} * heads.q * kHeadDim, size_t{kTokens} * heads.kv * kHeadDim};
+        const size_t counts[2] = {size_t{kTokens} * heads.q * kHeadDim,
+                                  size_t{kTokens} * heads.kv * kHeadDim};
         std::vector<double> inputs[2];
         DeviceBuffer in[2], out[2];
         DeviceTensor tin[2], tout[2];
@@ -623,14 +652,15 @@ absl::Status MeasureAccuracy(const Gpu& gpu, const BenchOptions& options, RopeCa
           ASSIGN_OR_RETURN(in[i], DeviceBuffer::Allocate(rt, gpu.device, bytes.size()));
           ASSIGN_OR_RETURN(out[i], DeviceBuffer::Allocate(rt, gpu.device, bytes.size()));
           RETURN_IF_ERROR(rt.CopyToDevice(gpu.device, in[i].data(), bytes.data(), bytes.size()));
-          RETURN_IF_ERROR(rt.MemsetAsync(gpu.device, out[i].data(), 0xff, bytes.size(), gpu.stream));
+          RETURN_IF_ERROR(
+              rt.MemsetAsync(gpu.device, out[i].data(), 0xff, bytes.size(), gpu.stream));
           const int h = i == 0 ? heads.q : heads.kv;
           tin[i] = DeviceTensor::Contiguous(in[i].data(), kTokens, h, kHeadDim, dtype);
           tout[i] = DeviceTensor::Contiguous(out[i].data(), kTokens, h, kHeadDim, dtype);
         }
         RETURN_IF_ERROR(rope->ApplyPositionEmbeddingsDevice(
-            tin[0], tin[1], Positions::Int64(reinterpret_cast<const int64_t*>(pos.data())), gpu.stream, &tout[0],
-            &tout[1]));
+            tin[0], tin[1], Positions::Int64(reinterpret_cast<const int64_t*>(pos.data())),
+            gpu.stream, &tout[0], &tout[1]));
         RETURN_IF_ERROR(rt.SynchronizeStream(gpu.device, gpu.stream));
 
         AccuracyRow row{dtype, style, end - kTokens, kTokens, 0, 0, 0, 0};
@@ -639,8 +669,9 @@ absl::Status MeasureAccuracy(const Gpu& gpu, const BenchOptions& options, RopeCa
           std::string bytes(out[i].bytes(), '\0');
           RETURN_IF_ERROR(rt.CopyToHost(gpu.device, bytes.data(), out[i].data(), bytes.size()));
           const std::vector<double> got = DecodeValues(dtype, bytes);
-          const std::vector<double> want = ReferenceApply(config, rope->frequencies(), inputs[i], kTokens,
-                                                          i == 0 ? heads.q : heads.kv, positions);
+          const std::vector<double> want =
+              ReferenceApply(config, rope->frequencies(), inputs[i], kTokens,
+                             i == 0 ? heads.q : heads.kv, positions);
           if (want.size() != got.size()) return absl::InternalError("reference shape mismatch");
           for (size_t e = 0; e < got.size(); ++e) {
             if (!std::isfinite(got[e])) {
@@ -669,8 +700,8 @@ absl::Status MeasureAccuracy(const Gpu& gpu, const BenchOptions& options, RopeCa
 // ---------------------------------------------------------------------------------------
 // Part 4: kernel time vs copy, per shape
 
-absl::StatusOr<KernelRow> MeasureKernelRow(const Gpu& gpu, const BenchOptions& options, const Rope& rope,
-                                           int64_t tokens, HeadCounts heads) {
+absl::StatusOr<KernelRow> MeasureKernelRow(const Gpu& gpu, const BenchOptions& options,
+                                           const Rope& rope, int64_t tokens, HeadCounts heads) {
   DeviceRuntime& rt = *gpu.runtime;
   const RopeConfig& config = rope.config();
   KernelRow row;
@@ -694,18 +725,24 @@ absl::StatusOr<KernelRow> MeasureKernelRow(const Gpu& gpu, const BenchOptions& o
   // One element of slack: rows up to kMaxNarrowTokens also time views shifted by one element.
   const int64_t set_bytes = RoundUp(row.qk_bytes + element, 256);
   row.sets = std::max<int64_t>(2, (gpu.rotate_bytes + set_bytes - 1) / set_bytes);
-  ASSIGN_OR_RETURN(DeviceBuffer arena, DeviceBuffer::Allocate(rt, gpu.device, row.sets * set_bytes));
+  ASSIGN_OR_RETURN(DeviceBuffer arena,
+                   DeviceBuffer::Allocate(rt, gpu.device, row.sets * set_bytes));
   RETURN_IF_ERROR(FillRandom(gpu, arena, config.dtype, 1000 + tokens));
   // One positions array for every set: a model's layers share theirs too.
-  ASSIGN_OR_RETURN(DeviceBuffer positions_buffer, UploadPositions(gpu, RandomPositions(tokens, 2000 + tokens)));
-  const Positions positions = Positions::Int64(reinterpret_cast<const int64_t*>(positions_buffer.data()));
+  ASSIGN_OR_RETURN(DeviceBuffer positions_buffer,
+                   UploadPositions(gpu, RandomPositions(tokens, 2000 + tokens)));
+  const Positions positions =
+      Positions::Int64(reinterpret_cast<const int64_t*>(positions_buffer.data()));
 
   int64_t shift_bytes = 0;  // > 0: views one element off alignment (the unaligned kernel)
   auto apply_set_with = [&](int64_t set, const ApplyOptions& apply_options) {
     char* base = arena.data() + (set % row.sets) * set_bytes + shift_bytes;
-    const DeviceTensor q = DeviceTensor::Contiguous(base, tokens, heads.q, config.head_dim, config.dtype);
-    const DeviceTensor k = DeviceTensor::Contiguous(base + q_bytes, tokens, heads.kv, config.head_dim, config.dtype);
-    return rope.ApplyPositionEmbeddingsDevice(q, k, positions, gpu.stream, nullptr, nullptr, apply_options);
+    const DeviceTensor q =
+        DeviceTensor::Contiguous(base, tokens, heads.q, config.head_dim, config.dtype);
+    const DeviceTensor k =
+        DeviceTensor::Contiguous(base + q_bytes, tokens, heads.kv, config.head_dim, config.dtype);
+    return rope.ApplyPositionEmbeddingsDevice(q, k, positions, gpu.stream, nullptr, nullptr,
+                                              apply_options);
   };
   auto apply_set = [&](int64_t set) { return apply_set_with(set, ApplyOptions{}); };
   int64_t next = 0;
@@ -739,21 +776,25 @@ absl::StatusOr<KernelRow> MeasureKernelRow(const Gpu& gpu, const BenchOptions& o
       // dependent launches, as a model's layers are; timed plain and with programmatic
       // dependent launch (ApplyOptions), which lets each launch overlap the previous one's tail.
       const int64_t applies = options.graph_applies;
-      const int64_t graphs = std::clamp<int64_t>((gpu.rotate_bytes + applies * set_bytes - 1) / (applies * set_bytes),
-                                                 1, 64);
+      const int64_t graphs = std::clamp<int64_t>(
+          (gpu.rotate_bytes + applies * set_bytes - 1) / (applies * set_bytes), 1, 64);
       auto time_graphs = [&](const ApplyOptions& apply_options) -> absl::StatusOr<Timing> {
         std::vector<CudaGraph> captured;
         for (int64_t g = 0; g < graphs; ++g) {
           RETURN_IF_ERROR(gpu.cuda->BeginCapture(gpu.stream));
           absl::Status status;
-          for (int64_t j = 0; j < applies && status.ok(); ++j) status = apply_set_with(g * applies + j, apply_options);
-          absl::StatusOr<CudaGraph> graph = gpu.cuda->EndCapture(gpu.stream);  // always end the capture
+          for (int64_t j = 0; j < applies && status.ok(); ++j)
+            status = apply_set_with(g * applies + j, apply_options);
+          absl::StatusOr<CudaGraph> graph =
+              gpu.cuda->EndCapture(gpu.stream);  // always end the capture
           RETURN_IF_ERROR(status);
           if (!graph.ok()) return graph.status();
           captured.push_back(std::move(*graph));
         }
         int64_t replay_next = 0;
-        const Op replay = [&](int64_t i) { return captured[i % captured.size()].Launch(gpu.stream); };
+        const Op replay = [&](int64_t i) {
+          return captured[i % captured.size()].Launch(gpu.stream);
+        };
         return TimeOps(gpu, options, replay, &replay_next, static_cast<double>(applies));
       };
       row.graph_count = static_cast<int>(graphs);
@@ -771,8 +812,9 @@ absl::StatusOr<KernelRow> MeasureKernelRow(const Gpu& gpu, const BenchOptions& o
 // ---------------------------------------------------------------------------------------
 // Part 5: fused RoPE + KV-cache write vs copy vs unfused
 
-absl::StatusOr<KvCacheRow> MeasureKvCacheRow(const Gpu& gpu, const BenchOptions& options, const Rope& rope,
-                                             int64_t tokens, HeadCounts heads, KvDType cache_dtype) {
+absl::StatusOr<KvCacheRow> MeasureKvCacheRow(const Gpu& gpu, const BenchOptions& options,
+                                             const Rope& rope, int64_t tokens, HeadCounts heads,
+                                             KvDType cache_dtype) {
   DeviceRuntime& rt = *gpu.runtime;
   const RopeConfig& config = rope.config();
   const int64_t dim = config.head_dim;
@@ -787,8 +829,10 @@ absl::StatusOr<KvCacheRow> MeasureKvCacheRow(const Gpu& gpu, const BenchOptions&
   row.qkv_bytes = tokens * row_elements * element;
   constexpr int64_t kBlockSize = 16;
   const int64_t num_blocks = (tokens + kBlockSize - 1) / kBlockSize;
-  const int64_t cache_bytes = num_blocks * kBlockSize * heads.kv * dim * KvElementSize(cache_dtype, config.dtype);
-  const int64_t written_cache_bytes = tokens * heads.kv * dim * KvElementSize(cache_dtype, config.dtype);
+  const int64_t cache_bytes =
+      num_blocks * kBlockSize * heads.kv * dim * KvElementSize(cache_dtype, config.dtype);
+  const int64_t written_cache_bytes =
+      tokens * heads.kv * dim * KvElementSize(cache_dtype, config.dtype);
   row.fused_bytes = row.qkv_bytes + tokens * heads.q * dim * element + 2 * written_cache_bytes +
                     2 * tokens * int64_t{sizeof(int64_t)};
   row.copy_bytes = 2 * row.qkv_bytes;
@@ -797,17 +841,21 @@ absl::StatusOr<KvCacheRow> MeasureKvCacheRow(const Gpu& gpu, const BenchOptions&
   const int64_t qkv_span = RoundUp(row.qkv_bytes, 256), cache_span = RoundUp(cache_bytes, 256);
   const int64_t set_bytes = qkv_span + 2 * cache_span;
   row.sets = std::max<int64_t>(2, (gpu.rotate_bytes + set_bytes - 1) / set_bytes);
-  ASSIGN_OR_RETURN(DeviceBuffer arena, DeviceBuffer::Allocate(rt, gpu.device, row.sets * set_bytes));
+  ASSIGN_OR_RETURN(DeviceBuffer arena,
+                   DeviceBuffer::Allocate(rt, gpu.device, row.sets * set_bytes));
   RETURN_IF_ERROR(FillRandom(gpu, arena, config.dtype, 3000 + tokens));
-  ASSIGN_OR_RETURN(DeviceBuffer positions_buffer, UploadPositions(gpu, RandomPositions(tokens, 4000 + tokens)));
-  const Positions positions = Positions::Int64(reinterpret_cast<const int64_t*>(positions_buffer.data()));
+  ASSIGN_OR_RETURN(DeviceBuffer positions_buffer,
+                   UploadPositions(gpu, RandomPositions(tokens, 4000 + tokens)));
+  const Positions positions =
+      Positions::Int64(reinterpret_cast<const int64_t*>(positions_buffer.data()));
   // Prefill-style slots: token t to slot t (consecutive slots of its blocks).
   std::vector<int64_t> slots(tokens);
   for (int64_t t = 0; t < tokens; ++t) slots[t] = t;
   ASSIGN_OR_RETURN(DeviceBuffer slot_buffer, UploadPositions(gpu, slots));
   const int64_t* slot_mapping = reinterpret_cast<const int64_t*>(slot_buffer.data());
   const float scales[2] = {0.05f, 0.05f};
-  ASSIGN_OR_RETURN(DeviceBuffer scale_buffer, DeviceBuffer::Allocate(rt, gpu.device, sizeof(scales)));
+  ASSIGN_OR_RETURN(DeviceBuffer scale_buffer,
+                   DeviceBuffer::Allocate(rt, gpu.device, sizeof(scales)));
   RETURN_IF_ERROR(rt.CopyToDevice(gpu.device, scale_buffer.data(), scales, sizeof(scales)));
 
   struct Views {
@@ -818,8 +866,14 @@ absl::StatusOr<KvCacheRow> MeasureKvCacheRow(const Gpu& gpu, const BenchOptions&
     char* base = arena.data() + (set % row.sets) * set_bytes;
     Views out;
     out.q = DeviceTensor{base, tokens, heads.q, dim, row_elements, dim, config.dtype};
-    out.k = DeviceTensor{base + heads.q * dim * element, tokens, heads.kv, dim, row_elements, dim, config.dtype};
-    out.v = DeviceTensor{base + (heads.q + heads.kv) * dim * element, tokens, heads.kv, dim, row_elements, dim,
+    out.k = DeviceTensor{
+        base + heads.q * dim * element, tokens, heads.kv, dim, row_elements, dim, config.dtype};
+    out.v = DeviceTensor{base + (heads.q + heads.kv) * dim * element,
+                         tokens,
+                         heads.kv,
+                         dim,
+                         row_elements,
+                         dim,
                          config.dtype};
     out.cache.k = base + qkv_span;
     out.cache.v = base + qkv_span + cache_span;
@@ -867,11 +921,14 @@ std::string Hostname() {
 // The run
 
 // Ends the run on a failed part: says what failed, keeps the numbers so far.
-int Fail(Report& report, const BenchOptions& options, absl::string_view part, const absl::Status& status) {
+int Fail(Report& report, const BenchOptions& options, absl::string_view part,
+         const absl::Status& status) {
   report.error = absl::StrCat(part, ": ", status.ToString());
   std::fflush(stdout);
-  std::fprintf(stderr, "\nrope_bench: FAILED in %s: %s\n", std::string(part).c_str(), status.ToString().c_str());
-  if (!report.kernels.empty() || report.service || report.host_cost) PrintTargets(EvaluateTargets(report));
+  std::fprintf(stderr, "\nrope_bench: FAILED in %s: %s\n", std::string(part).c_str(),
+               status.ToString().c_str());
+  if (!report.kernels.empty() || report.service || report.host_cost)
+    PrintTargets(EvaluateTargets(report));
   WriteJson(report, options);
   return kExitError;
 }
@@ -887,7 +944,8 @@ int Run(const BenchOptions& options) {
     if (!options.service_only) {
       std::fprintf(stderr,
                    "rope_bench: no usable GPU: %s\n"
-                   "rope_bench: the kernel and host-cost benchmarks need an NVIDIA (or AMD) GPU with its driver; "
+                   "rope_bench: the kernel and host-cost benchmarks need an NVIDIA (or AMD) GPU "
+                   "with its driver; "
                    "--service_only measures the kernel service (compiler and cache) without one.\n",
                    found.status().ToString().c_str());
       report.error = absl::StrCat("no usable GPU: ", found.status().ToString());
@@ -915,11 +973,12 @@ int Run(const BenchOptions& options) {
     absl::StatusOr<int> count = rt.DeviceCount();
     if (!count.ok()) return Fail(report, options, "device count", count.status());
     if (options.device >= *count) {
-      std::fprintf(stderr, "rope_bench: --device=%d but only %d %s device(s) are present\n", options.device, *count,
-                   report.vendor.c_str());
+      std::fprintf(stderr, "rope_bench: --device=%d but only %d %s device(s) are present\n",
+                   options.device, *count, report.vendor.c_str());
       return kExitUsage;
     }
-    if (absl::Status s = rt.SetDevice(gpu.device); !s.ok()) return Fail(report, options, "set device", s);
+    if (absl::Status s = rt.SetDevice(gpu.device); !s.ok())
+      return Fail(report, options, "set device", s);
     absl::StatusOr<std::string> name = rt.DeviceName(gpu.device);
     if (!name.ok()) return Fail(report, options, "device name", name.status());
     report.card = *name;
@@ -936,24 +995,28 @@ int Run(const BenchOptions& options) {
       gpu.cuda = *cuda;
       if (info->sm_clock_khz > 0) gpu.spin_cycles_per_us = info->sm_clock_khz / 1000.0;
     } else {
-      std::fprintf(stderr, "rope_bench: warning: %s; no graph figures\n", cuda.status().ToString().c_str());
+      std::fprintf(stderr, "rope_bench: warning: %s; no graph figures\n",
+                   cuda.status().ToString().c_str());
     }
   }
   gpu.rotate_bytes = std::max<int64_t>(options.rotate_bytes, 4 * report.cuda.l2_bytes);
   report.rotate_bytes = gpu.rotate_bytes;
-  std::printf("rope_bench on %s (%s, device %d), commit %s, %s\n", report.card.c_str(), report.target.c_str(),
-              gpu.device, report.commit.c_str(), report.timestamp.c_str());
+  std::printf("rope_bench on %s (%s, device %d), commit %s, %s\n", report.card.c_str(),
+              report.target.c_str(), gpu.device, report.commit.c_str(), report.timestamp.c_str());
   if (report.cuda.driver_version > 0) {
-    std::printf("driver %d.%d, %d SMs at up to %d MHz, L2 %.0f MB; launches rotate through %.0f MB\n",
-                report.cuda.driver_version / 1000, report.cuda.driver_version % 1000 / 10, report.cuda.sm_count,
-                report.cuda.sm_clock_khz / 1000, report.cuda.l2_bytes / 1e6, gpu.rotate_bytes / 1e6);
+    std::printf(
+        "driver %d.%d, %d SMs at up to %d MHz, L2 %.0f MB; launches rotate through %.0f MB\n",
+        report.cuda.driver_version / 1000, report.cuda.driver_version % 1000 / 10,
+        report.cuda.sm_count, report.cuda.sm_clock_khz / 1000, report.cuda.l2_bytes / 1e6,
+        gpu.rotate_bytes / 1e6);
   }
   std::fflush(stdout);
 
   // 1. Service first: nothing has compiled in this process yet, so its first compile is
   // an honest first compile.
   if (!options.skip_service) {
-    absl::StatusOr<ServiceResult> service = MeasureService(options, gpu.runtime, gpu.device, report.target);
+    absl::StatusOr<ServiceResult> service =
+        MeasureService(options, gpu.runtime, gpu.device, report.target);
     if (!service.ok()) return Fail(report, options, "kernel service", service.status());
     report.service = std::move(*service);
     PrintService(*report.service);
@@ -978,7 +1041,8 @@ int Run(const BenchOptions& options) {
     // Not fatal: without it decode figures may include host launch gaps (marked *).
     gpu.spin = nullptr;
     report.spin_note = s.ToString();
-    std::fprintf(stderr, "rope_bench: warning: no spin kernel (%s); short launches are timed without one\n",
+    std::fprintf(stderr,
+                 "rope_bench: warning: no spin kernel (%s); short launches are timed without one\n",
                  s.ToString().c_str());
   }
   report.spin = gpu.spin != nullptr;
@@ -1018,15 +1082,18 @@ int Run(const BenchOptions& options) {
         for (RopeStyle style : options.styles) {
           absl::StatusOr<const Rope*> rope = ropes.Get(BenchConfig(head_dim, dtype, style));
           if (!rope.ok()) {
-            return Fail(report, options, absl::StrCat("Rope::Create hd", head_dim, " ", DTypeName(dtype)),
+            return Fail(report, options,
+                        absl::StrCat("Rope::Create hd", head_dim, " ", DTypeName(dtype)),
                         rope.status());
           }
           for (const HeadCounts& heads : options.heads) {
             for (int64_t tokens : options.tokens) {
-              if (absl::Status s = CheckStop(); !s.ok()) return Fail(report, options, "kernel matrix", s);
+              if (absl::Status s = CheckStop(); !s.ok())
+                return Fail(report, options, "kernel matrix", s);
               absl::StatusOr<KernelRow> row = MeasureKernelRow(gpu, options, **rope, tokens, heads);
               if (!row.ok()) {
-                return Fail(report, options, DescribeShape(tokens, heads, head_dim, dtype, style), row.status());
+                return Fail(report, options, DescribeShape(tokens, heads, head_dim, dtype, style),
+                            row.status());
               }
               report.kernels.push_back(*row);
               PrintKernelRow(*row);
@@ -1045,9 +1112,11 @@ int Run(const BenchOptions& options) {
     for (KvDType cache_dtype : {KvDType::kSame, KvDType::kFp8E4M3}) {
       for (int64_t tokens : {int64_t{1}, int64_t{64}, int64_t{4096}, int64_t{32768}}) {
         if (absl::Status s = CheckStop(); !s.ok()) return Fail(report, options, "kv cache rows", s);
-        absl::StatusOr<KvCacheRow> row = MeasureKvCacheRow(gpu, options, **rope, tokens, HeadCounts{32, 8}, cache_dtype);
+        absl::StatusOr<KvCacheRow> row =
+            MeasureKvCacheRow(gpu, options, **rope, tokens, HeadCounts{32, 8}, cache_dtype);
         if (!row.ok()) {
-          return Fail(report, options, absl::StrCat("kv cache ", tokens, " tokens ", KvDTypeName(cache_dtype)),
+          return Fail(report, options,
+                      absl::StrCat("kv cache ", tokens, " tokens ", KvDTypeName(cache_dtype)),
                       row.status());
         }
         report.kv_cache.push_back(*row);

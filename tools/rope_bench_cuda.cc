@@ -56,7 +56,8 @@ absl::StatusOr<CudaExtras*> CudaExtras::Get() {
     std::string missing;
     auto bind = [&](const char* symbol, auto* slot, bool required) {
       void* address = dlsym(library, symbol);
-      if (address == nullptr && required) absl::StrAppend(&missing, missing.empty() ? "" : ", ", symbol);
+      if (address == nullptr && required)
+        absl::StrAppend(&missing, missing.empty() ? "" : ", ", symbol);
       *slot = reinterpret_cast<std::remove_pointer_t<decltype(slot)>>(address);
     };
     bind("cuGetErrorName", &api->cuGetErrorName, true);
@@ -123,8 +124,9 @@ absl::StatusOr<CudaGraph> CudaExtras::EndCapture(StreamHandle stream) const {
                           "cuGraphInstantiateWithFlags"));
   } else {
     char log[512] = {0};
-    RETURN_IF_ERROR(Check(api_->cuGraphInstantiateV2(&graph.exec_, graph.graph_, nullptr, log, sizeof(log)),
-                          "cuGraphInstantiate_v2"));
+    RETURN_IF_ERROR(
+        Check(api_->cuGraphInstantiateV2(&graph.exec_, graph.graph_, nullptr, log, sizeof(log)),
+              "cuGraphInstantiate_v2"));
   }
   return graph;
 }

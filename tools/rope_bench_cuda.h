@@ -48,7 +48,7 @@ class CudaGraph {
 struct CudaDeviceInfo {
   int64_t l2_bytes = 0;
   int sm_count = 0;
-  int sm_clock_khz = 0;  // peak SM clock
+  int sm_clock_khz = 0;    // peak SM clock
   int driver_version = 0;  // e.g. 13000
 };
 

@@ -22,8 +22,7 @@ const std::vector<int64_t> kDecodeTokens = {1, 8, 64};
 const std::vector<int64_t> kPrefillTokens = {4096, 32768};
 
 absl::Status Bad(absl::string_view flag, absl::string_view value, absl::string_view expected) {
-  return absl::InvalidArgumentError(
-      absl::StrCat("--", flag, "=", value, ": expected ", expected));
+  return absl::InvalidArgumentError(absl::StrCat("--", flag, "=", value, ": expected ", expected));
 }
 
 std::vector<std::string> Items(absl::string_view value) {
@@ -48,7 +47,8 @@ absl::Status ParseShapes(absl::string_view value, std::vector<int64_t>* tokens) 
     if (item == "decode" || item == "prefill" || item == "all") continue;
     int64_t count = 0;
     if (!absl::SimpleAtoi(item, &count) || count < 1 || count > (int64_t{1} << 24)) {
-      return Bad("shapes", value, "decode, prefill, all or token counts in [1, 2^24], comma-separated");
+      return Bad("shapes", value,
+                 "decode, prefill, all or token counts in [1, 2^24], comma-separated");
     }
     AddUnique(tokens, count);
   }
@@ -60,14 +60,16 @@ absl::Status ParseHeads(absl::string_view value, std::vector<HeadCounts>* heads)
   heads->clear();
   for (const std::string& item : Items(value)) {
     // "32/8" or "32q8kv"
-    std::vector<std::string> parts = absl::StrSplit(item, absl::ByAnyChar("/qkv"), absl::SkipEmpty());
+    std::vector<std::string> parts =
+        absl::StrSplit(item, absl::ByAnyChar("/qkv"), absl::SkipEmpty());
     HeadCounts h;
-    if (parts.size() != 2 || !absl::SimpleAtoi(parts[0], &h.q) || !absl::SimpleAtoi(parts[1], &h.kv) ||
-        h.q < 1 || h.kv < 1 || h.q > 1024 || h.kv > 1024) {
+    if (parts.size() != 2 || !absl::SimpleAtoi(parts[0], &h.q) ||
+        !absl::SimpleAtoi(parts[1], &h.kv) || h.q < 1 || h.kv < 1 || h.q > 1024 || h.kv > 1024) {
       return Bad("heads", value, "Q/KV head counts like 32/8,8/1");
     }
     bool present = false;
-    for (const HeadCounts& other : *heads) present = present || (other.q == h.q && other.kv == h.kv);
+    for (const HeadCounts& other : *heads)
+      present = present || (other.q == h.q && other.kv == h.kv);
     if (!present) heads->push_back(h);
   }
   if (heads->empty()) return Bad("heads", value, "at least one Q/KV pair");
@@ -90,12 +92,9 @@ absl::Status ParseHeadDims(absl::string_view value, std::vector<int>* dims) {
 absl::Status ParseDTypes(absl::string_view value, std::vector<DType>* dtypes) {
   dtypes->clear();
   for (const std::string& item : Items(value)) {
-    if (item == "f32" || item == "fp32" || item == "float32") {
-      AddUnique(dtypes, DType::kF32);
-    } else if (item == "f16" || item == "fp16" || item == "float16") {
-      AddUnique(dtypes, DType::kF16);
-    } else if (item == "bf16" || item == "bfloat16") {
-      AddUnique(dtypes, DType::kBF16);
+    absl::StatusOr<DType> dtype = ParseDType(item);
+    if (dtype.ok()) {
+      AddUnique(dtypes, *dtype);
     } else if (item == "all") {
       for (DType d : {DType::kF32, DType::kF16, DType::kBF16}) AddUnique(dtypes, d);
     } else {
@@ -109,10 +108,9 @@ absl::Status ParseDTypes(absl::string_view value, std::vector<DType>* dtypes) {
 absl::Status ParseStyles(absl::string_view value, std::vector<RopeStyle>* styles) {
   styles->clear();
   for (const std::string& item : Items(value)) {
-    if (item == "neox") {
-      AddUnique(styles, RopeStyle::kNeox);
-    } else if (item == "interleaved" || item == "gptj") {
-      AddUnique(styles, RopeStyle::kInterleaved);
+    absl::StatusOr<RopeStyle> style = ParseStyle(item);
+    if (style.ok()) {
+      AddUnique(styles, *style);
     } else if (item == "all" || item == "both") {
       AddUnique(styles, RopeStyle::kNeox);
       AddUnique(styles, RopeStyle::kInterleaved);
@@ -238,14 +236,16 @@ absl::Status ParseBenchFlags(int argc, char** argv, BenchOptions* options) {
     }
 
     static const char* const kValueFlags[] = {
-        "shapes", "tokens", "heads", "head_dims", "head_dim", "dtypes", "dtype", "styles", "style",
-        "json", "commit", "device", "target", "min_batch_ms", "batches", "rotate_mib",
-        "graph_applies", "service_rounds", "tmp_dir"};
+        "shapes",     "tokens",        "heads",          "head_dims",    "head_dim",
+        "dtypes",     "dtype",         "styles",         "style",        "json",
+        "commit",     "device",        "target",         "min_batch_ms", "batches",
+        "rotate_mib", "graph_applies", "service_rounds", "tmp_dir"};
     if (std::find(std::begin(kValueFlags), std::end(kValueFlags), name) == std::end(kValueFlags)) {
       return absl::InvalidArgumentError(absl::StrCat("unknown flag --", name, " (see --help)"));
     }
     if (!has_value) {
-      if (i + 1 >= argc) return absl::InvalidArgumentError(absl::StrCat("--", name, " needs a value"));
+      if (i + 1 >= argc)
+        return absl::InvalidArgumentError(absl::StrCat("--", name, " needs a value"));
       value = argv[++i];
     }
     if (name == "shapes" || name == "tokens") {
@@ -271,7 +271,8 @@ absl::Status ParseBenchFlags(int argc, char** argv, BenchOptions* options) {
     } else if (name == "device") {
       RETURN_IF_ERROR(ParseNumber<int>(name, value, 0, 1023, &options->device));
     } else if (name == "target") {
-      if (value.empty()) return absl::InvalidArgumentError("--target needs a target id, e.g. sm_90");
+      if (value.empty())
+        return absl::InvalidArgumentError("--target needs a target id, e.g. sm_90");
       options->target = value;
     } else if (name == "min_batch_ms") {
       RETURN_IF_ERROR(ParseNumber<double>(name, value, 0.05, 1000.0, &options->min_batch_ms));
@@ -295,13 +296,15 @@ absl::Status ParseBenchFlags(int argc, char** argv, BenchOptions* options) {
   }
 
   // Defaults of the lists the command line left alone: the full matrix, or --quick's.
-  if (!tokens_set) options->tokens = options->quick ? std::vector<int64_t>{1, 64, 32768}
-                                                    : std::vector<int64_t>{1, 8, 64, 4096, 32768};
+  if (!tokens_set)
+    options->tokens = options->quick ? std::vector<int64_t>{1, 64, 32768}
+                                     : std::vector<int64_t>{1, 8, 64, 4096, 32768};
   if (!heads_set) {
     options->heads = options->quick ? std::vector<HeadCounts>{{32, 8}}
                                     : std::vector<HeadCounts>{{32, 8}, {8, 1}};
   }
-  if (!dims_set) options->head_dims = options->quick ? std::vector<int>{128} : std::vector<int>{64, 128, 256};
+  if (!dims_set)
+    options->head_dims = options->quick ? std::vector<int>{128} : std::vector<int>{64, 128, 256};
   if (!dtypes_set) {
     options->dtypes = options->quick ? std::vector<DType>{DType::kBF16, DType::kF32}
                                      : std::vector<DType>{DType::kF32, DType::kF16, DType::kBF16};

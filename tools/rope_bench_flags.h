@@ -34,7 +34,7 @@ struct BenchOptions {
   bool skip_kernels = false;
   bool skip_accuracy = false;
   bool skip_kv_cache = false;  // part 5: the fused RoPE + KV-cache rows
-  bool graph = true;  // CUDA-graph replay figure for decode shapes
+  bool graph = true;           // CUDA-graph replay figure for decode shapes
 
   // The kernel matrix: the product of these lists.
   std::vector<int64_t> tokens;
@@ -60,7 +60,7 @@ struct BenchOptions {
   int64_t rotate_bytes = int64_t{256} << 20;
   int graph_applies = 100;  // applies captured in one graph
   int service_rounds = 3;   // fresh cache directories for the cold/disk numbers
-  std::string tmp_dir;      // where the service part makes its fresh cache dirs; "" = $TMPDIR or /tmp
+  std::string tmp_dir;  // where the service part makes its fresh cache dirs; "" = $TMPDIR or /tmp
 };
 
 // Fills *options from argv (argv[0] is skipped); InvalidArgument naming the flag on any

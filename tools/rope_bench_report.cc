@@ -35,15 +35,17 @@ void WriteSamples(JsonWriter& j, const std::vector<double>& samples) {
 
 }  // namespace
 
-std::string DescribeShape(int64_t tokens, HeadCounts heads, int head_dim, DType dtype, RopeStyle style) {
+std::string DescribeShape(int64_t tokens, HeadCounts heads, int head_dim, DType dtype,
+                          RopeStyle style) {
   return absl::StrCat(tokens, " tokens, ", heads.q, "q/", heads.kv, "kv, head_dim ", head_dim, ", ",
                       DTypeName(dtype), ", ", StyleName(style));
 }
 
 void PrintService(const ServiceResult& s) {
   std::printf("\n== Kernel service (%s, target %s) ==\n",
-              s.with_gpu ? "GetFunction on the device: module load included"
-                         : "no GPU: GetCodeObject, no module load; memory hit via a host-only runtime",
+              s.with_gpu
+                  ? "GetFunction on the device: module load included"
+                  : "no GPU: GetCodeObject, no module load; memory hit via a host-only runtime",
               s.target.c_str());
   std::printf("compiler: %s\n", s.compiler.c_str());
   std::printf("first compile in this process (compiler start-up included): %.1f ms (%s)\n",
@@ -58,50 +60,68 @@ void PrintService(const ServiceResult& s) {
 }
 
 void PrintHostCost(const HostResult& h) {
-  std::printf("\n== Host cost per call (%s; host clock around %d async calls, median of %d batches) ==\n",
-              h.shape.c_str(), h.applies_per_batch, h.batches);
-  std::printf("Rope::ApplyPositionEmbeddingsDevice %8.0f ns   (min %.0f)\n", h.apply_ns, h.apply_min_ns);
-  std::printf("bare DeviceRuntime::Launch          %8.0f ns   (min %.0f)   same output: %s\n", h.bare_ns,
-              h.bare_min_ns, h.bare_matches_rope ? "yes" : "NO");
+  std::printf(
+      "\n== Host cost per call (%s; host clock around %d async calls, median of %d batches) ==\n",
+      h.shape.c_str(), h.applies_per_batch, h.batches);
+  std::printf("Rope::ApplyPositionEmbeddingsDevice %8.0f ns   (min %.0f)\n", h.apply_ns,
+              h.apply_min_ns);
+  std::printf("bare DeviceRuntime::Launch          %8.0f ns   (min %.0f)   same output: %s\n",
+              h.bare_ns, h.bare_min_ns, h.bare_matches_rope ? "yes" : "NO");
   std::fflush(stdout);
 }
 
 void PrintAccuracy(const std::vector<AccuracyRow>& rows) {
-  std::printf("\n== Accuracy vs float64 reference (64 tokens, 32q/8kv, head_dim 128, theta 5e5, "
-              "out of place into poisoned outputs) ==\n");
-  std::printf("floor = max abs error of the float64 result rounded to the dtype: the best any kernel can do\n");
-  std::printf("%-6s %-12s %17s %12s %12s %12s %10s\n", "dtype", "style", "positions", "max abs err", "floor",
-              "rel L2 err", "unwritten");
+  std::printf(
+      "\n== Accuracy vs float64 reference (64 tokens, 32q/8kv, head_dim 128, theta 5e5, "
+      "out of place into poisoned outputs) ==\n");
+  std::printf(
+      "floor = max abs error of the float64 result rounded to the dtype: the best any kernel can "
+      "do\n");
+  std::printf("%-6s %-12s %17s %12s %12s %12s %10s\n", "dtype", "style", "positions", "max abs err",
+              "floor", "rel L2 err", "unwritten");
   for (const AccuracyRow& r : rows) {
-    const std::string positions = absl::StrCat(r.first_position, "..", r.first_position + r.tokens - 1);
-    std::printf("%-6s %-12s %17s %12.3g %12.3g %12.3g %10lld\n", DTypeName(r.dtype), StyleName(r.style),
-                positions.c_str(), r.max_abs_error, r.rounding_floor, r.rel_l2_error,
-                static_cast<long long>(r.nonfinite));
+    const std::string positions =
+        absl::StrCat(r.first_position, "..", r.first_position + r.tokens - 1);
+    std::printf("%-6s %-12s %17s %12.3g %12.3g %12.3g %10lld\n", DTypeName(r.dtype),
+                StyleName(r.style), positions.c_str(), r.max_abs_error, r.rounding_floor,
+                r.rel_l2_error, static_cast<long long>(r.nonfinite));
   }
   std::fflush(stdout);
 }
 
 // The target a row is held to, if any: "PASS <=1.05x", "MISS <=2.5us", "".
 std::string RowTarget(const KernelRow& r) {
-  if (r.headline()) return absl::StrCat(Verdict(r.ratio() <= kHeadlineRatio), " <=", kHeadlineRatio, "x copy");
-  if (r.prefill()) return absl::StrCat(Verdict(r.ratio() <= kPrefillRatio), " <=", kPrefillRatio, "x copy");
-  if (r.decode_target()) return absl::StrCat(Verdict(r.kernel.median_us <= kDecodeKernelUs), " <=", kDecodeKernelUs, "us");
+  if (r.headline())
+    return absl::StrCat(Verdict(r.ratio() <= kHeadlineRatio), " <=", kHeadlineRatio, "x copy");
+  if (r.prefill())
+    return absl::StrCat(Verdict(r.ratio() <= kPrefillRatio), " <=", kPrefillRatio, "x copy");
+  if (r.decode_target())
+    return absl::StrCat(Verdict(r.kernel.median_us <= kDecodeKernelUs), " <=", kDecodeKernelUs,
+                        "us");
   return "";
 }
 
 void PrintKernelHeader() {
-  std::printf("\n== Kernel (ApplyPositionEmbeddingsDevice, in place, int64 positions) vs D2D copy of the same Q+K ==\n");
-  std::printf("times are medians per launch; GB/s count bytes read + written; graph = per apply in a replayed "
-              "CUDA graph; pdl us = the same with programmatic dependent launch; narrow us = the unaligned kernel (views one element off; <= 4096 tokens);\n* = most batches host-bound (the host enqueued slower than the GPU ran: the figure may include launch gaps)\n");
-  std::printf("%6s %6s %4s %5s %-11s %8s %10s %7s %10s %7s %6s %9s %9s %s\n", "tokens", "heads", "hd",
-              "dtype", "style", "MB q+k", "kernel us", "GB/s", "copy us", "GB/s", "ratio", "graph us", "pdl us",
-              "narrow us  target");
+  std::printf(
+      "\n== Kernel (ApplyPositionEmbeddingsDevice, in place, int64 positions) vs D2D copy of the "
+      "same Q+K ==\n");
+  std::printf(
+      "times are medians per launch; GB/s count bytes read + written; graph = per apply in a "
+      "replayed "
+      "CUDA graph; pdl us = the same with programmatic dependent launch; narrow us = the unaligned "
+      "kernel (views one element off; <= 4096 tokens);\n* = most batches host-bound (the host "
+      "enqueued slower than the GPU ran: the figure may include launch gaps)\n");
+  std::printf("%6s %6s %4s %5s %-11s %8s %10s %7s %10s %7s %6s %9s %9s %s\n", "tokens", "heads",
+              "hd", "dtype", "style", "MB q+k", "kernel us", "GB/s", "copy us", "GB/s", "ratio",
+              "graph us", "pdl us", "narrow us  target");
 }
 
 void PrintEmptyKernel(const Timing& t) {
-  std::printf("empty kernel (1 thread, returns at once), timed the same way: %.2f us per launch: the floor of "
-              "every kernel figure below\n",
-              t.median_us);
+  std::printf(
+      "empty kernel (1 thread, returns at once), timed the same way: %.2f us per launch: the floor "
+      "of "
+      "every kernel figure below\n",
+      t.median_us);
 }
 
 void PrintKernelRow(const KernelRow& r) {
@@ -111,44 +131,52 @@ void PrintKernelRow(const KernelRow& r) {
   };
   const std::string graph = absl::StrCat(graph_cell(r.graph), " ", graph_cell(r.graph_pdl), " ",
                                          graph_cell(r.unaligned_kernel));
-  std::printf("%6lld %6s %4d %5s %-11s %8.3f %9.2f%s %7.0f %9.2f%s %7.0f %6.3f %s  %s\n",
-              static_cast<long long>(r.tokens), heads.c_str(), r.head_dim, DTypeName(r.dtype), StyleName(r.style),
-              r.qk_bytes / 1e6, r.kernel.median_us, r.kernel.host_bound ? "*" : " ",
-              r.kernel_bytes / r.kernel.median_us / 1e3, r.copy.median_us, r.copy.host_bound ? "*" : " ",
-              r.copy_bytes / r.copy.median_us / 1e3, r.ratio(), graph.c_str(), RowTarget(r).c_str());
+  std::printf(
+      "%6lld %6s %4d %5s %-11s %8.3f %9.2f%s %7.0f %9.2f%s %7.0f %6.3f %s  %s\n",
+      static_cast<long long>(r.tokens), heads.c_str(), r.head_dim, DTypeName(r.dtype),
+      StyleName(r.style), r.qk_bytes / 1e6, r.kernel.median_us, r.kernel.host_bound ? "*" : " ",
+      r.kernel_bytes / r.kernel.median_us / 1e3, r.copy.median_us, r.copy.host_bound ? "*" : " ",
+      r.copy_bytes / r.copy.median_us / 1e3, r.ratio(), graph.c_str(), RowTarget(r).c_str());
   std::fflush(stdout);
 }
 
 void PrintKvCacheHeader() {
-  std::printf("\nfused RoPE + KV-cache write (packed QKV, NHD cache, block 16) vs a copy of the QKV bytes and "
-              "vs our unfused path (rope, then a cache write)\n");
-  std::printf("%6s %6s %4s %5s %-9s %8s %9s %7s %9s %9s %7s %7s\n", "tokens", "heads", "hd", "dtype", "cache", "QKV MB",
-              "fused us", "GB/s", "copy us", "unfused", "/copy", "/unfus");
+  std::printf(
+      "\nfused RoPE + KV-cache write (packed QKV, NHD cache, block 16) vs a copy of the QKV bytes "
+      "and "
+      "vs our unfused path (rope, then a cache write)\n");
+  std::printf("%6s %6s %4s %5s %-9s %8s %9s %7s %9s %9s %7s %7s\n", "tokens", "heads", "hd",
+              "dtype", "cache", "QKV MB", "fused us", "GB/s", "copy us", "unfused", "/copy",
+              "/unfus");
 }
 
 void PrintKvCacheRow(const KvCacheRow& r) {
   const std::string heads = absl::StrCat(r.heads.q, "/", r.heads.kv);
   std::printf("%6lld %6s %4d %5s %-9s %8.3f %9.2f%s %6.0f %9.2f%s %9.2f%s %6.3f %7.3f\n",
               static_cast<long long>(r.tokens), heads.c_str(), r.head_dim, DTypeName(r.dtype),
-              KvDTypeName(r.cache_dtype), r.qkv_bytes / 1e6, r.fused.median_us, r.fused.host_bound ? "*" : " ",
-              r.fused_bytes / r.fused.median_us / 1e3, r.copy.median_us, r.copy.host_bound ? "*" : " ",
-              r.unfused.median_us, r.unfused.host_bound ? "*" : " ", r.copy_ratio(), r.unfused_ratio());
+              KvDTypeName(r.cache_dtype), r.qkv_bytes / 1e6, r.fused.median_us,
+              r.fused.host_bound ? "*" : " ", r.fused_bytes / r.fused.median_us / 1e3,
+              r.copy.median_us, r.copy.host_bound ? "*" : " ", r.unfused.median_us,
+              r.unfused.host_bound ? "*" : " ", r.copy_ratio(), r.unfused_ratio());
   std::fflush(stdout);
 }
 
 std::vector<TargetLine> EvaluateTargets(const Report& report) {
   std::vector<TargetLine> lines;
-  auto na = [](const std::string& name, const std::string& why) { return TargetLine{name, why, "n/a"}; };
+  auto na = [](const std::string& name, const std::string& why) {
+    return TargetLine{name, why, "n/a"};
+  };
 
   {  // Headline prefill ratio, per style measured.
-    const std::string name = absl::StrCat("prefill 32768 tok 32q/8kv hd128 bf16 <= ", kHeadlineRatio, "x copy");
+    const std::string name =
+        absl::StrCat("prefill 32768 tok 32q/8kv hd128 bf16 <= ", kHeadlineRatio, "x copy");
     bool any = false;
     for (const KernelRow& r : report.kernels) {
       if (!r.headline()) continue;
       any = true;
       lines.push_back({absl::StrCat(name, " (", StyleName(r.style), ")"),
-                       absl::StrFormat("%.3fx (%.1f us vs copy %.1f us)", r.ratio(), r.kernel.median_us,
-                                       r.copy.median_us),
+                       absl::StrFormat("%.3fx (%.1f us vs copy %.1f us)", r.ratio(),
+                                       r.kernel.median_us, r.copy.median_us),
                        Verdict(r.ratio() <= kHeadlineRatio)});
     }
     if (!any) lines.push_back(na(name, "not measured (shape filtered out)"));
@@ -168,45 +196,49 @@ std::vector<TargetLine> EvaluateTargets(const Report& report) {
     } else {
       lines.push_back({name,
                        absl::StrFormat("worst %.3fx (%s); %d of %d rows over", worst->ratio(),
-                                       DescribeShape(worst->tokens, worst->heads, worst->head_dim, worst->dtype,
-                                                     worst->style),
+                                       DescribeShape(worst->tokens, worst->heads, worst->head_dim,
+                                                     worst->dtype, worst->style),
                                        misses, count),
                        Verdict(misses == 0)});
     }
   }
   {  // Decode, 1 token, 32q/8kv.
-    const std::string name = absl::StrCat("decode 1 tok 32q/8kv kernel <= ", kDecodeKernelUs, " us");
+    const std::string name =
+        absl::StrCat("decode 1 tok 32q/8kv kernel <= ", kDecodeKernelUs, " us");
     const KernelRow* worst = nullptr;
     for (const KernelRow& r : report.kernels) {
-      if (r.decode_target() && (worst == nullptr || r.kernel.median_us > worst->kernel.median_us)) worst = &r;
+      if (r.decode_target() && (worst == nullptr || r.kernel.median_us > worst->kernel.median_us))
+        worst = &r;
     }
     if (worst == nullptr) {
       lines.push_back(na(name, "not measured"));
     } else {
-      lines.push_back({name,
-                       absl::StrFormat("worst %.2f us (%s)%s%s%s%s", worst->kernel.median_us,
-                                       DescribeShape(1, worst->heads, worst->head_dim, worst->dtype, worst->style),
-                                       worst->graph ? absl::StrFormat("; in a graph %.2f us", worst->graph->median_us)
-                                                    : "",
-                                       worst->graph_pdl
-                                           ? absl::StrFormat(", with PDL %.2f us", worst->graph_pdl->median_us)
-                                           : "",
-                                       report.empty_kernel
-                                           ? absl::StrFormat("; empty kernel %.2f us", report.empty_kernel->median_us)
-                                           : "",
-                                       worst->kernel.host_bound ? "; host-bound batches" : ""),
-                       Verdict(worst->kernel.median_us <= kDecodeKernelUs)});
+      lines.push_back(
+          {name,
+           absl::StrFormat(
+               "worst %.2f us (%s)%s%s%s%s", worst->kernel.median_us,
+               DescribeShape(1, worst->heads, worst->head_dim, worst->dtype, worst->style),
+               worst->graph ? absl::StrFormat("; in a graph %.2f us", worst->graph->median_us) : "",
+               worst->graph_pdl ? absl::StrFormat(", with PDL %.2f us", worst->graph_pdl->median_us)
+                                : "",
+               report.empty_kernel
+                   ? absl::StrFormat("; empty kernel %.2f us", report.empty_kernel->median_us)
+                   : "",
+               worst->kernel.host_bound ? "; host-bound batches" : ""),
+           Verdict(worst->kernel.median_us <= kDecodeKernelUs)});
     }
   }
   {
-    const std::string name = absl::StrCat("host cost per apply <= bare launch + ", kHostOverBareUs, " us");
+    const std::string name =
+        absl::StrCat("host cost per apply <= bare launch + ", kHostOverBareUs, " us");
     if (!report.host_cost) {
       lines.push_back(na(name, "not measured"));
     } else {
       const HostResult& h = *report.host_cost;
       lines.push_back({name,
-                       absl::StrFormat("apply %.0f ns vs bare %.0f ns (+%.0f ns)%s", h.apply_ns, h.bare_ns,
-                                       h.apply_ns - h.bare_ns, h.bare_matches_rope ? "" : "; bare != Rope launch!"),
+                       absl::StrFormat("apply %.0f ns vs bare %.0f ns (+%.0f ns)%s", h.apply_ns,
+                                       h.bare_ns, h.apply_ns - h.bare_ns,
+                                       h.bare_matches_rope ? "" : "; bare != Rope launch!"),
                        Verdict(h.apply_ns <= h.bare_ns + kHostOverBareUs * 1000)});
     }
   }
@@ -222,12 +254,14 @@ std::vector<TargetLine> EvaluateTargets(const Report& report) {
         mem = std::max(mem, Median(k.memory_ns));
         disk = std::max(disk, Median(k.disk_ms));
       }
-      lines.push_back({mem_name, absl::StrFormat("worst kernel %.0f ns", mem), Verdict(mem <= kMemoryHitNs)});
-      lines.push_back({disk_name,
-                       absl::StrFormat("worst kernel %.3f ms%s", disk,
-                                       report.service->with_gpu ? " (module load included)"
-                                                                : " (no GPU: read + validate, no module load)"),
-                       Verdict(disk <= kDiskHitMs)});
+      lines.push_back(
+          {mem_name, absl::StrFormat("worst kernel %.0f ns", mem), Verdict(mem <= kMemoryHitNs)});
+      lines.push_back(
+          {disk_name,
+           absl::StrFormat("worst kernel %.3f ms%s", disk,
+                           report.service->with_gpu ? " (module load included)"
+                                                    : " (no GPU: read + validate, no module load)"),
+           Verdict(disk <= kDiskHitMs)});
     }
   }
   return lines;
@@ -256,8 +290,8 @@ std::string ReportJson(const Report& r, const BenchOptions& o) {
   j.Key("sm_count").Int(r.cuda.sm_count);
   j.Key("sm_clock_khz").Int(r.cuda.sm_clock_khz);
   j.Key("error").String(r.error);
-  j.Key("elapsed_s").Number(
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - r.started).count());
+  j.Key("elapsed_s")
+      .Number(std::chrono::duration<double>(std::chrono::steady_clock::now() - r.started).count());
 
   j.Key("options").BeginObject();
   j.Key("quick").Bool(o.quick);
@@ -439,8 +473,8 @@ bool WriteJson(const Report& report, const BenchOptions& options) {
     }
   }
   if (std::rename(temp.c_str(), options.json_path.c_str()) != 0) {
-    std::fprintf(stderr, "rope_bench: cannot rename %s to %s: %s\n", temp.c_str(), options.json_path.c_str(),
-                 std::strerror(errno));
+    std::fprintf(stderr, "rope_bench: cannot rename %s to %s: %s\n", temp.c_str(),
+                 options.json_path.c_str(), std::strerror(errno));
     return false;
   }
   std::printf("\nJSON written to %s\n", options.json_path.c_str());

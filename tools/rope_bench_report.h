@@ -30,10 +30,10 @@ constexpr int64_t kMaxDecodeTokens = 64;
 constexpr int64_t kPrefillMinTokens = 4096;
 
 // Targets (the issue's): printed beside the numbers as PASS/MISS.
-constexpr double kHeadlineRatio = 1.05;       // 32768 tokens, 32q/8kv, hd 128, bf16
-constexpr double kPrefillRatio = 1.15;        // every prefill shape/dtype
-constexpr double kDecodeKernelUs = 2.5;       // 1 token, 32q/8kv
-constexpr double kHostOverBareUs = 0.5;       // apply vs bare launch
+constexpr double kHeadlineRatio = 1.05;  // 32768 tokens, 32q/8kv, hd 128, bf16
+constexpr double kPrefillRatio = 1.15;   // every prefill shape/dtype
+constexpr double kDecodeKernelUs = 2.5;  // 1 token, 32q/8kv
+constexpr double kHostOverBareUs = 0.5;  // apply vs bare launch
 constexpr double kMemoryHitNs = 200;
 constexpr double kDiskHitMs = 2;
 
@@ -61,15 +61,16 @@ struct KernelRow {
   int64_t copy_bytes = 0;    // Q + K read and written
   int64_t sets = 0;          // buffer sets the launches rotate through
   Timing kernel, copy;
-  std::optional<Timing> graph;  // per apply
+  std::optional<Timing> graph;             // per apply
   std::optional<Timing> unaligned_kernel;  // rows <= 4096 tokens: views one element off
-  std::optional<Timing> graph_pdl;  // per apply, launched with programmatic dependent launch
-  int graph_count = 0;          // distinct graphs replayed in turn
-  std::string graph_note;       // why there is no graph figure
+  std::optional<Timing> graph_pdl;         // per apply, launched with programmatic dependent launch
+  int graph_count = 0;                     // distinct graphs replayed in turn
+  std::string graph_note;                  // why there is no graph figure
 
   bool prefill() const { return tokens >= kPrefillMinTokens; }
   bool headline() const {
-    return tokens == 32768 && heads.q == 32 && heads.kv == 8 && head_dim == 128 && dtype == DType::kBF16;
+    return tokens == 32768 && heads.q == 32 && heads.kv == 8 && head_dim == 128 &&
+           dtype == DType::kBF16;
   }
   bool decode_target() const { return tokens == 1 && heads.q == 32 && heads.kv == 8; }
   double ratio() const { return kernel.median_us / copy.median_us; }
@@ -157,7 +158,8 @@ struct Report {
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
 };
 
-std::string DescribeShape(int64_t tokens, HeadCounts heads, int head_dim, DType dtype, RopeStyle style);
+std::string DescribeShape(int64_t tokens, HeadCounts heads, int head_dim, DType dtype,
+                          RopeStyle style);
 
 // The target a kernel row is held to, with its verdict ("PASS <=1.15x copy"), or "".
 std::string RowTarget(const KernelRow& row);

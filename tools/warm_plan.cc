@@ -21,14 +21,13 @@
 namespace rope_jit {
 namespace {
 
-absl::Status Usage(absl::string_view message) {
-  return absl::InvalidArgumentError(message);
-}
+absl::Status Usage(absl::string_view message) { return absl::InvalidArgumentError(message); }
 
 absl::StatusOr<int> ParseInt(absl::string_view text) {
   int value = 0;
   // SimpleAtoi accepts surrounding blanks and a '+'; an integer flag should not.
-  if (text.empty() || !(absl::ascii_isdigit(static_cast<unsigned char>(text[0])) || text[0] == '-') ||
+  if (text.empty() ||
+      !(absl::ascii_isdigit(static_cast<unsigned char>(text[0])) || text[0] == '-') ||
       !absl::SimpleAtoi(text, &value)) {
     return Usage(absl::StrCat("'", text, "' is not an integer"));
   }
@@ -137,10 +136,12 @@ absl::Status SetValueFlag(absl::string_view name, absl::string_view value, WarmF
   } else if (name == "style") {
     ASSIGN_OR_RETURN(flags->styles, ParseList<RopeStyle>(name, value, ParseStyle, &AllStyles()));
   } else if (name == "kernels") {
-    ASSIGN_OR_RETURN(flags->kernels, ParseList<RopeKernel>(name, value, ParseKernel, &AllKernels()));
+    ASSIGN_OR_RETURN(flags->kernels,
+                     ParseList<RopeKernel>(name, value, ParseKernel, &AllKernels()));
   } else if (name == "cache_dir") {
     if (value.empty()) {
-      return Usage("--cache_dir needs a directory (to keep nothing on disk, set ROPE_JIT_CACHE_DISABLE=1)");
+      return Usage(
+          "--cache_dir needs a directory (to keep nothing on disk, set ROPE_JIT_CACHE_DISABLE=1)");
     }
     flags->cache_dir = std::string(value);
   } else if (name == "jobs") {
@@ -175,9 +176,9 @@ std::string FlagNames() {
 }
 
 // Keys of a manifest line, in the order DescribeItem prints them.
-constexpr const char* kManifestKeys[] = {"arch",     "kernel", "head_dim", "rotary_dim",
-                                         "position_columns", "dtype", "style", "mrope_section",
-                                         "mrope_interleaved"};
+constexpr const char* kManifestKeys[] = {"arch",       "kernel",           "head_dim",
+                                         "rotary_dim", "position_columns", "dtype",
+                                         "style",      "mrope_section",    "mrope_interleaved"};
 
 // "16/24/24": MRoPE pairs per position column.
 absl::StatusOr<std::vector<int>> ParseSection(absl::string_view text) {
@@ -189,7 +190,8 @@ absl::StatusOr<std::vector<int>> ParseSection(absl::string_view text) {
   return section;
 }
 
-absl::Status SetManifestValue(absl::string_view key, absl::string_view value, ManifestEntry* entry) {
+absl::Status SetManifestValue(absl::string_view key, absl::string_view value,
+                              ManifestEntry* entry) {
   if (key == "arch") {
     ASSIGN_OR_RETURN(entry->arch, ParseArch(value));
   } else if (key == "kernel") {
@@ -216,8 +218,10 @@ absl::Status SetManifestKey(absl::string_view key, absl::string_view value, Mani
   if (absl::StrContains(value, ',')) {
     return Usage(absl::StrCat(key, "=", value, ": one value per key (one specialization a line)"));
   }
-  if (std::find(std::begin(kManifestKeys), std::end(kManifestKeys), key) == std::end(kManifestKeys)) {
-    return Usage(absl::StrCat("unknown key '", key, "'; keys: ", absl::StrJoin(kManifestKeys, ", ")));
+  if (std::find(std::begin(kManifestKeys), std::end(kManifestKeys), key) ==
+      std::end(kManifestKeys)) {
+    return Usage(
+        absl::StrCat("unknown key '", key, "'; keys: ", absl::StrJoin(kManifestKeys, ", ")));
   }
   absl::Status status = SetManifestValue(key, value, entry);
   if (!status.ok()) return Usage(absl::StrCat(key, "=", value, ": ", status.message()));
@@ -238,14 +242,14 @@ absl::Status AddCrossProduct(const std::vector<std::pair<std::string, std::strin
                              const std::vector<int>& head_dims,
                              const std::vector<int>& rotary_dims,  // empty: = head_dim
                              const std::vector<int>& position_columns,
-                             const std::vector<DType>& dtypes,
-                             const std::vector<RopeStyle>& styles,
+                             const std::vector<DType>& dtypes, const std::vector<RopeStyle>& styles,
                              const std::vector<int>& mrope_section,  // empty: no MRoPE
                              bool mrope_interleaved, absl::string_view where,
                              std::vector<WarmItem>* items) {
   for (RopeKernel kernel : kernels) {
     for (int head_dim : head_dims) {
-      const std::vector<int> rotaries = rotary_dims.empty() ? std::vector<int>{head_dim} : rotary_dims;
+      const std::vector<int> rotaries =
+          rotary_dims.empty() ? std::vector<int>{head_dim} : rotary_dims;
       for (int rotary_dim : rotaries) {
         for (int columns : position_columns) {
           for (DType dtype : dtypes) {
@@ -261,11 +265,11 @@ absl::Status AddCrossProduct(const std::vector<std::pair<std::string, std::strin
               // RopeKernelSpec validates exactly what the library will bake.
               absl::Status valid = RopeKernelSpec(config, kernel, "").status();
               if (!valid.ok()) {
-                return Usage(absl::StrCat(
-                    where.empty() ? "invalid specialization" : where, ": head_dim=", head_dim,
-                    " rotary_dim=", rotary_dim,
-                    columns == 1 ? "" : absl::StrCat(" position_columns=", columns), ": ",
-                    valid.message()));
+                return Usage(
+                    absl::StrCat(where.empty() ? "invalid specialization" : where,
+                                 ": head_dim=", head_dim, " rotary_dim=", rotary_dim,
+                                 columns == 1 ? "" : absl::StrCat(" position_columns=", columns),
+                                 ": ", valid.message()));
               }
               config.rotary_dim = config.EffectiveRotaryDim();  // 0 and head_dim are one spec
               for (const auto& [target, unsupported] : targets) {
@@ -305,28 +309,14 @@ std::vector<WarmItem> GroupByTarget(std::vector<WarmItem> items) {
 
 }  // namespace
 
-absl::StatusOr<DType> ParseDType(absl::string_view text) {
-  const std::string lower = absl::AsciiStrToLower(text);
-  if (lower == "f16" || lower == "fp16" || lower == "half" || lower == "float16") return DType::kF16;
-  if (lower == "bf16" || lower == "bfloat16") return DType::kBF16;
-  if (lower == "f32" || lower == "fp32" || lower == "float" || lower == "float32") return DType::kF32;
-  return Usage(absl::StrCat("unknown dtype '", text, "'; the kernels support f16, bf16 and f32"));
-}
-
-absl::StatusOr<RopeStyle> ParseStyle(absl::string_view text) {
-  const std::string lower = absl::AsciiStrToLower(text);
-  if (lower == "neox" || lower == "rotate_half") return RopeStyle::kNeox;
-  if (lower == "interleaved" || lower == "gptj") return RopeStyle::kInterleaved;
-  return Usage(absl::StrCat("unknown style '", text, "'; expected neox (rotate-half) or interleaved (GPT-J)"));
-}
-
 absl::StatusOr<WarmFlags> ParseWarmFlags(const std::vector<std::string>& args) {
   WarmFlags flags;
   std::set<std::string> given;
   for (size_t i = 0; i < args.size(); ++i) {
     absl::string_view arg = args[i];
     if (arg == "--") {
-      if (i + 1 < args.size()) return Usage(absl::StrCat("unexpected argument '", args[i + 1], "'"));
+      if (i + 1 < args.size())
+        return Usage(absl::StrCat("unexpected argument '", args[i + 1], "'"));
       break;
     }
     if (arg == "-h") {
@@ -335,7 +325,8 @@ absl::StatusOr<WarmFlags> ParseWarmFlags(const std::vector<std::string>& args) {
     }
     // absl and gflags accept one or two dashes; so does this parser.
     if (!absl::ConsumePrefix(&arg, "--") && !absl::ConsumePrefix(&arg, "-")) {
-      return Usage(absl::StrCat("unexpected argument '", arg, "' (flags start with --; see --help)"));
+      return Usage(
+          absl::StrCat("unexpected argument '", arg, "' (flags start with --; see --help)"));
     }
     absl::string_view name = arg;
     std::optional<absl::string_view> value;
@@ -360,7 +351,8 @@ absl::StatusOr<WarmFlags> ParseWarmFlags(const std::vector<std::string>& args) {
       bool on = !negated;
       if (value.has_value()) {
         absl::StatusOr<bool> parsed = ParseBool(*value);
-        if (!parsed.ok()) return Usage(absl::StrCat("--", flag_name, ": ", parsed.status().message()));
+        if (!parsed.ok())
+          return Usage(absl::StrCat("--", flag_name, ": ", parsed.status().message()));
         on = *parsed;
       }
       SetBoolFlag(flag_name, on, &flags);
@@ -468,10 +460,11 @@ absl::StatusOr<TargetChoice> ChooseTargets(const std::vector<std::string>& reque
   }
   if (choice.usable.empty()) {
     std::vector<std::string> reasons;
-    for (const auto& [target, why] : choice.unsupported) reasons.push_back(absl::StrCat(target, ": ", why));
-    return absl::FailedPreconditionError(absl::StrCat(
-        "no local compiler can build any of ", choice.source, " (", absl::StrJoin(reasons, "; "),
-        "); name targets with --arch"));
+    for (const auto& [target, why] : choice.unsupported)
+      reasons.push_back(absl::StrCat(target, ": ", why));
+    return absl::FailedPreconditionError(
+        absl::StrCat("no local compiler can build any of ", choice.source, " (",
+                     absl::StrJoin(reasons, "; "), "); name targets with --arch"));
   }
   return choice;
 }
@@ -482,13 +475,15 @@ absl::StatusOr<std::vector<ManifestEntry>> ParseManifest(absl::string_view text,
   int line_number = 0;
   for (absl::string_view line : absl::StrSplit(text, '\n')) {
     ++line_number;
-    if (const size_t hash = line.find('#'); hash != absl::string_view::npos) line = line.substr(0, hash);
+    if (const size_t hash = line.find('#'); hash != absl::string_view::npos)
+      line = line.substr(0, hash);
     line = absl::StripAsciiWhitespace(line);  // also a CR left by an editor
     if (line.empty()) continue;
     ManifestEntry entry;
     entry.line = line_number;
     std::set<std::string> seen;
-    for (absl::string_view token : absl::StrSplit(line, absl::ByAnyChar(" \t\r"), absl::SkipEmpty())) {
+    for (absl::string_view token :
+         absl::StrSplit(line, absl::ByAnyChar(" \t\r"), absl::SkipEmpty())) {
       const size_t eq = token.find('=');
       absl::Status status;
       if (eq == absl::string_view::npos || eq == 0 || eq + 1 == token.size()) {
@@ -509,13 +504,15 @@ absl::StatusOr<std::vector<ManifestEntry>> ParseManifest(absl::string_view text,
 
 std::string DescribeItem(const WarmItem& item) {
   return absl::StrCat(
-      "arch=", item.target, " kernel=", RopeKernelName(item.kernel), " head_dim=", item.config.head_dim,
-      " rotary_dim=", item.config.EffectiveRotaryDim(),
-      item.config.position_columns == 1 ? ""
-                                        : absl::StrCat(" position_columns=", item.config.position_columns),
+      "arch=", item.target, " kernel=", RopeKernelName(item.kernel),
+      " head_dim=", item.config.head_dim, " rotary_dim=", item.config.EffectiveRotaryDim(),
+      item.config.position_columns == 1
+          ? ""
+          : absl::StrCat(" position_columns=", item.config.position_columns),
       " dtype=", DTypeName(item.config.dtype), " style=", StyleName(item.config.style),
-      item.config.IsMrope() ? absl::StrCat(" mrope_section=", absl::StrJoin(item.config.mrope_section, "/"))
-                            : "",
+      item.config.IsMrope()
+          ? absl::StrCat(" mrope_section=", absl::StrJoin(item.config.mrope_section, "/"))
+          : "",
       item.config.mrope_interleaved ? " mrope_interleaved=true" : "");
 }
 
@@ -548,20 +545,20 @@ absl::StatusOr<std::vector<WarmItem>> BuildItems(const WarmFlags& flags,
       const std::vector<int> rotary_dims =
           entry.rotary_dim.has_value() ? std::vector<int>{*entry.rotary_dim} : flags.rotary_dims;
       RETURN_IF_ERROR(AddCrossProduct(
-          entry_targets, Either(entry.kernel, flags.kernels), Either(entry.head_dim, flags.head_dims),
-          rotary_dims, Either(entry.position_columns, flags.position_columns),
-          Either(entry.dtype, flags.dtypes), Either(entry.style, flags.styles),
-          entry.mrope_section.value_or(std::vector<int>{}), entry.mrope_interleaved.value_or(false),
-          absl::StrCat(manifest_name, ":", entry.line), &items));
+          entry_targets, Either(entry.kernel, flags.kernels),
+          Either(entry.head_dim, flags.head_dims), rotary_dims,
+          Either(entry.position_columns, flags.position_columns), Either(entry.dtype, flags.dtypes),
+          Either(entry.style, flags.styles), entry.mrope_section.value_or(std::vector<int>{}),
+          entry.mrope_interleaved.value_or(false), absl::StrCat(manifest_name, ":", entry.line),
+          &items));
     }
   }
 
   return GroupByTarget(std::move(items));
 }
 
-absl::StatusOr<std::vector<WarmItem>> BuildItemsFromHfConfigs(const WarmFlags& flags,
-                                                              const TargetChoice& targets,
-                                                              const std::vector<HfConfigFile>& files) {
+absl::StatusOr<std::vector<WarmItem>> BuildItemsFromHfConfigs(
+    const WarmFlags& flags, const TargetChoice& targets, const std::vector<HfConfigFile>& files) {
   std::vector<std::pair<std::string, std::string>> chosen;  // (target, why unsupported)
   for (const std::string& target : targets.usable) chosen.emplace_back(target, "");
   for (const auto& unsupported : targets.unsupported) chosen.push_back(unsupported);
@@ -575,7 +572,8 @@ absl::StatusOr<std::vector<WarmItem>> BuildItemsFromHfConfigs(const WarmFlags& f
       absl::StatusOr<std::optional<DType>> own = HfConfigDType(file.text);
       if (!own.ok()) return in_file(own.status());
       if (!own->has_value()) {
-        return Usage(absl::StrCat(file.name, ": names no torch_dtype the kernels support (f16, "
+        return Usage(absl::StrCat(file.name,
+                                  ": names no torch_dtype the kernels support (f16, "
                                   "bf16, f32); pass --dtype"));
       }
       dtypes = {**own};

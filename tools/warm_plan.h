@@ -59,7 +59,7 @@ struct WarmFlags {
   std::vector<RopeKernel> kernels = {std::begin(kAllRopeKernels), std::end(kAllRopeKernels)};
   // Unset: DiskCacheOptions::FromEnvironment().
   std::optional<std::string> cache_dir;
-  int jobs = 0;  // 0: one per hardware thread
+  int jobs = 0;          // 0: one per hardware thread
   std::string manifest;  // empty: the cross product of the lists above
   // Hugging Face config.json files: exactly the specializations those models need.
   std::vector<std::string> hf_configs;
@@ -77,11 +77,6 @@ absl::StatusOr<WarmFlags> ParseWarmFlags(const std::vector<std::string>& args);
 
 // The --help text; `default_jobs` is shown as the --jobs default.
 std::string WarmUsage(int default_jobs);
-
-// Single values, as flags and manifests spell them (a few common aliases accepted:
-// fp16/half/float16, bfloat16, fp32/float/float32, rotate_half, gptj).
-absl::StatusOr<DType> ParseDType(absl::string_view text);
-absl::StatusOr<RopeStyle> ParseStyle(absl::string_view text);
 
 // The targets jit_warm compiles for on a machine without a GPU when no --arch is given:
 // the common data-center GPUs (MI200, MI300, A100, H100/H200).
@@ -165,9 +160,8 @@ struct HfConfigFile {
 // flags.dtypes_given, else the model's torch_dtype, and for every layer type with its own
 // RoPE parameters. InvalidArgument "<name>: ..." for a file RopeConfigFromHfConfig rejects
 // or one that names no dtype the kernels support while --dtype was not given.
-absl::StatusOr<std::vector<WarmItem>> BuildItemsFromHfConfigs(const WarmFlags& flags,
-                                                              const TargetChoice& targets,
-                                                              const std::vector<HfConfigFile>& files);
+absl::StatusOr<std::vector<WarmItem>> BuildItemsFromHfConfigs(
+    const WarmFlags& flags, const TargetChoice& targets, const std::vector<HfConfigFile>& files);
 
 // The order to work on `items`: round-robin over their targets, so that parallel jobs
 // keep both vendors' compilers busy (hipRTC compiles are serialized in a process).

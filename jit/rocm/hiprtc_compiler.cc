@@ -1,5 +1,11 @@
 #include "jit/rocm/hiprtc_compiler.h"
 
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -325,6 +331,101 @@ absl::Status HiprtcCompiler::ValidateTarget(absl::string_view target) {
   return absl::OkStatus();
 }
 
+namespace {
+
+// comgr (inside hipRTC) compiles through files, and a failed write there ends the process:
+// LLVM's output streams call report_fatal_error ("LLVM ERROR: IO failure on output
+// stream", exit 1), a write past RLIMIT_FSIZE raises SIGXFSZ, and the linker writes the
+// code object through a mapping of a file it sized first, which raises SIGBUS when the disk
+// cannot back a page. What it writes (strace of ROCm 5.2's comgr 2.4, one compile):
+//   - a fresh directory comgr-XXXXXX in the system temp directory holding
+//     include/hiprtc_runtime.h (360 KiB), the source, the bitcode, the object and the
+//     linked code object (under 100 KiB each for our kernels); removed afterwards, kept
+//     with AMD_COMGR_SAVE_TEMPS;
+//   - the file AMD_COMGR_REDIRECT_LOGS names (unless "stdout" or "stderr");
+//   - PerfStatsLog.txt in the working directory with AMD_COMGR_TIME_STATISTICS.
+// Each place is checked before every compile for this much room, 40 times what one of
+// our compiles writes, and RLIMIT_FSIZE for the same: a refusal is ResourceExhausted.
+// Another process can still fill the disk between the check and the write; that window is
+// what remains.
+constexpr uint64_t kComgrBytesNeeded = uint64_t{16} << 20;
+
+// The directory LLVM's sys::path::system_temp_directory(/*ErasedOnReboot=*/true) gives,
+// which comgr uses: the first of TMPDIR, TMP, TEMP, TEMPDIR that is set (even when empty:
+// then the working directory), else /tmp. `source` says which.
+std::string ComgrTempDirectory(std::string* source) {
+  for (const char* name : {"TMPDIR", "TMP", "TEMP", "TEMPDIR"}) {
+    if (const char* value = std::getenv(name)) {
+      *source = name;
+      return value[0] == '\0' ? "." : value;
+    }
+  }
+  *source = "the default";
+  return "/tmp";
+}
+
+// `dir` exists, is a directory this process can create files in, on a writable file
+// system with kComgrBytesNeeded free for unprivileged users and a few inodes.
+absl::Status CheckComgrCanWriteIn(const std::string& dir, absl::string_view what) {
+  const auto refuse = [&](absl::string_view why) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "hipRTC's compiler (comgr) writes ", what, " in ", dir, ", which ", why,
+        "; a failed write there would end the process, so nothing was compiled"));
+  };
+  struct statvfs fs;
+  if (statvfs(dir.c_str(), &fs) != 0) {
+    return refuse(absl::StrCat("cannot be used (", std::strerror(errno), ")"));
+  }
+  struct stat info;
+  if (stat(dir.c_str(), &info) != 0 || !S_ISDIR(info.st_mode)) return refuse("is not a directory");
+  if (access(dir.c_str(), W_OK | X_OK) != 0) {
+    return refuse(absl::StrCat("is not writable (", std::strerror(errno), ")"));
+  }
+  if ((fs.f_flag & ST_RDONLY) != 0) return refuse("is on a read-only file system");
+  const uint64_t free_bytes = static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize;
+  if (free_bytes < kComgrBytesNeeded) {
+    return refuse(absl::StrCat("has ", free_bytes, " bytes free (", kComgrBytesNeeded,
+                               " needed)"));
+  }
+  if (fs.f_files != 0 && fs.f_favail < 64) {
+    return refuse(absl::StrCat("has ", fs.f_favail, " inodes free"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status CheckComgrCanWrite() {
+  struct rlimit limit;
+  if (getrlimit(RLIMIT_FSIZE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY &&
+      limit.rlim_cur < kComgrBytesNeeded) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "RLIMIT_FSIZE is ", limit.rlim_cur, " bytes; hipRTC's compiler (comgr) writes its ",
+        "temporary files under it and a write past it would end the process (SIGXFSZ), so ",
+        "nothing was compiled (", kComgrBytesNeeded, " bytes needed)"));
+  }
+  std::string source;
+  const std::string temp = ComgrTempDirectory(&source);
+  RETURN_IF_ERROR(CheckComgrCanWriteIn(
+      temp, absl::StrCat("its temporary files (the system temp directory, from ", source, ")")));
+  if (const char* log = std::getenv("AMD_COMGR_REDIRECT_LOGS")) {
+    const absl::string_view path = log;
+    if (!path.empty() && path != "stdout" && path != "stderr") {
+      const size_t slash = path.rfind('/');
+      const std::string dir = slash == absl::string_view::npos ? "."
+                              : slash == 0                     ? "/"
+                                                               : std::string(path.substr(0, slash));
+      RETURN_IF_ERROR(CheckComgrCanWriteIn(
+          dir, absl::StrCat("its log (AMD_COMGR_REDIRECT_LOGS=", path, ")")));
+    }
+  }
+  if (std::getenv("AMD_COMGR_TIME_STATISTICS") != nullptr) {
+    RETURN_IF_ERROR(CheckComgrCanWriteIn(
+        ".", "PerfStatsLog.txt (AMD_COMGR_TIME_STATISTICS is set) in the working directory"));
+  }
+  return absl::OkStatus();
+}
+
 std::vector<std::string> HiprtcCompiler::Options(absl::string_view target) const {
   // Chosen so that hipcc --genco (the AOT build, aot/aot_options.cc) emits the same
   // instructions (tests/aot_parity_test.cc). hipRTC runs -O3 twice: over the source alone,
@@ -357,6 +458,8 @@ absl::StatusOr<std::string> HiprtcCompiler::Compile(const CompileRequest& reques
   const std::string name(request.source_name.empty() ? "source.hip" : request.source_name);
 
   std::lock_guard<std::mutex> lock(g_hiprtc_mutex);
+  // Under the lock: compiles run one at a time, so only this one writes there meanwhile.
+  RETURN_IF_ERROR(CheckComgrCanWrite());
   hiprtcProgram program = nullptr;
   RETURN_IF_ERROR(library->Check(
       api.hiprtcCreateProgram(&program, source.c_str(), name.c_str(), 0, nullptr, nullptr),

@@ -16,6 +16,13 @@
 // ISA list (processor, then each feature against that processor's features, then the full id
 // through amd_comgr_get_isa_metadata) before any hipRTC call.
 //
+// Files: comgr compiles through temporary files and ends the process when one cannot be
+// written (LLVM's fatal IO error, SIGXFSZ, SIGBUS). Every compile is therefore refused with
+// ResourceExhausted, before hipRTC is called, unless RLIMIT_FSIZE and each place comgr will
+// write (the system temp directory: TMPDIR, TMP, TEMP, TEMPDIR, else /tmp; the
+// AMD_COMGR_REDIRECT_LOGS file; PerfStatsLog.txt with AMD_COMGR_TIME_STATISTICS) leave
+// 16 MiB: CheckComgrCanWrite below.
+//
 // Threads: hipRTC 5.2 keeps global state without documented thread safety, so compiles are
 // serialized by one process-wide mutex (about 100-160 ms each for a small kernel).
 #ifndef ROPE_JIT_JIT_ROCM_HIPRTC_COMPILER_H_
@@ -33,6 +40,10 @@
 #include "jit/target.h"
 
 namespace rope_jit {
+
+// OK when comgr can write everything one compile writes (see "Files" above); otherwise
+// ResourceExhausted naming the limit or the directory and why.
+absl::Status CheckComgrCanWrite();
 
 class HiprtcCompiler final : public Compiler {
  public:
