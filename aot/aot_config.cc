@@ -6,7 +6,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "jit/status_macros.h"
+#include "base/status_macros.h"
 
 namespace rope_jit {
 namespace {

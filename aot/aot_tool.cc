@@ -43,11 +43,11 @@
 #include "absl/strings/str_split.h"
 #include "aot/aot_config.h"
 #include "aot/aot_options.h"
-#include "aot/elf_sections.h"
+#include "jit/elf_sections.h"
 #include "aot/offload_bundle.h"
 #include "jit/backends.h"
 #include "jit/baked_tier.h"
-#include "jit/status_macros.h"
+#include "base/status_macros.h"
 #include "rope/kernel_specs.h"
 
 extern char** environ;

@@ -10,7 +10,7 @@
 #include "jit/rocm/clang_compiler.h"
 #include "jit/rocm/hip_runtime.h"
 #include "jit/rocm/hiprtc_compiler.h"
-#include "jit/status_macros.h"
+#include "base/status_macros.h"
 
 namespace rope_jit {
 

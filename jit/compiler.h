@@ -54,6 +54,18 @@ class Compiler {
   virtual absl::StatusOr<std::string> Compile(const CompileRequest& request) = 0;
 };
 
+// What every Compiler::Compile passes: compiler.Options(request.target), then "-D" + each
+// define. InvalidArgument for a define that is empty or starts with '=' (no name) or '-'
+// (it would read as another option).
+absl::StatusOr<std::vector<std::string>> CompileArguments(const Compiler& compiler,
+                                                         const CompileRequest& request);
+
+// Pointers into `arguments`, for the C APIs that take (int count, const char** options).
+std::vector<const char*> ArgumentPointers(const std::vector<std::string>& arguments);
+
+// `log` without the NULs and whitespace at its end (a C API's log buffer includes its NUL).
+std::string TrimCompilerLog(std::string log);
+
 }  // namespace rope_jit
 
 #endif  // ROPE_JIT_JIT_COMPILER_H_

@@ -10,7 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "jit/backends.h"
-#include "jit/status_macros.h"
+#include "base/status_macros.h"
 
 #define XXH_STATIC_LINKING_ONLY  // XXH3_state_t on the stack
 #include "xxhash.h"

@@ -10,7 +10,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "jit/status_macros.h"
+#include "base/status_macros.h"
 
 namespace rope_jit {
 namespace {
@@ -333,24 +333,6 @@ int RopeConfig::MropeColumn(int pair) const {
   }
   if (pair < s0) return 0;
   return pair < s0 + s1 ? 1 : 2;
-}
-
-int DTypeSize(DType dtype) {
-  switch (dtype) {
-    case DType::kF32: return 4;
-    case DType::kF16: return 2;
-    case DType::kBF16: return 2;
-  }
-  return 0;
-}
-
-const char* DTypeName(DType dtype) {
-  switch (dtype) {
-    case DType::kF32: return "f32";
-    case DType::kF16: return "f16";
-    case DType::kBF16: return "bf16";
-  }
-  return "unknown";
 }
 
 const char* StyleName(RopeStyle style) {

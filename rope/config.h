@@ -21,12 +21,9 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "rope/dtype.h"
 
 namespace rope_jit {
-
-enum class DType { kF32 = 0, kF16 = 1, kBF16 = 2 };
-int DTypeSize(DType dtype);
-const char* DTypeName(DType dtype);  // "f32", "f16", "bf16"
 
 // kNeox pairs (x[i], x[i + rot/2]) (rotate-half); kInterleaved pairs (x[2i], x[2i+1])
 // (GPT-J, GLM).

@@ -1,5 +1,5 @@
-// Host conversions between float and the 16-bit storage formats the kernels read and
-// write: IEEE 754 binary16 ("half", f16) and bfloat16 (bf16), held as uint16_t bits.
+// The element types (DType) and host conversions between float and the 16-bit storage
+// formats the kernels read and write: IEEE 754 binary16 ("half", f16) and bfloat16 (bf16), held as uint16_t bits.
 // Rounding is round-to-nearest-even, as the GPUs' conversion instructions do; Inf maps to
 // Inf, NaN to a quiet NaN of the same sign, and values past the largest finite half
 // round to Inf. Half subnormals are produced and read exactly.
@@ -16,6 +16,16 @@
 #include <cstring>
 
 namespace rope_jit {
+
+// The element types the kernels read and write (the value is the kernels' ROPE_DTYPE).
+enum class DType { kF32 = 0, kF16 = 1, kBF16 = 2 };
+
+constexpr int DTypeSize(DType dtype) { return dtype == DType::kF32 ? 4 : 2; }
+
+// "f32", "f16", "bf16" (ParseDType in rope/config.h reads these and common aliases).
+constexpr const char* DTypeName(DType dtype) {
+  return dtype == DType::kF32 ? "f32" : dtype == DType::kF16 ? "f16" : dtype == DType::kBF16 ? "bf16" : "unknown";
+}
 
 namespace dtype_internal {
 

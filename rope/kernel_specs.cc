@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "jit/status_macros.h"
+#include "base/status_macros.h"
 #include "kernels/embedded.h"
 #include "kernels/rope_args.h"  // ROPE_HEAD_UNROLL
 

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "jit/status_macros.h"
+#include "base/status_macros.h"
 #include "kernels/rope_args.h"
 #include "rope/tensor_checks.h"
 

@@ -20,24 +20,11 @@
 #include "gtest/gtest.h"
 #include "jit/backends.h"
 #include "rope/kernel_specs.h"
+#include "tests/subprocess.h"
 #include "tool_paths.h"
 
 namespace rope_jit {
 namespace {
-
-std::string RunCommand(const std::string& command, int* exit_code) {
-  std::string output;
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) {
-    *exit_code = -1;
-    return output;
-  }
-  char buffer[4096];
-  size_t got;
-  while ((got = fread(buffer, 1, sizeof(buffer), pipe)) > 0) output.append(buffer, got);
-  *exit_code = pclose(pipe);
-  return output;
-}
 
 // The instructions of one kernel in llvm-objdump's listing.
 std::string KernelText(const std::string& listing, const std::string& kernel) {
@@ -130,15 +117,13 @@ std::map<std::string, KernelIsa> CheckIsa(Compiler& compiler, const char* label,
         const std::string what =
             absl::StrCat(DTypeName(dtype), " ", StyleName(style), " head_dim ", head_dim);
 
-        int exit_code = 0;
-        const std::string listing =
-            RunCommand(absl::StrCat(tools.objdump, " -d --no-show-raw-insn --mcpu=", processor, " ",
-                                    path, " 2>&1"),
-                       &exit_code);
-        EXPECT_EQ(exit_code, 0) << listing;
-        const std::string notes =
-            RunCommand(absl::StrCat(tools.readelf, " --notes ", path, " 2>&1"), &exit_code);
-        EXPECT_EQ(exit_code, 0) << notes;
+        const ShellRun disassembled = RunShell(absl::StrCat(
+            tools.objdump, " -d --no-show-raw-insn --mcpu=", processor, " ", path, " 2>&1"));
+        const std::string& listing = disassembled.output;
+        EXPECT_EQ(disassembled.exit_code, 0) << listing;
+        const ShellRun read_notes = RunShell(absl::StrCat(tools.readelf, " --notes ", path, " 2>&1"));
+        const std::string& notes = read_notes.output;
+        EXPECT_EQ(read_notes.exit_code, 0) << notes;
 
         for (const char* kernel : {"rope_qk_apply_aligned", "rope_qk_apply_unaligned"}) {
           const std::string text = KernelText(listing, kernel);

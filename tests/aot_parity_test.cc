@@ -31,13 +31,14 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "aot/aot_config.h"
-#include "aot/elf_sections.h"
+#include "jit/elf_sections.h"
 #include "aot/offload_bundle.h"
 #include "aot/rope_aot_baked.h"
 #include "gtest/gtest.h"
 #include "jit/backends.h"
 #include "jit/baked_tier.h"
 #include "rope/kernel_specs.h"
+#include "tests/subprocess.h"
 #include "tests/test_files.h"
 #include "tool_paths.h"
 
@@ -45,15 +46,6 @@ namespace rope_jit {
 namespace {
 
 constexpr uint64_t kShfExecInstr = 4;
-
-std::string RunCommand(const std::string& command, int* exit_code) {
-  FILE* pipe = popen(command.c_str(), "r");
-  std::string output;
-  char buffer[4096];
-  while (pipe != nullptr && fgets(buffer, sizeof(buffer), pipe) != nullptr) output += buffer;
-  *exit_code = pipe == nullptr ? -1 : pclose(pipe);
-  return output;
-}
 
 std::string EntryName(const BakedEntry& entry) {
   return absl::StrCat(entry.target, " ", entry.kernel, " ", entry.config);
@@ -120,13 +112,11 @@ absl::StatusOr<Disassembly> Disassemble(absl::string_view hsaco, absl::string_vi
                                         const std::string& name, const std::string& objdump) {
   const std::string path = TempPath(name + ".hsaco");
   WriteFile(path, hsaco);
-  int exit_code = 0;
-  const std::string output =
-      RunCommand(absl::StrCat(objdump, " -d --no-show-raw-insn --mcpu=", processor,
-                              " ", path, " 2>&1"),
-                 &exit_code);
+  const ShellRun run = RunShell(
+      absl::StrCat(objdump, " -d --no-show-raw-insn --mcpu=", processor, " ", path, " 2>&1"));
+  const std::string& output = run.output;
   std::remove(path.c_str());
-  if (exit_code != 0) return absl::InternalError(absl::StrCat("llvm-objdump failed: ", output));
+  if (run.exit_code != 0) return absl::InternalError(absl::StrCat("llvm-objdump failed: ", output));
   Disassembly disassembly;
   std::vector<std::string>* current = nullptr;
   for (absl::string_view line : absl::StrSplit(output, '\n')) {
@@ -297,9 +287,8 @@ std::string BundlePath(const BakedEntry& entry) {
     }
     return out;
   };
-  return absl::StrCat(std::getenv("TEST_SRCDIR"), "/", std::getenv("TEST_WORKSPACE"),
-                      "/aot/rope_aot_baked_gen/", file_name(entry.target), "/", entry.kernel, "/",
-                      file_name(entry.config), ".bundle");
+  return RunfilePath(absl::StrCat("aot/rope_aot_baked_gen/", file_name(entry.target), "/",
+                                  entry.kernel, "/", file_name(entry.config), ".bundle"));
 }
 
 TEST(AotBundleTest, BakedHsacoIsWhatClangOffloadBundlerUnbundles) {
@@ -319,13 +308,10 @@ TEST(AotBundleTest, BakedHsacoIsWhatClangOffloadBundlerUnbundles) {
     EXPECT_TRUE(*ours == entry.code_object);
     if (have_bundler) {
       const std::string out = TempPath("unbundled.hsaco");
-      int exit_code = 0;
-      const std::string log =
-          RunCommand(absl::StrCat(ROPE_JIT_CLANG_OFFLOAD_BUNDLER,
-                                  " -type=o -unbundle -targets=hipv4-amdgcn-amd-amdhsa--",
-                                  entry.target, " -input=", path, " -output=", out, " 2>&1"),
-                     &exit_code);
-      ASSERT_EQ(exit_code, 0) << log;
+      const ShellRun unbundled = RunShell(absl::StrCat(
+          ROPE_JIT_CLANG_OFFLOAD_BUNDLER, " -type=o -unbundle -targets=hipv4-amdgcn-amd-amdhsa--",
+          entry.target, " -input=", path, " -output=", out, " 2>&1"));
+      ASSERT_EQ(unbundled.exit_code, 0) << unbundled.output;
       EXPECT_TRUE(ReadFile(out) == entry.code_object) << "clang-offload-bundler disagrees";
       std::remove(out.c_str());
     }

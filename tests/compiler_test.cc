@@ -3,6 +3,7 @@
 #include "jit/compiler.h"
 
 #include <elf.h>
+#include <signal.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -287,6 +288,29 @@ TEST(HiprtcCompilerTest, CompilesElfCodeObjectsForGfx90aAndGfx1030) {
     EXPECT_EQ(header.e_flags & kAmdgpuMachMask, mach) << target;
     EXPECT_NE(code->find("stand_in"), std::string::npos) << "kernel symbol missing";
   }
+}
+
+// LLVM inside comgr installs an alternate signal stack of its own on the compiling thread
+// when the thread's is small; a sanitizer runtime that owns the thread's stack then aborts
+// the process when the thread ends. A compile leaves the thread's stack as it found it.
+TEST(HiprtcCompilerTest, LeavesTheThreadsSignalStackAsItFoundIt) {
+  REQUIRE_COMPILER(Hiprtc());
+  std::thread([] {
+    std::vector<char> own(32 * 1024);  // smaller than LLVM wants: it would replace this one
+    stack_t mine{};
+    mine.ss_sp = own.data();
+    mine.ss_size = own.size();
+    ASSERT_EQ(sigaltstack(&mine, nullptr), 0);
+    auto code = Hiprtc().Compile(StandIn("gfx90a"));
+    EXPECT_TRUE(code.ok()) << code.status();
+    stack_t after{};
+    ASSERT_EQ(sigaltstack(nullptr, &after), 0);
+    EXPECT_EQ(after.ss_sp, mine.ss_sp);
+    EXPECT_EQ(after.ss_size, mine.ss_size);
+    stack_t off{};
+    off.ss_flags = SS_DISABLE;
+    sigaltstack(&off, nullptr);
+  }).join();
 }
 
 TEST(HiprtcCompilerTest, FeaturesOfTheTargetIdReachTheCodeObject) {

@@ -63,8 +63,7 @@ HostCompilerOptions WithCompiler(const std::string& cxx,
 
 // The kernel sources' text as the service sees it: the prelude with host_grid.h inlined.
 std::string RunfileText(const std::string& path) {
-  return ReadFile(absl::StrCat(std::getenv("TEST_SRCDIR"), "/", std::getenv("TEST_WORKSPACE"),
-                               "/", path));
+  return ReadFile(RunfilePath(path));
 }
 
 // Test kernels on the real prelude: each thread counts itself in `counts`, so a grid that

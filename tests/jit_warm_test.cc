@@ -28,6 +28,7 @@
 #include "jit/cache_entry.h"
 #include "jit/disk_cache.h"
 #include "rope/kernel_specs.h"
+#include "tests/subprocess.h"
 #include "tests/test_files.h"
 #include "tools/cache_probe.h"
 #include "tests/redis_server.h"
@@ -497,9 +498,8 @@ RunResult RunWarm(const std::string& args, const std::string& environment = "",
   const std::string out_path = TempPath("out" + tag);
   const std::string err_path = TempPath("err" + tag);
   const std::string command = absl::StrCat(
-      "(", shell_prefix, environment, " ", std::getenv("TEST_SRCDIR"), "/",
-      std::getenv("TEST_WORKSPACE"), "/tools/jit_warm ", args, ") >", out_path, " 2>", err_path,
-      " </dev/null");
+      "(", shell_prefix, environment, " ", RunfilePath("tools/jit_warm"), " ", args, ") >", out_path,
+      " 2>", err_path, " </dev/null");
   RunResult result;
   const auto start = std::chrono::steady_clock::now();
   const int status = std::system(command.c_str());

@@ -35,6 +35,7 @@
 #include "jit/kernel_spec.h"
 #include "rope/kernel_specs.h"
 #include "tests/require_compiler.h"
+#include "tests/subprocess.h"
 #include "tests/test_files.h"
 
 extern char** environ;
@@ -75,8 +76,7 @@ struct Finished {
 // through `wrapper` (a command that execs its arguments) when one is given.
 Child Spawn(const std::vector<std::string>& args, const std::vector<std::string>& extra_env = {},
             const std::vector<std::string>& wrapper = {}) {
-  const std::string binary = absl::StrCat(std::getenv("TEST_SRCDIR"), "/",
-                                          std::getenv("TEST_WORKSPACE"), "/tests/service_child");
+  const std::string binary = RunfilePath("tests/service_child");
   const std::string base = TempPath("child");
   Child child{-1, base + ".out", base + ".err"};
   // Everything execve needs is built before fork: the child only redirects and execs.

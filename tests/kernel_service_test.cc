@@ -28,6 +28,7 @@
 #include "tests/fake_compiler.h"
 #include "tests/fake_runtime.h"
 #include "tests/require_compiler.h"
+#include "tests/subprocess.h"
 #include "tests/test_files.h"
 
 namespace rope_jit {
@@ -123,16 +124,10 @@ TEST(KernelServiceTest, EveryKeyInputChangesTheKey) {
 }
 
 std::string RunChild(const std::string& args) {
-  std::string command = absl::StrCat(std::getenv("TEST_SRCDIR"), "/", std::getenv("TEST_WORKSPACE"),
-                                     "/tests/service_child ", args);
-  FILE* pipe = popen(command.c_str(), "r");
-  std::string output;
-  char buffer[512];
-  while (pipe != nullptr && fgets(buffer, sizeof(buffer), pipe) != nullptr) output += buffer;
-  if (pipe != nullptr) {
-    EXPECT_EQ(pclose(pipe), 0) << command << " -> " << output;
-  }
-  return output;
+  const std::string command = RunfilePath("tests/service_child") + " " + args;
+  const ShellRun run = RunShell(command);
+  EXPECT_EQ(run.exit_code, 0) << command << " -> " << run.output;
+  return run.output;
 }
 
 std::string Field(const std::string& line, const std::string& name) {
@@ -435,20 +430,17 @@ TEST(KernelServiceTest, FourProcessesOnOneColdKeyCompileOnce) {
   const std::string go = dir + "_go";
   std::vector<FILE*> pipes;
   for (int i = 0; i < 4; ++i) {
-    std::string command = absl::StrCat(std::getenv("TEST_SRCDIR"), "/", std::getenv("TEST_WORKSPACE"),
-                                       "/tests/service_child --cache_dir=", dir,
-                                       " --targets=sm_90 --wait_file=", go);
-    pipes.push_back(popen(command.c_str(), "r"));
+    pipes.push_back(StartShell(absl::StrCat(RunfilePath("tests/service_child"),
+                                            " --cache_dir=", dir, " --targets=sm_90 --wait_file=", go)));
     ASSERT_NE(pipes.back(), nullptr);
   }
   WriteFile(go, "go");
   int compiles = 0, hits = 0;
   std::set<std::string> keys;
   for (FILE* pipe : pipes) {
-    std::string output;
-    char buffer[512];
-    while (fgets(buffer, sizeof(buffer), pipe) != nullptr) output += buffer;
-    EXPECT_EQ(pclose(pipe), 0) << output;
+    const ShellRun run = FinishShell(pipe);
+    const std::string& output = run.output;
+    EXPECT_EQ(run.exit_code, 0) << output;
     compiles += std::atoi(Field(output, "compiles").c_str());
     hits += std::atoi(Field(output, "disk_hits").c_str());
     keys.insert(Field(output, "key"));

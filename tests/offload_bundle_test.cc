@@ -1,11 +1,11 @@
-// aot/offload_bundle.h and aot/elf_sections.h on hand-made inputs, well-formed and not.
+// aot/offload_bundle.h and jit/elf_sections.h on hand-made inputs, well-formed and not.
 #include "aot/offload_bundle.h"
 
 #include <cstdint>
 #include <string>
 #include <vector>
 
-#include "aot/elf_sections.h"
+#include "jit/elf_sections.h"
 #include "gtest/gtest.h"
 
 namespace rope_jit {

@@ -29,6 +29,7 @@
 #include "tests/fake_compiler.h"
 #include "tests/fake_runtime.h"
 #include "tests/redis_server.h"
+#include "tests/subprocess.h"
 #include "tests/test_files.h"
 
 namespace rope_jit {
@@ -378,26 +379,11 @@ TEST(RemoteCacheTest, SilentAndGarbageServersCostAtMostTheTimeoutPerPeriod) {
 }
 
 // tests/service_child processes, with the remote tier from the environment.
-struct ChildRun {
-  int exit_code = -1;
-  std::string output;
-};
-
 std::string ChildCommand(const std::string& redis_url, const std::string& key_file,
                          const std::string& args) {
   return absl::StrCat("ROPE_JIT_REMOTE_CACHE=", redis_url, " ROPE_JIT_REMOTE_CACHE_KEY_FILE=",
                       key_file, " ROPE_JIT_REMOTE_CACHE_TIMEOUT_MS=1000 ",
-                      std::getenv("TEST_SRCDIR"), "/", std::getenv("TEST_WORKSPACE"),
-                      "/tests/service_child ", args);
-}
-
-ChildRun Finish(FILE* pipe) {
-  ChildRun run;
-  char buffer[512];
-  while (fgets(buffer, sizeof(buffer), pipe) != nullptr) run.output += buffer;
-  const int status = pclose(pipe);
-  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return run;
+                      RunfilePath("tests/service_child"), " ", args);
 }
 
 int Field(const std::string& output, const std::string& name) {
@@ -413,17 +399,15 @@ TEST(RemoteCacheTest, SecondProcessGetsRemoteHitsWithoutCompiling) {
   REQUIRE_REDIS(redis);
   const std::string key_file = WriteKeyFile(RandomBytes(32));
   const std::string args = "--targets=sm_80,sm_90 --head_dims=64,128 --fake_compile_ms=0";
-  ChildRun first = Finish(popen(
-      ChildCommand(redis.url(), key_file, "--cache_dir=" + TempPath("p1") + " " + args).c_str(),
-      "r"));
+  ShellRun first = RunShell(
+      ChildCommand(redis.url(), key_file, "--cache_dir=" + TempPath("p1") + " " + args));
   ASSERT_EQ(first.exit_code, 0) << first.output;
   EXPECT_EQ(Field(first.output, "remote_enabled"), 1) << first.output;
   EXPECT_EQ(Field(first.output, "compiles"), 4) << first.output;
   EXPECT_EQ(Field(first.output, "remote_writes"), 4) << first.output;
   const std::string second_disk = TempPath("p2");
-  ChildRun second = Finish(popen(
-      ChildCommand(redis.url(), key_file, "--cache_dir=" + second_disk + " " + args).c_str(),
-      "r"));
+  ShellRun second = RunShell(
+      ChildCommand(redis.url(), key_file, "--cache_dir=" + second_disk + " " + args));
   ASSERT_EQ(second.exit_code, 0) << second.output;
   EXPECT_EQ(Field(second.output, "compiles"), 0) << second.output;
   EXPECT_EQ(Field(second.output, "remote_hits"), 4) << second.output;
@@ -433,9 +417,8 @@ TEST(RemoteCacheTest, SecondProcessGetsRemoteHitsWithoutCompiling) {
       EXPECT_TRUE(absl::StrContains(second.output, line)) << line;
     }
   }
-  ChildRun third = Finish(popen(
-      ChildCommand(redis.url(), key_file, "--cache_dir=" + second_disk + " " + args).c_str(),
-      "r"));
+  ShellRun third = RunShell(
+      ChildCommand(redis.url(), key_file, "--cache_dir=" + second_disk + " " + args));
   EXPECT_EQ(Field(third.output, "disk_hits"), 4) << third.output;
   EXPECT_EQ(Field(third.output, "remote_hits"), 0) << third.output;
 }
@@ -456,14 +439,14 @@ TEST(RemoteCacheTest, StampedeOfSixteenProcessesCompilesEachKeyAtMostOncePerProc
       const std::string args = absl::StrCat(
           "--cache_dir=", TempPath(name), " --targets=sm_80,sm_90 --head_dims=64,128 ",
           "--threads=4 --fake_compile_ms=200 --wait_file=", go);
-      pipes.push_back(popen(ChildCommand(redis.url(), key_file, args).c_str(), "r"));
+      pipes.push_back(StartShell(ChildCommand(redis.url(), key_file, args)));
       EXPECT_NE(pipes.back(), nullptr);
       if (pipes.back() == nullptr) pipes.pop_back();
     }
     std::ofstream(go) << "go";
     int compiles = 0, hits = 0;
     for (FILE* pipe : pipes) {
-      ChildRun run = Finish(pipe);
+      ShellRun run = FinishShell(pipe);
       EXPECT_EQ(run.exit_code, 0) << run.output;
       const int child_compiles = Field(run.output, "compiles");
       EXPECT_GE(child_compiles, 0) << run.output;

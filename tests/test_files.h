@@ -34,6 +34,11 @@ inline std::string TestTempRoot() {
   return root != nullptr ? root : "/tmp";
 }
 
+// A file of this workspace in the test's runfiles, e.g. RunfilePath("tests/service_child").
+inline std::string RunfilePath(absl::string_view path) {
+  return absl::StrCat(std::getenv("TEST_SRCDIR"), "/", std::getenv("TEST_WORKSPACE"), "/", path);
+}
+
 // A path no other call in this process (or another process: the pid is in it) returns.
 // Nothing is created. Safe to call from several threads.
 inline std::string TempPath(absl::string_view name) {

@@ -5,6 +5,10 @@ Every label here is a Label() so the macros work from an embedding workspace.
 
 load(":gpu_sdks.bzl", "gpu_sdks")
 
+# Where Debian (amd64) installs libraries and their per-architecture headers.
+_DEBIAN_LIB = "/usr/lib/x86_64-linux-gnu"
+_DEBIAN_ARCH_INCLUDE = "/usr/include/x86_64-linux-gnu"
+
 def _local_mirror_impl(ctx):
     # Mirror a directory of this repository as an external repository. Used for the
     # offline stand-ins of rules_cc, rules_java and remote_coverage_tools.
@@ -55,7 +59,7 @@ _ABSL_PACKAGES = {
 
 def _system_absl_impl(ctx):
     _mirror_headers(ctx, "/usr/include/absl", "absl")
-    archives = _static_archives(ctx, "/usr/lib/x86_64-linux-gnu/libabsl_*.a")
+    archives = _static_archives(ctx, _DEBIAN_LIB + "/libabsl_*.a")
     ctx.file("BUILD.bazel", """
 # Debian's libabsl-dev, linked statically. One group: the archives depend on each other.
 cc_library(
@@ -77,7 +81,7 @@ system_absl = repository_rule(implementation = _system_absl_impl, local = True)
 def _system_googletest_impl(ctx):
     _mirror_headers(ctx, "/usr/include/gtest", "gtest")
     _mirror_headers(ctx, "/usr/include/gmock", "gmock")
-    lib = "/usr/lib/x86_64-linux-gnu/"
+    lib = _DEBIAN_LIB + "/"
     ctx.file("BUILD.bazel", """
 # Debian's libgtest-dev / libgmock-dev (static only).
 cc_library(
@@ -106,10 +110,10 @@ cc_library(
     name = "xxhash",
     hdrs = ["include/xxhash.h"],
     includes = ["include"],
-    linkopts = ["/usr/lib/x86_64-linux-gnu/libxxhash.a"],
+    linkopts = ["{lib}/libxxhash.a"],
     visibility = ["//visibility:public"],
 )
-""")
+""".format(lib = _DEBIAN_LIB))
 
 system_xxhash = repository_rule(implementation = _system_xxhash_impl, local = True)
 
@@ -121,17 +125,17 @@ cc_library(
     name = "hiredis",
     hdrs = glob(["include/**"]),
     includes = ["include"],
-    linkopts = ["/usr/lib/x86_64-linux-gnu/libhiredis.a"],
+    linkopts = ["{lib}/libhiredis.a"],
     visibility = ["//visibility:public"],
 )
-""")
+""".format(lib = _DEBIAN_LIB))
 
 system_hiredis = repository_rule(implementation = _system_hiredis_impl, local = True)
 
 def _system_libcrypto_impl(ctx):
     # Both directories: Debian keeps opensslconf.h and configuration.h per architecture.
     _mirror_headers(ctx, "/usr/include/openssl", "openssl")
-    _mirror_headers(ctx, "/usr/include/x86_64-linux-gnu/openssl", "openssl")
+    _mirror_headers(ctx, _DEBIAN_ARCH_INCLUDE + "/openssl", "openssl")
     ctx.file("BUILD.bazel", """
 # Debian's libssl-dev, libcrypto only (HMAC-SHA256 of remote cache entries), linked
 # statically so that the binaries do not need this OpenSSL on the GPU hosts.
@@ -139,10 +143,10 @@ cc_library(
     name = "libcrypto",
     hdrs = glob(["include/**"]),
     includes = ["include"],
-    linkopts = ["/usr/lib/x86_64-linux-gnu/libcrypto.a", "-ldl", "-lpthread"],
+    linkopts = ["{lib}/libcrypto.a", "-ldl", "-lpthread"],
     visibility = ["//visibility:public"],
 )
-""")
+""".format(lib = _DEBIAN_LIB))
 
 system_libcrypto = repository_rule(implementation = _system_libcrypto_impl, local = True)
 

@@ -51,7 +51,7 @@
 #include "jit/backends.h"
 #include "jit/device_runtime.h"
 #include "jit/kernel_service.h"
-#include "jit/status_macros.h"
+#include "base/status_macros.h"
 #include "kernels/rope_args.h"
 #include "rope/config.h"
 #include "rope/kernel_specs.h"

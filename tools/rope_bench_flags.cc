@@ -12,7 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
-#include "jit/status_macros.h"
+#include "base/status_macros.h"
 
 namespace rope_jit {
 namespace {

@@ -14,7 +14,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
-#include "jit/status_macros.h"
+#include "base/status_macros.h"
 #include "jit/target.h"
 #include "rope/hf_config.h"
 

@@ -1,7 +1,5 @@
 #include "jit/cuda/cuda_runtime.h"
 
-#include <elf.h>
-
 #include <cstdint>
 #include <cstring>
 #include <mutex>
@@ -9,9 +7,11 @@
 #include <vector>
 
 #include "absl/base/optimization.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "jit/dynamic_library.h"
-#include "jit/status_macros.h"
+#include "jit/elf_sections.h"
+#include "base/status_macros.h"
 
 namespace rope_jit {
 namespace {
@@ -138,44 +138,13 @@ absl::StatusCode CodeOf(CUresult result) {
   }
 }
 
-// A code object whose headers point past its end would make the driver read out of bounds;
-// refuse it here. Non-ELF input (a fatbin or PTX text) is left to the driver.
-absl::Status CheckElfBounds(absl::string_view image) {
-  if (image.size() < 4 || std::memcmp(image.data(), ELFMAG, SELFMAG) != 0) {
-    return absl::OkStatus();
-  }
-  auto fits = [&](uint64_t offset, uint64_t count, uint64_t size) {
-    return offset <= image.size() && (size == 0 || count <= (image.size() - offset) / size);
-  };
-  Elf64_Ehdr header;
-  if (image.size() < sizeof(header) || image[EI_CLASS] != ELFCLASS64) {
-    return absl::InvalidArgumentError("code object: truncated or not a 64-bit ELF");
-  }
-  std::memcpy(&header, image.data(), sizeof(header));
-  if (!fits(header.e_phoff, header.e_phnum, header.e_phentsize) ||
-      !fits(header.e_shoff, header.e_shnum, header.e_shentsize) ||
-      (header.e_shnum > 0 && header.e_shentsize < sizeof(Elf64_Shdr))) {
-    return absl::InvalidArgumentError("code object: ELF headers point past its end (truncated?)");
-  }
-  for (uint16_t i = 0; i < header.e_shnum; ++i) {
-    Elf64_Shdr section;
-    std::memcpy(&section, image.data() + header.e_shoff + uint64_t{i} * header.e_shentsize,
-                sizeof(section));
-    if (section.sh_type != SHT_NOBITS && !fits(section.sh_offset, 1, section.sh_size)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("code object: ELF section ", i, " lies past its end (truncated?)"));
-    }
-  }
-  return absl::OkStatus();
-}
-
 CUdeviceptr ToDevice(DevicePointer pointer) {
   return static_cast<CUdeviceptr>(reinterpret_cast<uintptr_t>(pointer));
 }
 
 }  // namespace
 
-struct CudaRuntime::Driver {
+struct CudaRuntime::Loaded {
   DynamicLibrary library;
   CudaApi api;
   std::vector<CUdevice> devices;
@@ -199,7 +168,7 @@ struct CudaRuntime::Driver {
 CudaRuntime::CudaRuntime() = default;
 CudaRuntime::~CudaRuntime() = default;
 
-absl::StatusOr<const CudaRuntime::Driver*> CudaRuntime::Init() {
+absl::StatusOr<const CudaRuntime::Loaded*> CudaRuntime::Init() {
   std::call_once(init_once_, [this] {
     // The driver comes with the kernel module, not the toolkit: only the loader's path.
     LibrarySearch search;
@@ -210,7 +179,7 @@ absl::StatusOr<const CudaRuntime::Driver*> CudaRuntime::Init() {
       init_status_ = library.status();
       return;
     }
-    auto driver = std::make_unique<Driver>(Driver{std::move(*library), {}, {}, nullptr});
+    auto driver = std::make_unique<Loaded>(Loaded{std::move(*library), {}, {}, nullptr});
     if (init_status_ = BindCuda(driver->library, &driver->api); !init_status_.ok()) return;
     driver->launch_kernel_ex =
         reinterpret_cast<LaunchKernelExFunction>(driver->library.FindSymbol("cuLaunchKernelEx"));
@@ -233,10 +202,10 @@ absl::StatusOr<const CudaRuntime::Driver*> CudaRuntime::Init() {
       init_status_ = driver->Check(api.cuDeviceGet(&driver->devices[i], i), "cuDeviceGet");
       if (!init_status_.ok()) return;
     }
-    driver_ = std::move(driver);
+    loaded_ = std::move(driver);
   });
   if (!init_status_.ok()) return init_status_;
-  return driver_.get();
+  return loaded_.get();
 }
 
 absl::StatusOr<int> CudaRuntime::DeviceCount() {
@@ -248,8 +217,8 @@ absl::StatusOr<int> CudaRuntime::DeviceCount() {
   return static_cast<int>((*driver)->devices.size());
 }
 
-absl::StatusOr<int> CudaRuntime::CheckedDevice(int device) {
-  ASSIGN_OR_RETURN(const Driver* driver, Init());
+absl::StatusOr<int> CudaRuntime::CheckDevice(int device) {
+  ASSIGN_OR_RETURN(const Loaded* driver, Init());
   const int count = static_cast<int>(driver->devices.size());
   if (device < 0 || device >= count) {
     return absl::InvalidArgumentError(
@@ -263,32 +232,32 @@ absl::StatusOr<int> CudaRuntime::CheckedDevice(int device) {
 }
 
 absl::StatusOr<std::string> CudaRuntime::DeviceTarget(int device) {
-  ASSIGN_OR_RETURN(CUdevice handle, CheckedDevice(device));
-  const CudaApi& api = driver_->api;
+  ASSIGN_OR_RETURN(CUdevice handle, CheckDevice(device));
+  const CudaApi& api = loaded_->api;
   int major = 0, minor = 0;
-  RETURN_IF_ERROR(driver_->Check(
+  RETURN_IF_ERROR(loaded_->Check(
       api.cuDeviceGetAttribute(&major, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, handle),
       "cuDeviceGetAttribute(COMPUTE_CAPABILITY_MAJOR)"));
-  RETURN_IF_ERROR(driver_->Check(
+  RETURN_IF_ERROR(loaded_->Check(
       api.cuDeviceGetAttribute(&minor, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, handle),
       "cuDeviceGetAttribute(COMPUTE_CAPABILITY_MINOR)"));
   return absl::StrCat("sm_", major, minor);
 }
 
 absl::StatusOr<std::string> CudaRuntime::DeviceName(int device) {
-  ASSIGN_OR_RETURN(CUdevice handle, CheckedDevice(device));
+  ASSIGN_OR_RETURN(CUdevice handle, CheckDevice(device));
   char name[256] = {};
-  RETURN_IF_ERROR(driver_->Check(driver_->api.cuDeviceGetName(name, sizeof(name) - 1, handle),
+  RETURN_IF_ERROR(loaded_->Check(loaded_->api.cuDeviceGetName(name, sizeof(name) - 1, handle),
                                  "cuDeviceGetName"));
   return std::string(name);
 }
 
 absl::StatusOr<void*> CudaRuntime::RetainContext(int device) {
-  ASSIGN_OR_RETURN(CUdevice handle, CheckedDevice(device));
+  ASSIGN_OR_RETURN(CUdevice handle, CheckDevice(device));
   std::lock_guard<std::mutex> lock(retain_mutex_);
   if (void* context = contexts_[device].load(std::memory_order_acquire)) return context;
   CUcontext context = nullptr;
-  RETURN_IF_ERROR(driver_->Check(driver_->api.cuDevicePrimaryCtxRetain(&context, handle),
+  RETURN_IF_ERROR(loaded_->Check(loaded_->api.cuDevicePrimaryCtxRetain(&context, handle),
                                  "cuDevicePrimaryCtxRetain"));
   // Never released: the primary context outlives every module and buffer we hand out.
   contexts_[device].store(context, std::memory_order_release);
@@ -297,43 +266,45 @@ absl::StatusOr<void*> CudaRuntime::RetainContext(int device) {
 
 absl::Status CudaRuntime::MakeCurrent(int device) {
   if (ABSL_PREDICT_FALSE(device < 0 || device >= kMaxDevices)) {
-    return CheckedDevice(device).status();
+    return CheckDevice(device).status();
   }
   void* context = contexts_[device].load(std::memory_order_acquire);
   if (ABSL_PREDICT_FALSE(context == nullptr)) {
     ASSIGN_OR_RETURN(context, RetainContext(device));
   }
-  // driver_ was set before any context was published.
-  const CudaApi& api = driver_->api;
+  // loaded_ was set before any context was published.
+  const CudaApi& api = loaded_->api;
   CUcontext current = nullptr;
-  RETURN_IF_ERROR(driver_->Check(api.cuCtxGetCurrent(&current), "cuCtxGetCurrent"));
+  RETURN_IF_ERROR(loaded_->Check(api.cuCtxGetCurrent(&current), "cuCtxGetCurrent"));
   if (current == static_cast<CUcontext>(context)) return absl::OkStatus();
-  return driver_->Check(api.cuCtxSetCurrent(static_cast<CUcontext>(context)), "cuCtxSetCurrent");
+  return loaded_->Check(api.cuCtxSetCurrent(static_cast<CUcontext>(context)), "cuCtxSetCurrent");
 }
 
 absl::Status CudaRuntime::SetDevice(int device) { return MakeCurrent(device); }
 
 absl::StatusOr<ModuleHandle> CudaRuntime::LoadModule(int device, absl::string_view code_object) {
   if (code_object.empty()) return absl::InvalidArgumentError("empty code object");
-  RETURN_IF_ERROR(CheckElfBounds(code_object));
+  // A cubin whose headers point past its end would make the driver read out of bounds: an
+  // ELF image is bounds-checked first. Other input (a fatbin, PTX text) is the driver's.
+  if (absl::StartsWith(code_object, "\x7f" "ELF")) RETURN_IF_ERROR(CheckElfBounds(code_object));
   RETURN_IF_ERROR(MakeCurrent(device));
   // A NUL-terminated copy: the driver reads anything that is not ELF or a fatbin as PTX
   // text, up to a NUL.
   const std::string image(code_object);
   CUmodule module = nullptr;
-  RETURN_IF_ERROR(driver_->Check(driver_->api.cuModuleLoadData(&module, image.c_str()),
+  RETURN_IF_ERROR(loaded_->Check(loaded_->api.cuModuleLoadData(&module, image.c_str()),
                                  "cuModuleLoadData"));
   return static_cast<ModuleHandle>(module);
 }
 
 absl::Status CudaRuntime::UnloadModule(int device, ModuleHandle module) {
   RETURN_IF_ERROR(MakeCurrent(device));
-  return driver_->Check(driver_->api.cuModuleUnload(static_cast<CUmodule>(module)),
+  return loaded_->Check(loaded_->api.cuModuleUnload(static_cast<CUmodule>(module)),
                         "cuModuleUnload");
 }
 
 absl::StatusOr<FunctionHandle> CudaRuntime::GetFunction(ModuleHandle module, const char* name) {
-  ASSIGN_OR_RETURN(const Driver* driver, Init());
+  ASSIGN_OR_RETURN(const Loaded* driver, Init());
   CUfunction function = nullptr;
   const CUresult result =
       driver->api.cuModuleGetFunction(&function, static_cast<CUmodule>(module), name);
@@ -347,8 +318,8 @@ absl::StatusOr<FunctionHandle> CudaRuntime::GetFunction(ModuleHandle module, con
 absl::Status CudaRuntime::Launch(int device, FunctionHandle function, Dim3 grid, Dim3 block,
                                  uint32_t shared_bytes, StreamHandle stream, void** args) {
   RETURN_IF_ERROR(MakeCurrent(device));
-  return driver_->Check(
-      driver_->api.cuLaunchKernel(static_cast<CUfunction>(function), grid.x, grid.y, grid.z,
+  return loaded_->Check(
+      loaded_->api.cuLaunchKernel(static_cast<CUfunction>(function), grid.x, grid.y, grid.z,
                                   block.x, block.y, block.z, shared_bytes,
                                   static_cast<CUstream>(stream), args, nullptr),
       "cuLaunchKernel");
@@ -366,11 +337,11 @@ absl::Status CudaRuntime::LaunchWithOptions(int device, FunctionHandle function,
   if (ABSL_PREDICT_FALSE(state == kPdlUnknown)) {
     // Hopper (compute capability 9.0) and later schedule dependent grids early.
     int major = 0;
-    RETURN_IF_ERROR(driver_->Check(
-        driver_->api.cuDeviceGetAttribute(&major, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR,
-                                          driver_->devices[device]),
+    RETURN_IF_ERROR(loaded_->Check(
+        loaded_->api.cuDeviceGetAttribute(&major, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR,
+                                          loaded_->devices[device]),
         "cuDeviceGetAttribute(COMPUTE_CAPABILITY_MAJOR)"));
-    state = major >= 9 && driver_->launch_kernel_ex != nullptr ? kPdlSupported : kPdlUnsupported;
+    state = major >= 9 && loaded_->launch_kernel_ex != nullptr ? kPdlSupported : kPdlUnsupported;
     supported.store(state, std::memory_order_relaxed);
   }
   if (state != kPdlSupported) {
@@ -382,42 +353,42 @@ absl::Status CudaRuntime::LaunchWithOptions(int device, FunctionHandle function,
   attribute.value.programmatic_stream_serialization_allowed = 1;
   CUlaunchConfig config{grid.x,       grid.y,  grid.z, block.x,   block.y, block.z,
                         shared_bytes, static_cast<CUstream>(stream), &attribute, 1};
-  return driver_->Check(
-      driver_->launch_kernel_ex(&config, static_cast<CUfunction>(function), args, nullptr),
+  return loaded_->Check(
+      loaded_->launch_kernel_ex(&config, static_cast<CUfunction>(function), args, nullptr),
       "cuLaunchKernelEx");
 }
 
 absl::StatusOr<DevicePointer> CudaRuntime::Allocate(int device, size_t bytes) {
   RETURN_IF_ERROR(MakeCurrent(device));
   CUdeviceptr pointer = 0;
-  RETURN_IF_ERROR(driver_->Check(driver_->api.cuMemAlloc(&pointer, bytes), "cuMemAlloc"));
+  RETURN_IF_ERROR(loaded_->Check(loaded_->api.cuMemAlloc(&pointer, bytes), "cuMemAlloc"));
   return reinterpret_cast<DevicePointer>(static_cast<uintptr_t>(pointer));
 }
 
 absl::Status CudaRuntime::Free(int device, DevicePointer pointer) {
   if (pointer == nullptr) return absl::OkStatus();
   RETURN_IF_ERROR(MakeCurrent(device));
-  return driver_->Check(driver_->api.cuMemFree(ToDevice(pointer)), "cuMemFree");
+  return loaded_->Check(loaded_->api.cuMemFree(ToDevice(pointer)), "cuMemFree");
 }
 
 absl::Status CudaRuntime::CopyToDevice(int device, DevicePointer dst, const void* src,
                                        size_t bytes) {
   if (bytes == 0) return absl::OkStatus();
   RETURN_IF_ERROR(MakeCurrent(device));
-  return driver_->Check(driver_->api.cuMemcpyHtoD(ToDevice(dst), src, bytes), "cuMemcpyHtoD");
+  return loaded_->Check(loaded_->api.cuMemcpyHtoD(ToDevice(dst), src, bytes), "cuMemcpyHtoD");
 }
 
 absl::Status CudaRuntime::CopyToHost(int device, void* dst, DevicePointer src, size_t bytes) {
   if (bytes == 0) return absl::OkStatus();
   RETURN_IF_ERROR(MakeCurrent(device));
-  return driver_->Check(driver_->api.cuMemcpyDtoH(dst, ToDevice(src), bytes), "cuMemcpyDtoH");
+  return loaded_->Check(loaded_->api.cuMemcpyDtoH(dst, ToDevice(src), bytes), "cuMemcpyDtoH");
 }
 
 absl::Status CudaRuntime::CopyDeviceToDeviceAsync(int device, DevicePointer dst, DevicePointer src,
                                                   size_t bytes, StreamHandle stream) {
   if (bytes == 0) return absl::OkStatus();
   RETURN_IF_ERROR(MakeCurrent(device));
-  return driver_->Check(driver_->api.cuMemcpyDtoDAsync(ToDevice(dst), ToDevice(src), bytes,
+  return loaded_->Check(loaded_->api.cuMemcpyDtoDAsync(ToDevice(dst), ToDevice(src), bytes,
                                                        static_cast<CUstream>(stream)),
                         "cuMemcpyDtoDAsync");
 }
@@ -426,8 +397,8 @@ absl::Status CudaRuntime::MemsetAsync(int device, DevicePointer dst, uint8_t val
                                       StreamHandle stream) {
   if (bytes == 0) return absl::OkStatus();
   RETURN_IF_ERROR(MakeCurrent(device));
-  return driver_->Check(
-      driver_->api.cuMemsetD8Async(ToDevice(dst), value, bytes, static_cast<CUstream>(stream)),
+  return loaded_->Check(
+      loaded_->api.cuMemsetD8Async(ToDevice(dst), value, bytes, static_cast<CUstream>(stream)),
       "cuMemsetD8Async");
 }
 
@@ -435,20 +406,20 @@ absl::StatusOr<StreamHandle> CudaRuntime::CreateStream(int device) {
   RETURN_IF_ERROR(MakeCurrent(device));
   CUstream stream = nullptr;
   RETURN_IF_ERROR(
-      driver_->Check(driver_->api.cuStreamCreate(&stream, CU_STREAM_DEFAULT), "cuStreamCreate"));
+      loaded_->Check(loaded_->api.cuStreamCreate(&stream, CU_STREAM_DEFAULT), "cuStreamCreate"));
   return static_cast<StreamHandle>(stream);
 }
 
 absl::Status CudaRuntime::DestroyStream(int device, StreamHandle stream) {
   if (stream == nullptr) return absl::OkStatus();  // the legacy default stream
   RETURN_IF_ERROR(MakeCurrent(device));
-  return driver_->Check(driver_->api.cuStreamDestroy(static_cast<CUstream>(stream)),
+  return loaded_->Check(loaded_->api.cuStreamDestroy(static_cast<CUstream>(stream)),
                         "cuStreamDestroy");
 }
 
 absl::Status CudaRuntime::SynchronizeStream(int device, StreamHandle stream) {
   RETURN_IF_ERROR(MakeCurrent(device));
-  return driver_->Check(driver_->api.cuStreamSynchronize(static_cast<CUstream>(stream)),
+  return loaded_->Check(loaded_->api.cuStreamSynchronize(static_cast<CUstream>(stream)),
                         "cuStreamSynchronize");
 }
 
@@ -456,31 +427,31 @@ absl::StatusOr<EventHandle> CudaRuntime::CreateEvent(int device) {
   RETURN_IF_ERROR(MakeCurrent(device));
   CUevent event = nullptr;
   RETURN_IF_ERROR(
-      driver_->Check(driver_->api.cuEventCreate(&event, CU_EVENT_DEFAULT), "cuEventCreate"));
+      loaded_->Check(loaded_->api.cuEventCreate(&event, CU_EVENT_DEFAULT), "cuEventCreate"));
   return static_cast<EventHandle>(event);
 }
 
 absl::Status CudaRuntime::DestroyEvent(int device, EventHandle event) {
   if (event == nullptr) return absl::OkStatus();
   RETURN_IF_ERROR(MakeCurrent(device));
-  return driver_->Check(driver_->api.cuEventDestroy(static_cast<CUevent>(event)),
+  return loaded_->Check(loaded_->api.cuEventDestroy(static_cast<CUevent>(event)),
                         "cuEventDestroy");
 }
 
 absl::Status CudaRuntime::RecordEvent(int device, EventHandle event, StreamHandle stream) {
   RETURN_IF_ERROR(MakeCurrent(device));
-  return driver_->Check(
-      driver_->api.cuEventRecord(static_cast<CUevent>(event), static_cast<CUstream>(stream)),
+  return loaded_->Check(
+      loaded_->api.cuEventRecord(static_cast<CUevent>(event), static_cast<CUstream>(stream)),
       "cuEventRecord");
 }
 
 absl::StatusOr<float> CudaRuntime::ElapsedMs(int device, EventHandle start, EventHandle end) {
   RETURN_IF_ERROR(MakeCurrent(device));
-  RETURN_IF_ERROR(driver_->Check(driver_->api.cuEventSynchronize(static_cast<CUevent>(end)),
+  RETURN_IF_ERROR(loaded_->Check(loaded_->api.cuEventSynchronize(static_cast<CUevent>(end)),
                                  "cuEventSynchronize"));
   float milliseconds = 0;
-  RETURN_IF_ERROR(driver_->Check(
-      driver_->api.cuEventElapsedTime(&milliseconds, static_cast<CUevent>(start),
+  RETURN_IF_ERROR(loaded_->Check(
+      loaded_->api.cuEventElapsedTime(&milliseconds, static_cast<CUevent>(start),
                                       static_cast<CUevent>(end)),
       "cuEventElapsedTime"));
   return milliseconds;

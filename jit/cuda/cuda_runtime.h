@@ -81,10 +81,10 @@ class CudaRuntime final : public DeviceRuntime {
   absl::StatusOr<float> ElapsedMs(int device, EventHandle start, EventHandle end) override;
 
  private:
-  struct Driver;  // libcuda, its entry points and the devices it reported
+  struct Loaded;  // libcuda, its entry points and the devices it reported
 
-  absl::StatusOr<const Driver*> Init();
-  absl::StatusOr<int> CheckedDevice(int device);
+  absl::StatusOr<const Loaded*> Init();
+  absl::StatusOr<int> CheckDevice(int device);
   // The slow path of MakeCurrent: retains the device's primary context once.
   absl::StatusOr<void*> RetainContext(int device);
   // Makes the device's primary context current on this thread if it is not already.
@@ -93,7 +93,7 @@ class CudaRuntime final : public DeviceRuntime {
   std::once_flag init_once_;
   absl::Status init_status_;
   bool no_device_ = false;  // cuInit said CUDA_ERROR_NO_DEVICE
-  std::unique_ptr<Driver> driver_;
+  std::unique_ptr<Loaded> loaded_;
   std::mutex retain_mutex_;
   // Primary contexts (CUcontext), published once with release order; read lock-free.
   std::array<std::atomic<void*>, kMaxDevices> contexts_{};

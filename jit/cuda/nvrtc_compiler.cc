@@ -13,7 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "jit/dynamic_library.h"
-#include "jit/status_macros.h"
+#include "base/status_macros.h"
 
 namespace rope_jit {
 namespace {
@@ -242,15 +242,8 @@ absl::StatusOr<std::string> NvrtcCompiler::Compile(const CompileRequest& request
   ASSIGN_OR_RETURN(const Library* library, Load());
   const NvrtcApi& api = library->api;
 
-  std::vector<std::string> options = Options(request.target);
-  for (const std::string& define : request.defines) {
-    if (define.empty() || define[0] == '=') {
-      return absl::InvalidArgumentError(absl::StrCat("malformed define '", define, "'"));
-    }
-    options.push_back(absl::StrCat("-D", define));
-  }
-  std::vector<const char*> argv;
-  for (const std::string& option : options) argv.push_back(option.c_str());
+  ASSIGN_OR_RETURN(const std::vector<std::string> options, CompileArguments(*this, request));
+  std::vector<const char*> argv = ArgumentPointers(options);
 
   // NVRTC wants NUL-terminated text.
   const std::string source(request.source);
@@ -267,10 +260,7 @@ absl::StatusOr<std::string> NvrtcCompiler::Compile(const CompileRequest& request
   size_t log_size = 0;
   if (api.nvrtcGetProgramLogSize(program, &log_size) == NVRTC_SUCCESS && log_size > 1) {
     log.resize(log_size);
-    if (api.nvrtcGetProgramLog(program, &log[0]) != NVRTC_SUCCESS) log.clear();
-    while (!log.empty() && (log.back() == '\0' || absl::ascii_isspace(log.back()))) {
-      log.pop_back();
-    }
+    log = api.nvrtcGetProgramLog(program, &log[0]) == NVRTC_SUCCESS ? TrimCompilerLog(log) : "";
   }
   if (compiled != NVRTC_SUCCESS) {
     std::string message =

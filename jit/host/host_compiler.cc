@@ -16,7 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "jit/spawn.h"
-#include "jit/status_macros.h"
+#include "base/status_macros.h"
 
 namespace rope_jit {
 namespace {
@@ -202,13 +202,8 @@ absl::StatusOr<std::string> HostCompiler::Compile(const CompileRequest& request)
   }
   SpawnOptions spawn;
   spawn.argv.push_back(resolved.path);
-  for (std::string& option : Options(request.target)) spawn.argv.push_back(std::move(option));
-  for (const std::string& define : request.defines) {
-    if (define.empty() || define[0] == '=' || define[0] == '-') {
-      return absl::InvalidArgumentError(absl::StrCat("malformed define '", define, "'"));
-    }
-    spawn.argv.push_back(absl::StrCat("-D", define));
-  }
+  ASSIGN_OR_RETURN(std::vector<std::string> arguments, CompileArguments(*this, request));
+  for (std::string& argument : arguments) spawn.argv.push_back(std::move(argument));
   const std::string source_file = SourceFileName(request.source_name);
   spawn.argv.insert(spawn.argv.end(), {"-x", "c++", source_file, "-o", "kernel.so"});
 

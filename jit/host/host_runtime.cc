@@ -14,7 +14,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
-#include "jit/status_macros.h"
+#include "base/status_macros.h"
 #include "kernels/host_grid.h"
 
 namespace rope_jit {

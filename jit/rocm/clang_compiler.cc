@@ -20,7 +20,7 @@
 #include "absl/strings/str_split.h"
 #include "jit/rocm/amdgpu_log.h"
 #include "jit/spawn.h"
-#include "jit/status_macros.h"
+#include "base/status_macros.h"
 
 namespace rope_jit {
 namespace {
@@ -337,14 +337,7 @@ std::vector<std::string> ClangCompiler::Options(absl::string_view target) const 
 absl::StatusOr<std::string> ClangCompiler::Compile(const CompileRequest& request) {
   RETURN_IF_ERROR(ValidateTarget(request.target));
   ASSIGN_OR_RETURN(const Installation* clang, Load());
-  std::vector<std::string> args = Options(request.target);
-  for (const std::string& define : request.defines) {
-    // A define is one argv entry: no shell, but "-D-o..." must not become an option either.
-    if (define.empty() || define[0] == '=' || define[0] == '-') {
-      return absl::InvalidArgumentError(absl::StrCat("malformed define '", define, "'"));
-    }
-    args.push_back(absl::StrCat("-D", define));
-  }
+  ASSIGN_OR_RETURN(std::vector<std::string> args, CompileArguments(*this, request));
   const std::vector<std::string> shown = args;
   ASSIGN_OR_RETURN(Run run, RunClang(*clang, std::move(args), request.source, "kernel.hip", true));
   const std::string name(request.source_name.empty() ? "source.hip" : request.source_name);

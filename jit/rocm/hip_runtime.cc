@@ -1,7 +1,5 @@
 #include "jit/rocm/hip_runtime.h"
 
-#include <elf.h>
-
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -16,7 +14,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "jit/dynamic_library.h"
-#include "jit/status_macros.h"
+#include "jit/elf_sections.h"
+#include "base/status_macros.h"
 
 namespace rope_jit {
 namespace {
@@ -182,35 +181,15 @@ absl::StatusCode CodeOf(hipError_t error) {
 // Accepts an AMDGPU ELF whose headers stay inside the image, or a clang offload bundle.
 absl::Status CheckCodeObject(absl::string_view image) {
   if (absl::StartsWith(image, "__CLANG_OFFLOAD_BUNDLE__")) return absl::OkStatus();
-  if (image.size() < sizeof(Elf64_Ehdr) || std::memcmp(image.data(), ELFMAG, SELFMAG) != 0 ||
-      image[EI_CLASS] != ELFCLASS64) {
+  if (!absl::StartsWith(image, "\x7f" "ELF")) {
     return absl::InvalidArgumentError("not an AMDGPU code object (64-bit ELF or offload bundle)");
   }
-  Elf64_Ehdr header;
-  std::memcpy(&header, image.data(), sizeof(header));
-  auto fits = [&](uint64_t offset, uint64_t count, uint64_t size) {
-    return offset <= image.size() && (size == 0 || count <= (image.size() - offset) / size);
-  };
-  if (!fits(header.e_phoff, header.e_phnum, header.e_phentsize) ||
-      !fits(header.e_shoff, header.e_shnum, header.e_shentsize) ||
-      (header.e_shnum > 0 && header.e_shentsize < sizeof(Elf64_Shdr))) {
-    return absl::InvalidArgumentError("code object: ELF headers point past its end (truncated?)");
-  }
-  for (uint16_t i = 0; i < header.e_shnum; ++i) {
-    Elf64_Shdr section;
-    std::memcpy(&section, image.data() + header.e_shoff + uint64_t{i} * header.e_shentsize,
-                sizeof(section));
-    if (section.sh_type != SHT_NOBITS && !fits(section.sh_offset, 1, section.sh_size)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("code object: ELF section ", i, " lies past its end (truncated?)"));
-    }
-  }
-  return absl::OkStatus();
+  return CheckElfBounds(image);
 }
 
 }  // namespace
 
-struct HipRuntime::Runtime {
+struct HipRuntime::Loaded {
   DynamicLibrary library;
   HipApi api;
 
@@ -230,7 +209,7 @@ struct HipRuntime::Runtime {
 HipRuntime::HipRuntime() = default;
 HipRuntime::~HipRuntime() = default;
 
-absl::StatusOr<const HipRuntime::Runtime*> HipRuntime::Init() {
+absl::StatusOr<const HipRuntime::Loaded*> HipRuntime::Init() {
   std::call_once(init_once_, [this] {
     LibrarySearch search;
     search.names = {"libamdhip64.so.6", "libamdhip64.so.5"};
@@ -244,7 +223,7 @@ absl::StatusOr<const HipRuntime::Runtime*> HipRuntime::Init() {
       init_status_ = library.status();
       return;
     }
-    auto runtime = std::make_unique<Runtime>(Runtime{std::move(*library), {}});
+    auto runtime = std::make_unique<Loaded>(Loaded{std::move(*library), {}});
     if (init_status_ = BindHip(runtime->library, &runtime->api); !init_status_.ok()) return;
     const HipApi& api = runtime->api;
     const hipError_t initialized = api.hipInit(0);
@@ -262,10 +241,10 @@ absl::StatusOr<const HipRuntime::Runtime*> HipRuntime::Init() {
     }
     if (init_status_ = runtime->Check(counted, "hipGetDeviceCount"); !init_status_.ok()) return;
     device_count_ = count;
-    runtime_ = std::move(runtime);
+    loaded_ = std::move(runtime);
   });
   if (!init_status_.ok()) return init_status_;
-  return runtime_.get();
+  return loaded_.get();
 }
 
 absl::StatusOr<int> HipRuntime::DeviceCount() {
@@ -289,24 +268,24 @@ absl::Status HipRuntime::CheckDevice(int device) {
 absl::Status HipRuntime::MakeCurrent(int device) {
   RETURN_IF_ERROR(CheckDevice(device));
   int current = -1;
-  RETURN_IF_ERROR(runtime_->Check(runtime_->api.hipGetDevice(&current), "hipGetDevice"));
+  RETURN_IF_ERROR(loaded_->Check(loaded_->api.hipGetDevice(&current), "hipGetDevice"));
   if (current == device) return absl::OkStatus();
-  return runtime_->Check(runtime_->api.hipSetDevice(device), "hipSetDevice");
+  return loaded_->Check(loaded_->api.hipSetDevice(device), "hipSetDevice");
 }
 
 absl::StatusOr<std::string> HipRuntime::DeviceTarget(int device) {
   RETURN_IF_ERROR(CheckDevice(device));
-  const HipApi& api = runtime_->api;
+  const HipApi& api = loaded_->api;
   std::vector<char> buffer(kDevicePropBufferBytes, '\0');  // operator new: aligned for the struct
   char* properties = buffer.data();
   size_t offset = 0;
   if (api.hipGetDevicePropertiesR0600 != nullptr) {
-    RETURN_IF_ERROR(runtime_->Check(api.hipGetDevicePropertiesR0600(properties, device),
+    RETURN_IF_ERROR(loaded_->Check(api.hipGetDevicePropertiesR0600(properties, device),
                                     "hipGetDevicePropertiesR0600"));
     offset = offsetof(DevicePropR0600Prefix, gcnArchName);
   } else {
     RETURN_IF_ERROR(
-        runtime_->Check(api.hipGetDeviceProperties(properties, device), "hipGetDeviceProperties"));
+        loaded_->Check(api.hipGetDeviceProperties(properties, device), "hipGetDeviceProperties"));
     offset = offsetof(DevicePropR0000Prefix, gcnArchName);
   }
   const char* name = properties + offset;
@@ -323,7 +302,7 @@ absl::StatusOr<std::string> HipRuntime::DeviceTarget(int device) {
 absl::StatusOr<std::string> HipRuntime::DeviceName(int device) {
   RETURN_IF_ERROR(CheckDevice(device));
   char name[256] = {};
-  RETURN_IF_ERROR(runtime_->Check(runtime_->api.hipDeviceGetName(name, sizeof(name) - 1, device),
+  RETURN_IF_ERROR(loaded_->Check(loaded_->api.hipDeviceGetName(name, sizeof(name) - 1, device),
                                   "hipDeviceGetName"));
   return std::string(name);
 }
@@ -334,19 +313,19 @@ absl::StatusOr<ModuleHandle> HipRuntime::LoadModule(int device, absl::string_vie
   RETURN_IF_ERROR(CheckCodeObject(code_object));
   RETURN_IF_ERROR(MakeCurrent(device));
   hipModule_t module = nullptr;
-  RETURN_IF_ERROR(runtime_->Check(runtime_->api.hipModuleLoadData(&module, code_object.data()),
+  RETURN_IF_ERROR(loaded_->Check(loaded_->api.hipModuleLoadData(&module, code_object.data()),
                                   "hipModuleLoadData"));
   return static_cast<ModuleHandle>(module);
 }
 
 absl::Status HipRuntime::UnloadModule(int device, ModuleHandle module) {
   RETURN_IF_ERROR(MakeCurrent(device));
-  return runtime_->Check(runtime_->api.hipModuleUnload(static_cast<hipModule_t>(module)),
+  return loaded_->Check(loaded_->api.hipModuleUnload(static_cast<hipModule_t>(module)),
                          "hipModuleUnload");
 }
 
 absl::StatusOr<FunctionHandle> HipRuntime::GetFunction(ModuleHandle module, const char* name) {
-  ASSIGN_OR_RETURN(const Runtime* runtime, Init());
+  ASSIGN_OR_RETURN(const Loaded* runtime, Init());
   hipFunction_t function = nullptr;
   const hipError_t error =
       runtime->api.hipModuleGetFunction(&function, static_cast<hipModule_t>(module), name);
@@ -360,8 +339,8 @@ absl::StatusOr<FunctionHandle> HipRuntime::GetFunction(ModuleHandle module, cons
 absl::Status HipRuntime::Launch(int device, FunctionHandle function, Dim3 grid, Dim3 block,
                                 uint32_t shared_bytes, StreamHandle stream, void** args) {
   RETURN_IF_ERROR(MakeCurrent(device));
-  return runtime_->Check(
-      runtime_->api.hipModuleLaunchKernel(static_cast<hipFunction_t>(function), grid.x, grid.y,
+  return loaded_->Check(
+      loaded_->api.hipModuleLaunchKernel(static_cast<hipFunction_t>(function), grid.x, grid.y,
                                           grid.z, block.x, block.y, block.z, shared_bytes,
                                           static_cast<hipStream_t>(stream), args, nullptr),
       "hipModuleLaunchKernel");
@@ -370,28 +349,28 @@ absl::Status HipRuntime::Launch(int device, FunctionHandle function, Dim3 grid, 
 absl::StatusOr<DevicePointer> HipRuntime::Allocate(int device, size_t bytes) {
   RETURN_IF_ERROR(MakeCurrent(device));
   void* pointer = nullptr;
-  RETURN_IF_ERROR(runtime_->Check(runtime_->api.hipMalloc(&pointer, bytes), "hipMalloc"));
+  RETURN_IF_ERROR(loaded_->Check(loaded_->api.hipMalloc(&pointer, bytes), "hipMalloc"));
   return pointer;
 }
 
 absl::Status HipRuntime::Free(int device, DevicePointer pointer) {
   if (pointer == nullptr) return absl::OkStatus();
   RETURN_IF_ERROR(MakeCurrent(device));
-  return runtime_->Check(runtime_->api.hipFree(pointer), "hipFree");
+  return loaded_->Check(loaded_->api.hipFree(pointer), "hipFree");
 }
 
 absl::Status HipRuntime::CopyToDevice(int device, DevicePointer dst, const void* src,
                                       size_t bytes) {
   if (bytes == 0) return absl::OkStatus();
   RETURN_IF_ERROR(MakeCurrent(device));
-  return runtime_->Check(runtime_->api.hipMemcpy(dst, src, bytes, hipMemcpyHostToDevice),
+  return loaded_->Check(loaded_->api.hipMemcpy(dst, src, bytes, hipMemcpyHostToDevice),
                          "hipMemcpy(HostToDevice)");
 }
 
 absl::Status HipRuntime::CopyToHost(int device, void* dst, DevicePointer src, size_t bytes) {
   if (bytes == 0) return absl::OkStatus();
   RETURN_IF_ERROR(MakeCurrent(device));
-  return runtime_->Check(runtime_->api.hipMemcpy(dst, src, bytes, hipMemcpyDeviceToHost),
+  return loaded_->Check(loaded_->api.hipMemcpy(dst, src, bytes, hipMemcpyDeviceToHost),
                          "hipMemcpy(DeviceToHost)");
 }
 
@@ -399,8 +378,8 @@ absl::Status HipRuntime::CopyDeviceToDeviceAsync(int device, DevicePointer dst, 
                                                  size_t bytes, StreamHandle stream) {
   if (bytes == 0) return absl::OkStatus();
   RETURN_IF_ERROR(MakeCurrent(device));
-  return runtime_->Check(
-      runtime_->api.hipMemcpyDtoDAsync(dst, src, bytes, static_cast<hipStream_t>(stream)),
+  return loaded_->Check(
+      loaded_->api.hipMemcpyDtoDAsync(dst, src, bytes, static_cast<hipStream_t>(stream)),
       "hipMemcpyDtoDAsync");
 }
 
@@ -408,59 +387,59 @@ absl::Status HipRuntime::MemsetAsync(int device, DevicePointer dst, uint8_t valu
                                      StreamHandle stream) {
   if (bytes == 0) return absl::OkStatus();
   RETURN_IF_ERROR(MakeCurrent(device));
-  return runtime_->Check(
-      runtime_->api.hipMemsetAsync(dst, value, bytes, static_cast<hipStream_t>(stream)),
+  return loaded_->Check(
+      loaded_->api.hipMemsetAsync(dst, value, bytes, static_cast<hipStream_t>(stream)),
       "hipMemsetAsync");
 }
 
 absl::StatusOr<StreamHandle> HipRuntime::CreateStream(int device) {
   RETURN_IF_ERROR(MakeCurrent(device));
   hipStream_t stream = nullptr;
-  RETURN_IF_ERROR(runtime_->Check(runtime_->api.hipStreamCreate(&stream), "hipStreamCreate"));
+  RETURN_IF_ERROR(loaded_->Check(loaded_->api.hipStreamCreate(&stream), "hipStreamCreate"));
   return static_cast<StreamHandle>(stream);
 }
 
 absl::Status HipRuntime::DestroyStream(int device, StreamHandle stream) {
   if (stream == nullptr) return absl::OkStatus();
   RETURN_IF_ERROR(MakeCurrent(device));
-  return runtime_->Check(runtime_->api.hipStreamDestroy(static_cast<hipStream_t>(stream)),
+  return loaded_->Check(loaded_->api.hipStreamDestroy(static_cast<hipStream_t>(stream)),
                          "hipStreamDestroy");
 }
 
 absl::Status HipRuntime::SynchronizeStream(int device, StreamHandle stream) {
   RETURN_IF_ERROR(MakeCurrent(device));
-  return runtime_->Check(runtime_->api.hipStreamSynchronize(static_cast<hipStream_t>(stream)),
+  return loaded_->Check(loaded_->api.hipStreamSynchronize(static_cast<hipStream_t>(stream)),
                          "hipStreamSynchronize");
 }
 
 absl::StatusOr<EventHandle> HipRuntime::CreateEvent(int device) {
   RETURN_IF_ERROR(MakeCurrent(device));
   hipEvent_t event = nullptr;
-  RETURN_IF_ERROR(runtime_->Check(runtime_->api.hipEventCreate(&event), "hipEventCreate"));
+  RETURN_IF_ERROR(loaded_->Check(loaded_->api.hipEventCreate(&event), "hipEventCreate"));
   return static_cast<EventHandle>(event);
 }
 
 absl::Status HipRuntime::DestroyEvent(int device, EventHandle event) {
   if (event == nullptr) return absl::OkStatus();
   RETURN_IF_ERROR(MakeCurrent(device));
-  return runtime_->Check(runtime_->api.hipEventDestroy(static_cast<hipEvent_t>(event)),
+  return loaded_->Check(loaded_->api.hipEventDestroy(static_cast<hipEvent_t>(event)),
                          "hipEventDestroy");
 }
 
 absl::Status HipRuntime::RecordEvent(int device, EventHandle event, StreamHandle stream) {
   RETURN_IF_ERROR(MakeCurrent(device));
-  return runtime_->Check(runtime_->api.hipEventRecord(static_cast<hipEvent_t>(event),
+  return loaded_->Check(loaded_->api.hipEventRecord(static_cast<hipEvent_t>(event),
                                                       static_cast<hipStream_t>(stream)),
                          "hipEventRecord");
 }
 
 absl::StatusOr<float> HipRuntime::ElapsedMs(int device, EventHandle start, EventHandle end) {
   RETURN_IF_ERROR(MakeCurrent(device));
-  RETURN_IF_ERROR(runtime_->Check(runtime_->api.hipEventSynchronize(static_cast<hipEvent_t>(end)),
+  RETURN_IF_ERROR(loaded_->Check(loaded_->api.hipEventSynchronize(static_cast<hipEvent_t>(end)),
                                   "hipEventSynchronize"));
   float milliseconds = 0;
-  RETURN_IF_ERROR(runtime_->Check(
-      runtime_->api.hipEventElapsedTime(&milliseconds, static_cast<hipEvent_t>(start),
+  RETURN_IF_ERROR(loaded_->Check(
+      loaded_->api.hipEventElapsedTime(&milliseconds, static_cast<hipEvent_t>(start),
                                         static_cast<hipEvent_t>(end)),
       "hipEventElapsedTime"));
   return milliseconds;

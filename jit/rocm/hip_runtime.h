@@ -70,9 +70,9 @@ class HipRuntime final : public DeviceRuntime {
   absl::StatusOr<float> ElapsedMs(int device, EventHandle start, EventHandle end) override;
 
  private:
-  struct Runtime;  // libamdhip64, its entry points and the device count
+  struct Loaded;  // libamdhip64, its entry points and the device count
 
-  absl::StatusOr<const Runtime*> Init();
+  absl::StatusOr<const Loaded*> Init();
   absl::Status CheckDevice(int device);
   // hipSetDevice(device) unless it is already current on this thread.
   absl::Status MakeCurrent(int device);
@@ -80,7 +80,7 @@ class HipRuntime final : public DeviceRuntime {
   std::once_flag init_once_;
   absl::Status init_status_;
   bool no_device_ = false;
-  std::unique_ptr<Runtime> runtime_;
+  std::unique_ptr<Loaded> loaded_;
   int device_count_ = 0;  // set once by Init
 };
 

@@ -1,5 +1,6 @@
 #include "jit/rocm/hiprtc_compiler.h"
 
+#include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -15,14 +16,13 @@
 #include "absl/algorithm/container.h"
 #include "absl/base/const_init.h"
 #include "absl/cleanup/cleanup.h"
-#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "jit/dynamic_library.h"
 #include "jit/rocm/amdgpu_log.h"
-#include "jit/status_macros.h"
+#include "base/status_macros.h"
 
 namespace rope_jit {
 namespace {
@@ -395,6 +395,33 @@ absl::Status CheckComgrCanWriteIn(const std::string& dir, absl::string_view what
 
 }  // namespace
 
+namespace {
+
+// LLVM inside comgr gives the compiling thread an alternate signal stack of its own (79040
+// bytes from malloc) when the one the thread has is smaller than it wants. A sanitizer
+// runtime that set the thread's stack unmaps it when the thread ends, finds LLVM's there
+// instead, and aborts the process (ASan: "unable to unmap"). So the thread's own stack is
+// put back after each compile; LLVM's handlers then run on it, as on any other thread.
+class ScopedSignalStack final {
+ public:
+  ScopedSignalStack() { saved_ = sigaltstack(nullptr, &before_) == 0; }
+  ~ScopedSignalStack() {
+    stack_t now;
+    if (saved_ && sigaltstack(nullptr, &now) == 0 && (now.ss_flags & SS_ONSTACK) == 0 &&
+        (now.ss_sp != before_.ss_sp || now.ss_flags != before_.ss_flags)) {
+      sigaltstack(&before_, nullptr);
+    }
+  }
+  ScopedSignalStack(const ScopedSignalStack&) = delete;
+  ScopedSignalStack& operator=(const ScopedSignalStack&) = delete;
+
+ private:
+  stack_t before_{};
+  bool saved_ = false;
+};
+
+}  // namespace
+
 absl::Status CheckComgrCanWrite() {
   struct rlimit limit;
   if (getrlimit(RLIMIT_FSIZE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY &&
@@ -444,15 +471,8 @@ absl::StatusOr<std::string> HiprtcCompiler::Compile(const CompileRequest& reques
   ASSIGN_OR_RETURN(const Library* library, Load());
   const HiprtcApi& api = library->api;
 
-  std::vector<std::string> options = Options(request.target);
-  for (const std::string& define : request.defines) {
-    if (define.empty() || define[0] == '=') {
-      return absl::InvalidArgumentError(absl::StrCat("malformed define '", define, "'"));
-    }
-    options.push_back(absl::StrCat("-D", define));
-  }
-  std::vector<const char*> argv;
-  for (const std::string& option : options) argv.push_back(option.c_str());
+  ASSIGN_OR_RETURN(const std::vector<std::string> options, CompileArguments(*this, request));
+  std::vector<const char*> argv = ArgumentPointers(options);
 
   const std::string source(request.source);
   const std::string name(request.source_name.empty() ? "source.hip" : request.source_name);
@@ -460,6 +480,7 @@ absl::StatusOr<std::string> HiprtcCompiler::Compile(const CompileRequest& reques
   std::lock_guard<std::mutex> lock(g_hiprtc_mutex);
   // Under the lock: compiles run one at a time, so only this one writes there meanwhile.
   RETURN_IF_ERROR(CheckComgrCanWrite());
+  const ScopedSignalStack keep_signal_stack;
   hiprtcProgram program = nullptr;
   RETURN_IF_ERROR(library->Check(
       api.hiprtcCreateProgram(&program, source.c_str(), name.c_str(), 0, nullptr, nullptr),
@@ -472,10 +493,7 @@ absl::StatusOr<std::string> HiprtcCompiler::Compile(const CompileRequest& reques
   size_t log_size = 0;
   if (api.hiprtcGetProgramLogSize(program, &log_size) == HIPRTC_SUCCESS && log_size > 1) {
     log.resize(log_size);
-    if (api.hiprtcGetProgramLog(program, &log[0]) != HIPRTC_SUCCESS) log.clear();
-    while (!log.empty() && (log.back() == '\0' || absl::ascii_isspace(log.back()))) {
-      log.pop_back();
-    }
+    log = api.hiprtcGetProgramLog(program, &log[0]) == HIPRTC_SUCCESS ? TrimCompilerLog(log) : "";
   }
   if (compiled != HIPRTC_SUCCESS) {
     std::string message = absl::StrCat("hipRTC ", library->major, ".", library->minor,

@@ -1,15 +1,17 @@
-// The section table of a 64-bit little-endian ELF file: enough to compare the executable
-// code of two GPU code objects (cubins, HSACOs) without vendor tools.
+// The section table of a 64-bit little-endian ELF file: enough to bounds-check a GPU code
+// object before a driver reads it, and to compare the executable code of two (cubins,
+// HSACOs) without vendor tools.
 //
 //   ASSIGN_OR_RETURN(ElfFile cubin, ParseElf(code_object));
 //   for (const ElfSection& section : cubin.sections)
 //     if (absl::StartsWith(section.name, ".text.")) ...   // one per kernel on NVIDIA
-#ifndef ROPE_JIT_AOT_ELF_SECTIONS_H_
-#define ROPE_JIT_AOT_ELF_SECTIONS_H_
+#ifndef ROPE_JIT_JIT_ELF_SECTIONS_H_
+#define ROPE_JIT_JIT_ELF_SECTIONS_H_
 
 #include <cstdint>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 
@@ -37,6 +39,11 @@ struct ElfFile {
 // offset is checked against the input's length.
 absl::StatusOr<ElfFile> ParseElf(absl::string_view bytes);
 
+// What a runtime checks before a driver parses a code object (drivers trust its offsets):
+// ParseElf's checks, and the program header table inside the file too. InvalidArgument
+// saying what points past the end.
+absl::Status CheckElfBounds(absl::string_view bytes);
+
 }  // namespace rope_jit
 
-#endif  // ROPE_JIT_AOT_ELF_SECTIONS_H_
+#endif  // ROPE_JIT_JIT_ELF_SECTIONS_H_

@@ -1,4 +1,4 @@
-#include "aot/elf_sections.h"
+#include "jit/elf_sections.h"
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -76,6 +76,23 @@ absl::StatusOr<ElfFile> ParseElf(absl::string_view bytes) {
     file.sections.push_back({name, header.type, header.flags, data});
   }
   return file;
+}
+
+absl::Status CheckElfBounds(absl::string_view bytes) {
+  absl::StatusOr<ElfFile> file = ParseElf(bytes);
+  if (!file.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("code object: ", file.status().message(), " (truncated?)"));
+  }
+  const uint64_t phoff = Read<uint64_t>(bytes, 0x20);
+  const uint16_t phentsize = Read<uint16_t>(bytes, 0x36);
+  const uint16_t phnum = Read<uint16_t>(bytes, 0x38);
+  if (phnum > 0 && (phentsize < 56 || !InBounds(bytes, phoff, uint64_t{phentsize} * phnum))) {
+    return absl::InvalidArgumentError(absl::StrCat("code object: ELF program headers (", phnum,
+                                                   " of ", phentsize, " at ", phoff,
+                                                   ") lie past its end (truncated?)"));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace rope_jit

@@ -2,8 +2,8 @@
 //
 //   RETURN_IF_ERROR(DoThing());
 //   ASSIGN_OR_RETURN(std::string code, compiler.Compile(request));
-#ifndef ROPE_JIT_JIT_STATUS_MACROS_H_
-#define ROPE_JIT_JIT_STATUS_MACROS_H_
+#ifndef ROPE_JIT_BASE_STATUS_MACROS_H_
+#define ROPE_JIT_BASE_STATUS_MACROS_H_
 
 #include <utility>
 
@@ -31,4 +31,4 @@
   if (!tmp.ok()) return std::move(tmp).status();       \
   lhs = std::move(tmp).value()
 
-#endif  // ROPE_JIT_JIT_STATUS_MACROS_H_
+#endif  // ROPE_JIT_BASE_STATUS_MACROS_H_
