@@ -1,6 +1,7 @@
 // Real compiles with NVRTC and hipRTC for named targets; no GPU needed. A compiler whose
 // library is missing on this machine is skipped with the reason (CI installs both).
 #include "jit/compiler.h"
+#include "jit/elf_sections.h"
 
 #include <elf.h>
 #include <signal.h>
@@ -136,6 +137,7 @@ TEST(NvrtcCompilerTest, CompilesCubinsForSm80AndSm90) {
     auto cubin = Nvrtc().Compile(StandIn(target));
     ASSERT_TRUE(cubin.ok()) << target << ": " << cubin.status();
     ASSERT_TRUE(IsElf(*cubin)) << target;
+    EXPECT_TRUE(CheckElfBounds(*cubin).ok()) << target;  // what CudaRuntime checks on load
     EXPECT_EQ(ElfHeader(*cubin).e_machine, EM_CUDA) << target;
     EXPECT_NE(cubin->find("stand_in"), std::string::npos) << "kernel symbol missing";
   }
@@ -282,6 +284,7 @@ TEST(HiprtcCompilerTest, CompilesElfCodeObjectsForGfx90aAndGfx1030) {
     // A bare HSACO, not a clang offload bundle.
     ASSERT_FALSE(absl::StartsWith(*code, "__CLANG_OFFLOAD_BUNDLE__")) << target;
     ASSERT_TRUE(IsElf(*code)) << target;
+    EXPECT_TRUE(CheckElfBounds(*code).ok()) << target;  // what HipRuntime checks on load
     const Elf64_Ehdr header = ElfHeader(*code);
     EXPECT_EQ(header.e_machine, EM_AMDGPU) << target;
     EXPECT_EQ(header.e_ident[EI_OSABI], kElfOsAbiAmdgpuHsa) << target;
@@ -479,6 +482,7 @@ TEST(ClangCompilerTest, CompilesElfCodeObjectsForMi300Rdna3AndRdna4) {
     auto code = Clang().Compile(BareStandIn(target));
     ASSERT_TRUE(code.ok()) << target << ": " << code.status();
     ASSERT_TRUE(IsElf(*code)) << target;
+    EXPECT_TRUE(CheckElfBounds(*code).ok()) << target;
     const Elf64_Ehdr header = ElfHeader(*code);
     EXPECT_EQ(header.e_machine, EM_AMDGPU) << target;
     EXPECT_EQ(header.e_ident[EI_OSABI], kElfOsAbiAmdgpuHsa) << target;
