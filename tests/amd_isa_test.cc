@@ -21,6 +21,7 @@
 #include "jit/backends.h"
 #include "rope/kernel_specs.h"
 #include "tests/subprocess.h"
+#include "tests/test_files.h"
 #include "tool_paths.h"
 
 namespace rope_jit {
@@ -98,8 +99,7 @@ std::map<std::string, KernelIsa> CheckIsa(Compiler& compiler, const char* label,
   const bool gfx9 = absl::StartsWith(processor, "gfx9");
   const std::string load16 = gfx9 ? "global_load_dwordx4" : "global_load_b128";
   const std::string store16 = gfx9 ? "global_store_dwordx4" : "global_store_b128";
-  const std::string path =
-      absl::StrCat(std::getenv("TEST_TMPDIR"), "/", label, "_", processor, ".hsaco");
+  const std::string path = TempPath(absl::StrCat(label, "_", processor, ".hsaco"));
   for (DType dtype : {DType::kF32, DType::kF16, DType::kBF16}) {
     for (RopeStyle style : {RopeStyle::kNeox, RopeStyle::kInterleaved}) {
       for (int head_dim : {128, 80}) {

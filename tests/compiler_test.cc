@@ -25,6 +25,7 @@
 #include "jit/backends.h"
 #include "jit/rocm/clang_compiler.h"
 #include "tests/require_compiler.h"
+#include "tests/test_files.h"
 
 namespace rope_jit {
 namespace {
@@ -616,8 +617,7 @@ TEST(ClangCompilerTest, MissingClangIsUnavailableNamingIt) {
 // A stand-in "clang" (a shell script, only here in the test) that answers the queries like
 // clang and then misbehaves when asked to compile, with an ld.lld next to it.
 std::string FakeClang(const std::string& name, const std::string& compile_action) {
-  const std::string dir = absl::StrCat(std::getenv("TEST_TMPDIR"), "/", name);
-  mkdir(dir.c_str(), 0700);
+  const std::string dir = FreshDir(name);
   const std::string clang = dir + "/clang";
   std::ofstream(clang) << "#!/bin/sh\n"
                        << "case \"$*\" in\n"

@@ -43,16 +43,10 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// A fresh, empty directory per test, under Bazel's per-test temp dir.
+// A fresh, empty directory per test (named after it), under Bazel's per-test temp dir.
 std::string FreshDir() {
-  const char* root = getenv("TEST_TMPDIR");
   const testing::TestInfo* test = testing::UnitTest::GetInstance()->current_test_info();
-  const std::string dir = absl::StrCat(root != nullptr ? root : "/tmp", "/",
-                                       test->test_suite_name(), ".", test->name(), ".", getpid());
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  chmod(dir.c_str(), 0700);
-  return dir;
+  return ::rope_jit::FreshDir(absl::StrCat(test->test_suite_name(), ".", test->name()));
 }
 
 CacheKey Key(int i) {

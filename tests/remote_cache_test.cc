@@ -123,7 +123,7 @@ TEST(RemoteCacheTest, UrlsAndKeyFilesAreCheckedAndATierWithoutAGoodKeyIsRefused)
             absl::StatusCode::kPermissionDenied);
   EXPECT_EQ(create(url, WriteKeyFile(RandomBytes(64), 0604)).code(),
             absl::StatusCode::kPermissionDenied);
-  EXPECT_EQ(create(url, std::getenv("TEST_TMPDIR")).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(create(url, TestTempRoot()).code(), absl::StatusCode::kFailedPrecondition);
 
   // In the service: no tier (one warning), and serving goes on.
   Node node(url, WriteKeyFile(RandomBytes(32), 0644), "");

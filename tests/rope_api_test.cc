@@ -17,6 +17,7 @@
 #include "rope/rope.h"
 #include "tests/fake_runtime.h"
 #include "tests/require_compiler.h"
+#include "tests/test_files.h"
 
 namespace rope_jit {
 namespace {
@@ -26,7 +27,7 @@ class RopeApiTest : public ::testing::Test {
   void SetUp() override {
     REQUIRE_COMPILER(CompilerForVendor(Vendor::kNvidia));
     ServiceOptions options;
-    options.disk.dir = std::string(std::getenv("TEST_TMPDIR")) + "/rope_api_cache";
+    options.disk.dir = TestTempRoot() + "/rope_api_cache";
     service_ = std::make_unique<KernelService>(options);
   }
 

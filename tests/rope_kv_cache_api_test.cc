@@ -18,6 +18,7 @@
 #include "rope/rope.h"
 #include "tests/fake_runtime.h"
 #include "tests/require_compiler.h"
+#include "tests/test_files.h"
 
 namespace rope_jit {
 namespace {
@@ -30,7 +31,7 @@ class RopeKvCacheApiTest : public ::testing::Test {
   void SetUp() override {
     REQUIRE_COMPILER(CompilerForVendor(Vendor::kNvidia));
     ServiceOptions options;
-    options.disk.dir = std::string(std::getenv("TEST_TMPDIR")) + "/rope_kv_cache_api_cache";
+    options.disk.dir = TestTempRoot() + "/rope_kv_cache_api_cache";
     service_ = std::make_unique<KernelService>(options);
     RopeConfig config;
     config.head_dim = kDim;
