@@ -63,7 +63,11 @@ absl::StatusOr<ElfFile> ParseElf(absl::string_view bytes) {
       return absl::InvalidArgumentError(absl::StrCat("ELF section ", i, " out of bounds"));
     }
   }
+  // The name table's bytes must be in the file: a NOBITS one has an offset nobody checked.
   const Header& strings = headers[shstrndx];
+  if (strings.type == kShtNobits) {
+    return absl::InvalidArgumentError("ELF section name table has no contents (SHT_NOBITS)");
+  }
   const absl::string_view names = bytes.substr(strings.offset, strings.size);
   for (const Header& header : headers) {
     if (header.name >= names.size() && !(header.name == 0 && names.empty())) {

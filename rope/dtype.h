@@ -1,5 +1,6 @@
 // The element types (DType) and host conversions between float and the 16-bit storage
-// formats the kernels read and write: IEEE 754 binary16 ("half", f16) and bfloat16 (bf16), held as uint16_t bits.
+// formats the kernels read and write: IEEE 754 binary16 ("half", f16) and bfloat16
+// (bf16), held as uint16_t bits.
 // Rounding is round-to-nearest-even, as the GPUs' conversion instructions do; Inf maps to
 // Inf, NaN to a quiet NaN of the same sign, and values past the largest finite half
 // round to Inf. Half subnormals are produced and read exactly.
@@ -24,7 +25,10 @@ constexpr int DTypeSize(DType dtype) { return dtype == DType::kF32 ? 4 : 2; }
 
 // "f32", "f16", "bf16" (ParseDType in rope/config.h reads these and common aliases).
 constexpr const char* DTypeName(DType dtype) {
-  return dtype == DType::kF32 ? "f32" : dtype == DType::kF16 ? "f16" : dtype == DType::kBF16 ? "bf16" : "unknown";
+  return dtype == DType::kF32   ? "f32"
+         : dtype == DType::kF16  ? "f16"
+         : dtype == DType::kBF16 ? "bf16"
+                                 : "unknown";
 }
 
 namespace dtype_internal {

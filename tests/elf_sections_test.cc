@@ -70,6 +70,18 @@ TEST(ElfSectionsTest, RejectsDamageInsteadOfReadingPastTheEnd) {
   EXPECT_FALSE(ParseElf(big_endian).ok());
 }
 
+// A section-name table of type SHT_NOBITS has no bytes in the file, so its offset was never
+// bounds-checked: it is refused, not read (a crafted code object must not throw).
+TEST(ElfSectionsTest, NameTableWithoutContentsIsRefused) {
+  std::string elf = Elf(kElfMachineAmdgpu);
+  const size_t table_at = elf.size() - 3 * 64;  // the section headers end the file
+  const size_t names_header = table_at + 64;    // section 1: .shstrtab
+  Put(elf, names_header + 4, 8, 4);             // sh_type = SHT_NOBITS
+  Put(elf, names_header + 0x18, uint64_t{1} << 40, 8);  // sh_offset far past the end
+  EXPECT_EQ(ParseElf(elf).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_FALSE(CheckElfBounds(elf).ok());
+}
+
 // The program header table (e_phoff, e_phentsize, e_phnum) is checked too: a driver walks
 // it to load the segments.
 TEST(ElfSectionsTest, BoundsCheckCoversProgramHeaders) {

@@ -89,10 +89,11 @@ Child Spawn(const std::vector<std::string>& args, const std::vector<std::string>
   // extra_env replaces this process's variables of the same names (a shell keeps only one).
   std::vector<std::string> env_storage(extra_env);
   for (char** entry = environ; *entry != nullptr; ++entry) {
-    const absl::string_view name = absl::string_view(*entry).substr(0, absl::string_view(*entry).find('='));
-    const bool replaced = std::any_of(extra_env.begin(), extra_env.end(), [&](const std::string& extra) {
-      return absl::StartsWith(extra, absl::StrCat(name, "="));
-    });
+    const absl::string_view variable = *entry;
+    const std::string prefix = std::string(variable.substr(0, variable.find('=') + 1));
+    const bool replaced =
+        std::any_of(extra_env.begin(), extra_env.end(),
+                    [&](const std::string& extra) { return absl::StartsWith(extra, prefix); });
     if (!replaced) env_storage.push_back(*entry);
   }
   std::vector<char*> envp;
@@ -246,7 +247,8 @@ TEST(KernelServiceProcessTest, KilledWhileCompilingLeavesNoEntryAndNoBlockingLoc
     }
     const Finished killed = Wait(child);
     ASSERT_TRUE(killed.killed()) << DescribeWaitStatus(killed.status) << "\n" << killed.err;
-    if (fs::exists(absl::StrCat(dir, "/", DiskCache::EntryFileName(key)))) continue;  // published in time
+    // Published in time.
+    if (fs::exists(absl::StrCat(dir, "/", DiskCache::EntryFileName(key)))) continue;
 
     // No entry: nothing at all, or at most the temp file of a write that had begun.
     for (const std::string& name : Names(dir)) {
@@ -455,11 +457,12 @@ TEST(KernelServiceProcessTest, HiprtcIsRefusedOnAFullTempFileSystem) {
       "/usr/bin/unshare", "--user", "--map-root-user", "--mount", "/bin/sh", "-c",
       "mount -t tmpfs -o size=256k tmpfs \"$0\" && exec \"$@\"", mount_point};
   // Probe that such a namespace can be made here at all.
-  const int probe = std::system(absl::StrCat("/usr/bin/unshare --user --map-root-user --mount /bin/sh -c ",
-                                             "'mount -t tmpfs -o size=64k tmpfs ", mount_point,
-                                             "' >/dev/null 2>&1")
-                                    .c_str());
-  if (probe != 0) GTEST_SKIP() << "no unprivileged user and mount namespaces here";
+  const ShellRun probe = RunShell(absl::StrCat("/usr/bin/unshare --user --map-root-user --mount ",
+                                               "/bin/sh -c 'mount -t tmpfs -o size=64k tmpfs ",
+                                               mount_point, "' 2>&1"));
+  if (probe.exit_code != 0) {
+    GTEST_SKIP() << "no unprivileged user and mount namespaces here: " << probe.output;
+  }
   ExpectComgrRefusal(Wait(Spawn({"--cache_dir=" + FreshDir("comgr_full"), "--targets=gfx90a",
                                  "--head_dims=64"},
                                 {"TMPDIR=" + mount_point}, in_namespace)),

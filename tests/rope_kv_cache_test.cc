@@ -372,9 +372,10 @@ TEST_P(RopeKvCacheTest, MropeSectionsBothLayouts) {
     int head_dim, rotary_dim;
     std::vector<int> section;
     bool interleaved;
+    KvDType kv_dtype;
   };
-  const Variant variants[] = {{128, 0, {16, 24, 24}, false}, {128, 96, {24, 12, 12}, true}};
-  int which = 0;
+  const Variant variants[] = {{128, 0, {16, 24, 24}, false, KvDType::kSame},
+                              {128, 96, {24, 12, 12}, true, KvDType::kFp8E4M3}};
   for (const Variant& variant : variants) {
     RopeConfig config = Config(variant.head_dim, DType::kBF16, RopeStyle::kNeox, variant.rotary_dim);
     config.max_position = 1 << 20;
@@ -383,15 +384,15 @@ TEST_P(RopeKvCacheTest, MropeSectionsBothLayouts) {
     config.mrope_interleaved = variant.interleaved;
     std::unique_ptr<Rope> rope = MakeRope(*runtime, config);
     ASSERT_NE(rope, nullptr);
+    // Each cache format with both position layouts, and each layout packed and not.
     for (bool column_major : {false, true}) {
       KvCase c;
       c.positions_column_major = column_major;
-      c.kv_dtype = which % 2 == 0 ? KvDType::kSame : KvDType::kFp8E4M3;
+      c.kv_dtype = variant.kv_dtype;
       c.k_scale = c.v_scale = ScaleFor(c.kv_dtype, 1);
       c.q_heads = 4;
       c.kv_heads = 2;
-      c.packed_qkv = column_major;
-      ++which;
+      c.packed_qkv = column_major == variant.interleaved;
       ASSERT_NO_FATAL_FAILURE(RunKvCase(*runtime, *rope, c));
     }
   }

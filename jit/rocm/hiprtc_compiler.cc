@@ -393,10 +393,6 @@ absl::Status CheckComgrCanWriteIn(const std::string& dir, absl::string_view what
   return absl::OkStatus();
 }
 
-}  // namespace
-
-namespace {
-
 // LLVM inside comgr gives the compiling thread an alternate signal stack of its own (79040
 // bytes from malloc) when the one the thread has is smaller than it wants. A sanitizer
 // runtime that set the thread's stack unmaps it when the thread ends, finds LLVM's there
