@@ -60,6 +60,35 @@ ROPE_DEVICE unsigned rope_f32_to_cache_fp8(float f, int cache_dtype) {
   return cache_dtype == ROPE_KV_FP8_E4M3 ? rope_f32_to_fp8<4, 3>(f) : rope_f32_to_fp8<5, 2>(f);
 }
 
+// Two values to FP8 codes, `lo` in the low byte. NVIDIA sm_89+: one
+// cvt.rn.satfinite.{e4m3,e5m2}x2.f32, which rounds and saturates as rope_f32_to_fp8 does
+// (nearest even; Inf and overflow to the largest finite value) at a fraction of its
+// integer work, the difference between a memory-bound and an ALU-bound FP8 cache write.
+// Only its NaN code may differ: NaN takes the software code (sign kept), so
+// every backend stores the same bytes for every input.
+ROPE_DEVICE unsigned rope_f32x2_to_cache_fp8x2(float lo, float hi, int cache_dtype) {
+#if !ROPE_AMD && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
+  unsigned short codes;
+  if (cache_dtype == ROPE_KV_FP8_E4M3) {
+    asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(codes) : "f"(hi), "f"(lo));
+  } else {
+    asm("cvt.rn.satfinite.e5m2x2.f32 %0, %1, %2;" : "=h"(codes) : "f"(hi), "f"(lo));
+  }
+  unsigned packed = codes;
+  const unsigned nan_code = cache_dtype == ROPE_KV_FP8_E4M3 ? 0x7fu : 0x7eu;
+  const unsigned lo_bits = __float_as_uint(lo), hi_bits = __float_as_uint(hi);
+  if ((lo_bits & 0x7fffffffu) > 0x7f800000u) {
+    packed = (packed & 0xff00u) | ((lo_bits >> 24) & 0x80u) | nan_code;
+  }
+  if ((hi_bits & 0x7fffffffu) > 0x7f800000u) {
+    packed = (packed & 0x00ffu) | ((((hi_bits >> 24) & 0x80u) | nan_code) << 8);
+  }
+  return packed;
+#else
+  return rope_f32_to_cache_fp8(lo, cache_dtype) | (rope_f32_to_cache_fp8(hi, cache_dtype) << 8);
+#endif
+}
+
 // N values scaled by inv_scale and stored as FP8 bytes, in one access when allowed.
 template <int N, bool kVectorAccess>
 ROPE_DEVICE void rope_store_fp8(unsigned char* p, const float (&in)[N], float inv_scale,
@@ -69,8 +98,15 @@ ROPE_DEVICE void rope_store_fp8(unsigned char* p, const float (&in)[N], float in
     unsigned char b[N];
   } packed;
 #pragma unroll
-  for (int i = 0; i < N; ++i) {
-    packed.b[i] = static_cast<unsigned char>(rope_f32_to_cache_fp8(in[i] * inv_scale, cache_dtype));
+  for (int i = 0; i + 1 < N; i += 2) {
+    const unsigned codes =
+        rope_f32x2_to_cache_fp8x2(in[i] * inv_scale, in[i + 1] * inv_scale, cache_dtype);
+    packed.b[i] = static_cast<unsigned char>(codes & 0xffu);
+    packed.b[i + 1] = static_cast<unsigned char>(codes >> 8);
+  }
+  if (N % 2 != 0) {
+    packed.b[N - 1] = static_cast<unsigned char>(
+        rope_f32x2_to_cache_fp8x2(in[N - 1] * inv_scale, 0.0f, cache_dtype) & 0xffu);
   }
   if (kVectorAccess) {
     *reinterpret_cast<RopeRaw<N>*>(p) = packed.raw;
@@ -232,8 +268,18 @@ struct RopeKvCacheHeads {
   }
 };
 
-extern "C" __global__ void __launch_bounds__(ROPE_THREADS_PER_BLOCK)
-    rope_kv_cache_aligned(RopeKvCacheArgs args) {
+// NVIDIA: at most 80 registers a thread, so that 3 blocks of 256 threads fit an SM. ptxas
+// otherwise gives the NeoX 16-bit vector kernel 93 (2 blocks, 16 warps: too few loads in
+// flight to reach full bandwidth); with the limit it spills 16 bytes. The rope kernels
+// fit in 71 unasked. AMD reads a second __launch_bounds__ argument differently (waves
+// per execution unit) and the host and plain-clang stand-ins take one.
+#if ROPE_AMD || defined(ROPE_HOST)
+#define ROPE_KV_LAUNCH_BOUNDS __launch_bounds__(ROPE_THREADS_PER_BLOCK)
+#else
+#define ROPE_KV_LAUNCH_BOUNDS __launch_bounds__(ROPE_THREADS_PER_BLOCK, 3)
+#endif
+
+extern "C" __global__ void ROPE_KV_LAUNCH_BOUNDS rope_kv_cache_aligned(RopeKvCacheArgs args) {
   RopeKvCacheHeads heads{args};
   rope_apply_impl<RopeKvCacheHeads, ROPE_VEC, true>(heads);
 }

@@ -90,6 +90,28 @@ RopeLaunchShape ComputeLaunchShape(const RopeConfig& config, int64_t tokens, int
   return shape;
 }
 
+bool PrefersNarrowKernel(const RopeConfig& config, int64_t tokens, int total_heads) {
+  // A vector-kernel thread computes the cos/sin of up to 8 pairs one after another; in a
+  // launch too small to fill the GPU that chain is the kernel's time, and spreading the
+  // pairs over 8x the threads shortens it. The narrow kernel wins while its thread count
+  // (one per token, head and narrow lane) stays under a limit measured on an H200 with
+  // rope_bench's "narrow us" column (BENCHMARKS.md, 9214745; 1, 8 and 64 tokens):
+  //  - NeoX, 16-bit (8 pairs a vector): won up to 81920 threads (1 token 32q/8kv hd128:
+  //    2.35 vs 2.93 us; 64 tokens 8q/1kv hd256: 3.11 vs 3.55 us), lost at 163840 (64
+  //    tokens 32q/8kv hd128: 3.99 vs 3.47 us);
+  //  - NeoX, f32 (4 pairs a vector): won up to 20480 threads, lost by 0.04-0.11 us at
+  //    40960-81920;
+  //  - interleaved (its narrow kernel moves elements one at a time): won up to 5120 threads,
+  //    lost from 10240 (8 tokens 32q/8kv hd128: 2.91 vs 2.76 us).
+  if (tokens <= 0 || total_heads <= 0) return false;
+  const int64_t limit = config.style == RopeStyle::kInterleaved ? 8 * 1024
+                        : DTypeSize(config.dtype) == 2          ? 96 * 1024
+                                                                : 32 * 1024;
+  const int64_t lanes = LanesPerHead(config, UnalignedVectorWidth(config));
+  // tokens < 2^31, total_heads <= 2^21, lanes <= 2^16: the product fits in 64 bits.
+  return tokens * total_heads * lanes <= limit;
+}
+
 namespace {
 
 // Only MRoPE specs carry these, so every other spec (and its cache key) is as before.

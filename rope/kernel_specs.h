@@ -48,6 +48,11 @@ struct RopeLaunchShape {
 RopeLaunchShape ComputeLaunchShape(const RopeConfig& config, int64_t tokens, int total_heads,
                                    int vector_width);
 
+// Whether a launch this small (decode, a few tokens) runs faster on the narrow kernel (the
+// unaligned one: one pair, or one interleaved pair, a thread) than on the vector kernel,
+// even when the data is aligned for vector accesses.
+bool PrefersNarrowKernel(const RopeConfig& config, int64_t tokens, int total_heads);
+
 // Validates `config` and returns the spec; `target` may be empty (filled per device).
 absl::StatusOr<KernelSpec> RopeKernelSpec(const RopeConfig& config, RopeKernel kernel,
                                           absl::string_view target);

@@ -17,55 +17,70 @@ namespace {
 
 absl::Status Invalid(absl::string_view what) { return absl::InvalidArgumentError(what); }
 
+// A view's name and its fields' names as literals: the checks below run on every apply,
+// so no text is built unless one of them fails.
+struct TensorName {
+  const char* tensor;
+  const char* token_stride;
+  const char* head_stride;
+  const char* data;
+};
+#define ROPE_TENSOR_NAME(n) TensorName{n, n ".token_stride", n ".head_stride", n ".data"}
+constexpr TensorName kTensorNames[][2] = {{ROPE_TENSOR_NAME("x"), ROPE_TENSOR_NAME("x_out")},
+                                          {ROPE_TENSOR_NAME("q"), ROPE_TENSOR_NAME("q_out")},
+                                          {ROPE_TENSOR_NAME("k"), ROPE_TENSOR_NAME("k_out")}};
+constexpr TensorName kVName = ROPE_TENSOR_NAME("v");
+#undef ROPE_TENSOR_NAME
+constexpr int kXNames = 0, kQNames = 1, kKNames = 2;
+
 // Strides and the memory they span: no overlap, and every element offset the kernels
 // form (rope_head_pointers in kernels/rope.hip) exact in 64 bits.
-absl::Status ValidateTensorExtents(absl::string_view name, const DeviceTensor& t) {
-  const std::string token_stride_name = absl::StrCat(name, ".token_stride");
-  const std::string head_stride_name = absl::StrCat(name, ".head_stride");
-  const StridedDim dims[] = {{token_stride_name, t.tokens, t.token_stride},
-                             {head_stride_name, t.heads, t.head_stride}};
-  ASSIGN_OR_RETURN(const int64_t last, LargestElementOffset(name, dims, t.head_dim));
+absl::Status ValidateTensorExtents(const TensorName& name, const DeviceTensor& t) {
+  const StridedDim dims[] = {{name.token_stride, t.tokens, t.token_stride},
+                             {name.head_stride, t.heads, t.head_stride}};
+  ASSIGN_OR_RETURN(const int64_t last, LargestElementOffset(name.tensor, dims, t.head_dim));
   // Heads of a token and tokens must not overlap, or an in-place rotation would read
   // values another thread already rotated. With the whole view's offset in range, one
   // token's extent cannot overflow.
   if (t.heads > 1 && t.head_stride < t.head_dim) {
-    return Invalid(absl::StrCat(head_stride_name, " = ", t.head_stride, " is less than head_dim ",
+    return Invalid(absl::StrCat(name.head_stride, " = ", t.head_stride, " is less than head_dim ",
                                 t.head_dim));
   }
   const int64_t token_extent = (t.heads - 1) * t.head_stride + t.head_dim;
   if (t.tokens > 1 && t.token_stride < token_extent) {
-    return Invalid(absl::StrCat(token_stride_name, " = ", t.token_stride,
+    return Invalid(absl::StrCat(name.token_stride, " = ", t.token_stride,
                                 " is less than the extent of one token's heads, ", token_extent));
   }
-  return CheckDeviceSpan(absl::StrCat(name, ".data"), t.data, last, DTypeSize(t.dtype));
+  return CheckDeviceSpan(name.data, t.data, last, DTypeSize(t.dtype));
 }
 
-absl::Status ValidateTensor(absl::string_view name, const DeviceTensor& t, const RopeConfig& config) {
-  if (t.data == nullptr) return Invalid(absl::StrCat(name, ".data is null"));
+absl::Status ValidateTensor(const TensorName& name, const DeviceTensor& t,
+                            const RopeConfig& config) {
+  if (t.data == nullptr) return Invalid(absl::StrCat(name.data, " is null"));
   if (t.tokens < 0 || t.tokens > INT_MAX) {
-    return Invalid(absl::StrCat(name, ".tokens = ", t.tokens, " is outside [0, 2^31)"));
+    return Invalid(absl::StrCat(name.tensor, ".tokens = ", t.tokens, " is outside [0, 2^31)"));
   }
   if (t.heads < 1 || t.heads > (1 << 20)) {
-    return Invalid(absl::StrCat(name, ".heads = ", t.heads, " is outside [1, 2^20]"));
+    return Invalid(absl::StrCat(name.tensor, ".heads = ", t.heads, " is outside [1, 2^20]"));
   }
   if (t.head_dim != config.head_dim) {
-    return Invalid(absl::StrCat(name, ".head_dim = ", t.head_dim, " but the Rope was created for ",
-                                config.head_dim));
+    return Invalid(absl::StrCat(name.tensor, ".head_dim = ", t.head_dim,
+                                " but the Rope was created for ", config.head_dim));
   }
   if (t.dtype != config.dtype) {
-    return Invalid(absl::StrCat(name, ".dtype = ", DTypeName(t.dtype), " but the Rope was created for ",
-                                DTypeName(config.dtype)));
+    return Invalid(absl::StrCat(name.tensor, ".dtype = ", DTypeName(t.dtype),
+                                " but the Rope was created for ", DTypeName(config.dtype)));
   }
   return ValidateTensorExtents(name, t);
 }
 
-absl::Status ValidateOutput(absl::string_view name, const DeviceTensor& in, const DeviceTensor& out,
-                            const RopeConfig& config) {
+absl::Status ValidateOutput(const TensorName& name, const DeviceTensor& in,
+                            const DeviceTensor& out, const RopeConfig& config) {
   RETURN_IF_ERROR(ValidateTensor(name, out, config));
   if (out.tokens != in.tokens || out.heads != in.heads) {
-    return Invalid(absl::StrCat(name, " is [", out.tokens, ", ", out.heads, ", ", out.head_dim,
-                                "] but its input is [", in.tokens, ", ", in.heads, ", ", in.head_dim,
-                                "]"));
+    return Invalid(absl::StrCat(name.tensor, " is [", out.tokens, ", ", out.heads, ", ",
+                                out.head_dim, "] but its input is [", in.tokens, ", ", in.heads,
+                                ", ", in.head_dim, "]"));
   }
   return absl::OkStatus();
 }
@@ -308,15 +323,15 @@ absl::StatusOr<const double*> Rope::FrequencyTable(const ApplyOptions& options) 
 absl::Status Rope::Launch(const Kernel& kernel, const DeviceTensor* tensors, const DeviceTensor** outs,
                           int count, const Positions& positions, StreamHandle stream,
                           const ApplyOptions& options) const {
-  static constexpr const char* kNames[2][2] = {{"q", "q_out"}, {"k", "k_out"}};
   const bool single = count == 1;
   RopeLaunchArgs args;
   std::memset(&args, 0, sizeof(args));
   bool aligned = true;
   const int element_size = DTypeSize(config_.dtype);
   for (int i = 0; i < count; ++i) {
-    const char* in_name = single ? "x" : kNames[i][0];
-    const char* out_name = single ? "x_out" : kNames[i][1];
+    const TensorName* names = kTensorNames[single ? kXNames : (i == 0 ? kQNames : kKNames)];
+    const TensorName& in_name = names[0];
+    const TensorName& out_name = names[1];
     const DeviceTensor& in = tensors[i];
     const DeviceTensor& out = outs[i] != nullptr ? *outs[i] : in;
     RETURN_IF_ERROR(ValidateTensor(in_name, in, config_));
@@ -339,7 +354,8 @@ absl::Status Rope::Launch(const Kernel& kernel, const DeviceTensor* tensors, con
   args.attention_factor = static_cast<float>(frequencies_.attention_factor);
   args.num_tokens = static_cast<int>(tokens);
 
-  const int width = aligned ? vector_width_ : UnalignedVectorWidth(config_);
+  const bool vector = aligned && !PrefersNarrowKernel(config_, tokens, args.total_heads);
+  const int width = vector ? vector_width_ : UnalignedVectorWidth(config_);
   ASSIGN_OR_RETURN(const RopeLaunchShape shape,
                    CheckedLaunchShape(config_, tokens, args.total_heads, width));
   args.head_splits = shape.head_splits;
@@ -347,7 +363,7 @@ absl::Status Rope::Launch(const Kernel& kernel, const DeviceTensor* tensors, con
   void* params[] = {&args};
   LaunchOptions launch;
   launch.programmatic_dependent_launch = options.programmatic_dependent_launch;
-  return runtime_.LaunchWithOptions(device_, aligned ? kernel.aligned : kernel.unaligned,
+  return runtime_.LaunchWithOptions(device_, vector ? kernel.aligned : kernel.unaligned,
                                     Dim3{static_cast<uint32_t>(shape.blocks), 1, 1},
                                     Dim3{RopeLaunchShape::kThreadsPerBlock, 1, 1},
                                     /*shared_bytes=*/0, stream, params, launch);
@@ -398,16 +414,16 @@ absl::Status Rope::LaunchKvCache(const DeviceTensor* q, const DeviceTensor* q_ou
   const int element_size = DTypeSize(config_.dtype);
   bool aligned = true;
   if (q != nullptr) {
-    RETURN_IF_ERROR(ValidateTensor("q", *q, config_));
+    RETURN_IF_ERROR(ValidateTensor(kTensorNames[kQNames][0], *q, config_));
     if (q_out != nullptr) {
-      RETURN_IF_ERROR(ValidateOutput("q_out", *q, *q_out, config_));
+      RETURN_IF_ERROR(ValidateOutput(kTensorNames[kQNames][1], *q, *q_out, config_));
     }
     const DeviceTensor& out = q_out != nullptr ? *q_out : *q;
     aligned = IsAligned(q->data, q->token_stride, q->head_stride, vector_width_, element_size) &&
               IsAligned(out.data, out.token_stride, out.head_stride, vector_width_, element_size);
   }
-  RETURN_IF_ERROR(ValidateTensor("k", k, config_));
-  RETURN_IF_ERROR(ValidateTensor("v", v, config_));
+  RETURN_IF_ERROR(ValidateTensor(kTensorNames[kKNames][0], k, config_));
+  RETURN_IF_ERROR(ValidateTensor(kVName, v, config_));
   const int64_t tokens = q != nullptr ? q->tokens : k.tokens;
   RETURN_IF_ERROR(ValidateKvArguments(tokens, k, v, slot_mapping, cache));
   RETURN_IF_ERROR(ValidateKvCacheView(cache, config_).status());
@@ -455,7 +471,8 @@ absl::Status Rope::LaunchKvCache(const DeviceTensor* q, const DeviceTensor* q_ou
                                                         : ROPE_KV_FP8_E5M2;
   args.rotate = rotate ? 1 : 0;
 
-  const int width = aligned ? vector_width_ : UnalignedVectorWidth(config_);
+  const bool vector = aligned && !PrefersNarrowKernel(config_, tokens, args.rope.total_heads);
+  const int width = vector ? vector_width_ : UnalignedVectorWidth(config_);
   ASSIGN_OR_RETURN(const RopeLaunchShape shape,
                    CheckedLaunchShape(config_, tokens, args.rope.total_heads, width));
   args.rope.head_splits = shape.head_splits;
@@ -463,7 +480,7 @@ absl::Status Rope::LaunchKvCache(const DeviceTensor* q, const DeviceTensor* q_ou
   void* params[] = {&args};
   LaunchOptions launch;
   launch.programmatic_dependent_launch = options.programmatic_dependent_launch;
-  return runtime_.LaunchWithOptions(device_, aligned ? rope_kv_cache_.aligned : rope_kv_cache_.unaligned,
+  return runtime_.LaunchWithOptions(device_, vector ? rope_kv_cache_.aligned : rope_kv_cache_.unaligned,
                                     Dim3{static_cast<uint32_t>(shape.blocks), 1, 1},
                                     Dim3{RopeLaunchShape::kThreadsPerBlock, 1, 1},
                                     /*shared_bytes=*/0, stream, params, launch);

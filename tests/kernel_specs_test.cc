@@ -34,5 +34,29 @@ TEST(LaunchShapeTest, HeadsPerThreadByRegime) {
   EXPECT_EQ(ComputeLaunchShape(f32, 0, 40, f32_width).blocks, 0);
 }
 
+// Small launches take the narrow kernel (rope/kernel_specs.cc has the H200 measurements
+// behind each limit); the vector kernel from there on.
+TEST(LaunchShapeTest, NarrowKernelForSmallLaunches) {
+  RopeConfig bf16;
+  bf16.dtype = DType::kBF16;  // head_dim 128, NeoX: 64 narrow lanes a head
+  EXPECT_TRUE(PrefersNarrowKernel(bf16, 1, 40));
+  EXPECT_TRUE(PrefersNarrowKernel(bf16, 64, 10));   // 40960 threads, under 96K
+  EXPECT_FALSE(PrefersNarrowKernel(bf16, 64, 40));  // 163840 threads
+  EXPECT_FALSE(PrefersNarrowKernel(bf16, 32768, 40));
+  EXPECT_FALSE(PrefersNarrowKernel(bf16, 0, 40));
+
+  RopeConfig f32 = bf16;
+  f32.dtype = DType::kF32;
+  EXPECT_TRUE(PrefersNarrowKernel(f32, 8, 40));     // 20480 threads
+  EXPECT_FALSE(PrefersNarrowKernel(f32, 64, 10));   // 40960, over 32K
+
+  RopeConfig interleaved = bf16;
+  interleaved.style = RopeStyle::kInterleaved;     // also 64 narrow lanes (one pair each)
+  EXPECT_TRUE(PrefersNarrowKernel(interleaved, 1, 40));    // 2560 threads
+  EXPECT_FALSE(PrefersNarrowKernel(interleaved, 8, 40));   // 20480, over 8K
+  // The largest arguments a launch can have do not overflow the product.
+  EXPECT_FALSE(PrefersNarrowKernel(bf16, int64_t{1} << 31, 1 << 21));
+}
+
 }  // namespace
 }  // namespace rope_jit

@@ -74,7 +74,9 @@ TEST_F(RopeApiTest, PositionEmbeddingsLaunchOnceWithTheViewsGiven) {
   EXPECT_EQ(launches[0].grid.x, static_cast<uint32_t>((threads + 255) / 256));
 }
 
-TEST_F(RopeApiTest, DecodeSplitsHeadsAcrossThreadsPrefillDoesNot) {
+// Decode: the narrow kernel (one pair a thread, PrefersNarrowKernel), one head a thread.
+// Prefill: the vector kernel, 4 heads a thread.
+TEST_F(RopeApiTest, DecodeTakesTheNarrowKernelAndSplitsHeadsPrefillDoesNot) {
   std::unique_ptr<Rope> rope = Make(Bf16Config());
   ASSERT_NE(rope, nullptr);
   DeviceTensor q1 = DeviceTensor::Contiguous(data_, 1, 32, 128, DType::kBF16);
@@ -88,8 +90,11 @@ TEST_F(RopeApiTest, DecodeSplitsHeadsAcrossThreadsPrefillDoesNot) {
   ASSERT_TRUE(long_rope->ApplyPositionEmbeddingsDevice(qn, kn, Positions::FromOffset(0), nullptr).ok());
   std::vector<FakeRuntime::LaunchRecord> launches = runtime_.launches();
   ASSERT_EQ(launches.size(), 2u);
+  EXPECT_EQ(runtime_.FunctionName(launches[0].function), "rope_qk_apply_unaligned");
   EXPECT_EQ(launches[0].args.head_splits, 40);
   EXPECT_EQ(launches[0].args.position_offset, 7);
+  EXPECT_EQ(launches[0].grid.x, 64u * 40 / 256);  // 64 narrow lanes a head (one pair each)
+  EXPECT_EQ(runtime_.FunctionName(launches[1].function), "rope_qk_apply_aligned");
   EXPECT_EQ(launches[1].args.head_splits, 10);  // 4 heads a thread when there are many: 40 in 10
 }
 

@@ -490,9 +490,20 @@ absl::StatusOr<ServiceResult> MeasureService(const BenchOptions& options, Device
 // ---------------------------------------------------------------------------------------
 // Part 2: host cost per apply vs a bare launch
 
+// The position_embeddings module's vector (aligned) or narrow (unaligned) function for
+// `config`, from the same service Rope resolves it through.
+absl::StatusOr<FunctionHandle> PositionEmbeddingsFunction(const Gpu& gpu, const RopeConfig& config,
+                                                          bool vector_kernel) {
+  ASSIGN_OR_RETURN(KernelSpec spec, RopeKernelSpec(config, RopeKernel::kPositionEmbeddings, ""));
+  const char* name = vector_kernel ? AlignedFunctionName(RopeKernel::kPositionEmbeddings)
+                                   : UnalignedFunctionName(RopeKernel::kPositionEmbeddings);
+  return KernelService::Default().GetFunction(spec, *gpu.runtime, gpu.device, name);
+}
+
 // The launch Rope::Launch (rope/rope.cc) builds for a contiguous, aligned Q/K pair,
 // rebuilt here so that the bare launch runs the same kernel with the same grid. Keep in
-// step with rope.cc; the equality check in MeasureHost catches a drift.
+// step with rope.cc; the equality check in MeasureHost catches a drift. `vector_kernel`:
+// the aligned function's grid, else the narrow (unaligned) one's.
 struct BareLaunch {
   RopeLaunchArgs args;
   Dim3 grid, block;
@@ -500,7 +511,7 @@ struct BareLaunch {
 
 BareLaunch BuildBareLaunch(const RopeConfig& config, const RopeFrequencies& freqs,
                            const void* inv_freq, void* q, void* k, int64_t tokens, HeadCounts heads,
-                           const int64_t* positions) {
+                           const int64_t* positions, bool vector_kernel) {
   BareLaunch launch;
   std::memset(&launch.args, 0, sizeof(launch.args));
   RopeLaunchArgs& a = launch.args;
@@ -524,7 +535,8 @@ BareLaunch BuildBareLaunch(const RopeConfig& config, const RopeFrequencies& freq
   a.attention_factor = static_cast<float>(freqs.attention_factor);
   a.num_tokens = static_cast<int>(tokens);
   const RopeLaunchShape shape =
-      ComputeLaunchShape(config, tokens, a.total_heads, VectorWidth(config));
+      ComputeLaunchShape(config, tokens, a.total_heads,
+                         vector_kernel ? VectorWidth(config) : UnalignedVectorWidth(config));
   a.head_splits = shape.head_splits;
   launch.grid = Dim3{static_cast<uint32_t>(shape.blocks), 1, 1};
   launch.block = Dim3{RopeLaunchShape::kThreadsPerBlock, 1, 1};
@@ -541,10 +553,10 @@ absl::StatusOr<HostResult> MeasureHost(const Gpu& gpu, const BenchOptions& optio
   result.shape = DescribeShape(tokens, heads, config.head_dim, config.dtype, config.style);
 
   ASSIGN_OR_RETURN(const Rope* rope, ropes.Get(config));
-  ASSIGN_OR_RETURN(KernelSpec spec, RopeKernelSpec(config, RopeKernel::kPositionEmbeddings, ""));
+  // The kernel Rope takes for these aligned views (rope.cc).
+  const bool vector_kernel = !PrefersNarrowKernel(config, tokens, heads.q + heads.kv);
   ASSIGN_OR_RETURN(FunctionHandle function,
-                   KernelService::Default().GetFunction(
-                       spec, rt, gpu.device, AlignedFunctionName(RopeKernel::kPositionEmbeddings)));
+                   PositionEmbeddingsFunction(gpu, config, vector_kernel));
   ASSIGN_OR_RETURN(RopeFrequencies freqs, ComputeFrequencies(config));
   ASSIGN_OR_RETURN(DeviceBuffer inv_freq,
                    DeviceBuffer::Allocate(rt, gpu.device, freqs.inv_freq.size() * sizeof(double)));
@@ -567,7 +579,8 @@ absl::StatusOr<HostResult> MeasureHost(const Gpu& gpu, const BenchOptions& optio
   const DeviceTensor k = DeviceTensor::Contiguous(sets.data() + q_bytes, tokens, heads.kv,
                                                   config.head_dim, config.dtype);
   BareLaunch bare = BuildBareLaunch(config, freqs, inv_freq.data(), sets.data() + set_bytes,
-                                    sets.data() + set_bytes + q_bytes, tokens, heads, pos);
+                                    sets.data() + set_bytes + q_bytes, tokens, heads, pos,
+                                    vector_kernel);
   void* params[] = {&bare.args};
   auto apply = [&]() {
     return rope->ApplyPositionEmbeddingsDevice(q, k, Positions::Int64(pos), gpu.stream);
@@ -765,6 +778,29 @@ absl::StatusOr<KernelRow> MeasureKernelRow(const Gpu& gpu, const BenchOptions& o
     ASSIGN_OR_RETURN(Timing unaligned, TimeOps(gpu, options, apply_set, &next));
     row.unaligned_kernel = unaligned;
     shift_bytes = 0;
+  }
+
+  if (PrefersNarrowKernel(config, tokens, heads.q + heads.kv)) {
+    // Rope took the narrow kernel for these aligned views: the vector kernel it passed
+    // over, launched bare over the same sets, is the other side of that choice.
+    ASSIGN_OR_RETURN(FunctionHandle vector_function,
+                     PositionEmbeddingsFunction(gpu, config, /*vector_kernel=*/true));
+    const RopeFrequencies& freqs = rope.frequencies();
+    ASSIGN_OR_RETURN(DeviceBuffer inv_freq, DeviceBuffer::Allocate(rt, gpu.device,
+                                                                   freqs.inv_freq.size() * sizeof(double)));
+    RETURN_IF_ERROR(
+        rt.CopyToDevice(gpu.device, inv_freq.data(), freqs.inv_freq.data(), inv_freq.bytes()));
+    const int64_t* pos = reinterpret_cast<const int64_t*>(positions_buffer.data());
+    const Op vector_launch = [&](int64_t set) {
+      char* base = arena.data() + (set % row.sets) * set_bytes;
+      BareLaunch bare = BuildBareLaunch(config, freqs, inv_freq.data(), base, base + q_bytes,
+                                        tokens, heads, pos, /*vector_kernel=*/true);
+      void* params[] = {&bare.args};
+      return rt.Launch(gpu.device, vector_function, bare.grid, bare.block, 0, gpu.stream, params);
+    };
+    next = 0;
+    ASSIGN_OR_RETURN(Timing vector_timing, TimeOps(gpu, options, vector_launch, &next));
+    row.vector_kernel = vector_timing;
   }
 
   if (tokens <= kMaxDecodeTokens && options.graph) {

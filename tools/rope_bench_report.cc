@@ -109,11 +109,12 @@ void PrintKernelHeader() {
       "times are medians per launch; GB/s count bytes read + written; graph = per apply in a "
       "replayed "
       "CUDA graph; pdl us = the same with programmatic dependent launch; narrow us = the unaligned "
-      "kernel (views one element off; <= 4096 tokens);\n* = most batches host-bound (the host "
+      "kernel (views one element off; <= 4096 tokens); vector us = the vector kernel, where "
+      "Rope takes the narrow one for aligned views (small launches);\n* = most batches host-bound (the host "
       "enqueued slower than the GPU ran: the figure may include launch gaps)\n");
-  std::printf("%6s %6s %4s %5s %-11s %8s %10s %7s %10s %7s %6s %9s %9s %s\n", "tokens", "heads",
-              "hd", "dtype", "style", "MB q+k", "kernel us", "GB/s", "copy us", "GB/s", "ratio",
-              "graph us", "pdl us", "narrow us  target");
+  std::printf("%6s %6s %4s %5s %-11s %8s %10s %7s %10s %7s %6s %9s %9s %9s %s\n", "tokens",
+              "heads", "hd", "dtype", "style", "MB q+k", "kernel us", "GB/s", "copy us", "GB/s",
+              "ratio", "graph us", "pdl us", "narrow us", "vector us  target");
 }
 
 void PrintEmptyKernel(const Timing& t) {
@@ -130,7 +131,8 @@ void PrintKernelRow(const KernelRow& r) {
     return t ? absl::StrFormat("%9.2f", t->median_us) : absl::StrFormat("%9s", "-");
   };
   const std::string graph = absl::StrCat(graph_cell(r.graph), " ", graph_cell(r.graph_pdl), " ",
-                                         graph_cell(r.unaligned_kernel));
+                                         graph_cell(r.unaligned_kernel), " ",
+                                         graph_cell(r.vector_kernel));
   std::printf(
       "%6lld %6s %4d %5s %-11s %8.3f %9.2f%s %7.0f %9.2f%s %7.0f %6.3f %s  %s\n",
       static_cast<long long>(r.tokens), heads.c_str(), r.head_dim, DTypeName(r.dtype),
@@ -429,6 +431,12 @@ std::string ReportJson(const Report& r, const BenchOptions& o) {
     j.Key("unaligned_kernel");
     if (k.unaligned_kernel) {
       WriteTiming(j, *k.unaligned_kernel);
+    } else {
+      j.Null();
+    }
+    j.Key("vector_kernel");
+    if (k.vector_kernel) {
+      WriteTiming(j, *k.vector_kernel);
     } else {
       j.Null();
     }

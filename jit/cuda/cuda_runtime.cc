@@ -286,7 +286,9 @@ absl::StatusOr<ModuleHandle> CudaRuntime::LoadModule(int device, absl::string_vi
   if (code_object.empty()) return absl::InvalidArgumentError("empty code object");
   // A cubin whose headers point past its end would make the driver read out of bounds: an
   // ELF image is bounds-checked first. Other input (a fatbin, PTX text) is the driver's.
-  if (absl::StartsWith(code_object, "\x7f" "ELF")) RETURN_IF_ERROR(CheckElfBounds(code_object));
+  if (absl::StartsWith(code_object, "\x7f" "ELF")) {
+    RETURN_IF_ERROR(CheckElfBounds(code_object));
+  }
   RETURN_IF_ERROR(MakeCurrent(device));
   // A NUL-terminated copy: the driver reads anything that is not ELF or a fatbin as PTX
   // text, up to a NUL.
