@@ -91,22 +91,22 @@ RopeLaunchShape ComputeLaunchShape(const RopeConfig& config, int64_t tokens, int
 }
 
 bool PrefersNarrowKernel(const RopeConfig& config, int64_t tokens, int total_heads) {
-  // A vector-kernel thread computes the cos/sin of up to 8 pairs one after another; in a
-  // launch too small to fill the GPU that chain is the kernel's time, and spreading the
-  // pairs over 8x the threads shortens it. The narrow kernel wins while its thread count
-  // (one per token, head and narrow lane) stays under a limit measured on an H200 with
-  // rope_bench's "narrow us" column (BENCHMARKS.md, 9214745; 1, 8 and 64 tokens):
-  //  - NeoX, 16-bit (8 pairs a vector): won up to 81920 threads (1 token 32q/8kv hd128:
-  //    2.35 vs 2.93 us; 64 tokens 8q/1kv hd256: 3.11 vs 3.55 us), lost at 163840 (64
-  //    tokens 32q/8kv hd128: 3.99 vs 3.47 us);
-  //  - NeoX, f32 (4 pairs a vector): won up to 20480 threads, lost by 0.04-0.11 us at
-  //    40960-81920;
-  //  - interleaved (its narrow kernel moves elements one at a time): won up to 5120 threads,
-  //    lost from 10240 (8 tokens 32q/8kv hd128: 2.91 vs 2.76 us).
-  if (tokens <= 0 || total_heads <= 0) return false;
-  const int64_t limit = config.style == RopeStyle::kInterleaved ? 8 * 1024
-                        : DTypeSize(config.dtype) == 2          ? 96 * 1024
-                                                                : 32 * 1024;
+  // A NeoX vector-kernel thread computes the cos/sin of 4 (f32) or 8 (16-bit) pairs one
+  // after another; in a launch too small to fill the GPU that chain is the kernel's
+  // time, and spreading the pairs over 4-8x the threads shortens it. The narrow kernel
+  // wins while its thread count (one per token, head and pair) stays under a limit.
+  // Measured on an H200 (BENCHMARKS.md, b45d58b; rope_bench's "narrow us" and "vector us"
+  // columns, timed in the same row; 1, 8 and 64 tokens):
+  //  - NeoX, 16-bit: won in every row up to 81920 threads, by 0.02-0.75 us (1 token
+  //    32q/8kv hd128: 2.44 vs 2.86 us); the vector kernel wins at 163840 (64 tokens
+  //    32q/8kv hd128: 3.56 vs 4.06 us);
+  //  - NeoX, f32: won by up to 0.21 us at 576-20480 threads (lost once, by 0.15 us at
+  //    288: 1 token 8q/1kv hd64);
+  //  - interleaved: never won by more than 0.02 us and lost by up to 0.35 us (its narrow
+  //    kernel moves elements one at a time, and the vector kernel only has 2-4 pairs
+  //    a thread), so interleaved launches always take the vector kernel.
+  if (tokens <= 0 || total_heads <= 0 || config.style == RopeStyle::kInterleaved) return false;
+  const int64_t limit = DTypeSize(config.dtype) == 2 ? 96 * 1024 : 32 * 1024;
   const int64_t lanes = LanesPerHead(config, UnalignedVectorWidth(config));
   // tokens < 2^31, total_heads <= 2^21, lanes <= 2^16: the product fits in 64 bits.
   return tokens * total_heads * lanes <= limit;

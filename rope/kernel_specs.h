@@ -49,8 +49,8 @@ RopeLaunchShape ComputeLaunchShape(const RopeConfig& config, int64_t tokens, int
                                    int vector_width);
 
 // Whether a launch this small (decode, a few tokens) runs faster on the narrow kernel (the
-// unaligned one: one pair, or one interleaved pair, a thread) than on the vector kernel,
-// even when the data is aligned for vector accesses.
+// unaligned one: one NeoX pair a thread) than on the vector kernel, even when the data is
+// aligned for vector accesses. Never for interleaved configs.
 bool PrefersNarrowKernel(const RopeConfig& config, int64_t tokens, int total_heads);
 
 // Validates `config` and returns the spec; `target` may be empty (filled per device).
