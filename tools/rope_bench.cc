@@ -80,8 +80,8 @@ constexpr int kMaxOpsPerBatch = 512;
 // Launches shorter than this are timed behind a spin kernel.
 constexpr double kSpinBelowUs = 50;
 constexpr double kMaxSpinUs = 20000;
-// Untimed batches ahead of the timed ones (TimeOps).
-constexpr int kWarmupBatches = 2;
+// Host time each measurement first spends running its op untimed (TimeOps).
+constexpr double kWarmupUs = 20000;
 
 // Set by SIGINT/SIGTERM (e.g. `timeout`): the run stops between measurements and still
 // writes the JSON of what it measured.
@@ -171,8 +171,15 @@ using Op = std::function<absl::Status(int64_t i)>;
 absl::StatusOr<Timing> TimeOps(const Gpu& gpu, const BenchOptions& options, const Op& op,
                                int64_t* next, double per_op = 1) {
   DeviceRuntime& rt = *gpu.runtime;
-  // Warm-up: first-use costs (module data, TLB, clocks ramping) stay out of the numbers.
-  for (int i = 0; i < 3; ++i) RETURN_IF_ERROR(op((*next)++));
+  // Warm-up: first-use costs (module data, TLB) stay out of the numbers, and so do the
+  // GPU's clocks, which drop while the host sets up a row (allocating and filling its
+  // buffers): three launches, or two untimed batches, left the first figure of a row
+  // 0.1-0.25 us per decode launch above the same kernel timed later in the row
+  // (BENCHMARKS.md, 89c21c5). So the op runs for kWarmupUs of host time first.
+  const auto warmup_start = std::chrono::steady_clock::now();
+  for (int i = 0; i < 3 || MicrosecondsSince(warmup_start) < kWarmupUs; ++i) {
+    RETURN_IF_ERROR(op((*next)++));
+  }
   RETURN_IF_ERROR(rt.SynchronizeStream(gpu.device, gpu.stream));
 
   // Estimate: device time of a few ops, and the host's enqueue time per op.
@@ -192,15 +199,6 @@ absl::StatusOr<Timing> TimeOps(const Gpu& gpu, const BenchOptions& options, cons
   if (spin) n = std::min<int>(n, static_cast<int>(kMaxSpinUs / (2 * host_per_op_us + 1.0)));
   n = std::clamp(n, kMinOpsPerBatch, kMaxOpsPerBatch);
   const double spin_us = spin ? std::min(kMaxSpinUs, n * (2 * host_per_op_us + 1.0) + 20.0) : 0;
-
-  // Two untimed batches first: the first row of a part used to read 0.1-0.2 us slower
-  // per decode launch than the same kernel timed later in its row (clocks still ramping
-  // after the host-side setup between rows), which three launches did not absorb.
-  for (int b = 0; b < kWarmupBatches; ++b) {
-    RETURN_IF_ERROR(Spin(gpu, spin_us));
-    for (int i = 0; i < n; ++i) RETURN_IF_ERROR(op((*next)++));
-  }
-  RETURN_IF_ERROR(rt.SynchronizeStream(gpu.device, gpu.stream));
 
   Timing timing;
   timing.ops_per_batch = n;
