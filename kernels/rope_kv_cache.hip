@@ -63,9 +63,8 @@ ROPE_DEVICE unsigned rope_f32_to_cache_fp8(float f, int cache_dtype) {
 // Two values to FP8 codes, `lo` in the low byte. NVIDIA sm_89+: one
 // cvt.rn.satfinite.{e4m3,e5m2}x2.f32, which rounds and saturates as rope_f32_to_fp8 does
 // (nearest even; Inf and overflow to the largest finite value) at a fraction of its
-// integer work, the difference between a memory-bound and an ALU-bound FP8 cache write.
-// Only its NaN code may differ: NaN takes the software code (sign kept), so
-// every backend stores the same bytes for every input.
+// integer work: the difference between a memory-bound and an ALU-bound FP8 cache write
+// (BENCHMARKS.md). NaN stays NaN, though not necessarily with the software code.
 ROPE_DEVICE unsigned rope_f32x2_to_cache_fp8x2(float lo, float hi, int cache_dtype) {
 #if !ROPE_AMD && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
   unsigned short codes;
@@ -74,16 +73,7 @@ ROPE_DEVICE unsigned rope_f32x2_to_cache_fp8x2(float lo, float hi, int cache_dty
   } else {
     asm("cvt.rn.satfinite.e5m2x2.f32 %0, %1, %2;" : "=h"(codes) : "f"(hi), "f"(lo));
   }
-  unsigned packed = codes;
-  const unsigned nan_code = cache_dtype == ROPE_KV_FP8_E4M3 ? 0x7fu : 0x7eu;
-  const unsigned lo_bits = __float_as_uint(lo), hi_bits = __float_as_uint(hi);
-  if ((lo_bits & 0x7fffffffu) > 0x7f800000u) {
-    packed = (packed & 0xff00u) | ((lo_bits >> 24) & 0x80u) | nan_code;
-  }
-  if ((hi_bits & 0x7fffffffu) > 0x7f800000u) {
-    packed = (packed & 0x00ffu) | ((((hi_bits >> 24) & 0x80u) | nan_code) << 8);
-  }
-  return packed;
+  return codes;
 #else
   return rope_f32_to_cache_fp8(lo, cache_dtype) | (rope_f32_to_cache_fp8(hi, cache_dtype) << 8);
 #endif

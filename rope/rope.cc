@@ -169,6 +169,27 @@ absl::Status SetPositionArgs(const Positions& positions, const RopeConfig& confi
   return absl::OkStatus();
 }
 
+absl::Status CheckKernelChoice(KernelChoice choice) {
+  switch (choice) {
+    case KernelChoice::kAuto:
+    case KernelChoice::kVector:
+    case KernelChoice::kNarrow:
+      return absl::OkStatus();
+  }
+  return Invalid(absl::StrCat("options.kernel = ", static_cast<int>(choice),
+                              " is not a KernelChoice value"));
+}
+
+// The vector kernel for aligned views unless `choice` (or, for kAuto, the launch size)
+// says the narrow one. `choice` has passed CheckKernelChoice.
+bool UseVectorKernel(KernelChoice choice, bool aligned, const RopeConfig& config, int64_t tokens,
+                     int total_heads) {
+  if (choice == KernelChoice::kAuto) {
+    return aligned && !PrefersNarrowKernel(config, tokens, total_heads);
+  }
+  return aligned && choice == KernelChoice::kVector;
+}
+
 bool IsAligned(const void* pointer, int64_t token_stride, int64_t head_stride, int64_t elements,
                int element_size) {
   const int64_t bytes = elements * element_size;
@@ -323,6 +344,7 @@ absl::StatusOr<const double*> Rope::FrequencyTable(const ApplyOptions& options) 
 absl::Status Rope::Launch(const Kernel& kernel, const DeviceTensor* tensors, const DeviceTensor** outs,
                           int count, const Positions& positions, StreamHandle stream,
                           const ApplyOptions& options) const {
+  RETURN_IF_ERROR(CheckKernelChoice(options.kernel));
   const bool single = count == 1;
   RopeLaunchArgs args;
   std::memset(&args, 0, sizeof(args));
@@ -354,7 +376,7 @@ absl::Status Rope::Launch(const Kernel& kernel, const DeviceTensor* tensors, con
   args.attention_factor = static_cast<float>(frequencies_.attention_factor);
   args.num_tokens = static_cast<int>(tokens);
 
-  const bool vector = aligned && !PrefersNarrowKernel(config_, tokens, args.total_heads);
+  const bool vector = UseVectorKernel(options.kernel, aligned, config_, tokens, args.total_heads);
   const int width = vector ? vector_width_ : UnalignedVectorWidth(config_);
   ASSIGN_OR_RETURN(const RopeLaunchShape shape,
                    CheckedLaunchShape(config_, tokens, args.total_heads, width));
@@ -411,6 +433,7 @@ absl::Status Rope::LaunchKvCache(const DeviceTensor* q, const DeviceTensor* q_ou
                                  const DeviceTensor& v, const Positions& positions,
                                  const int64_t* slot_mapping, const KvCacheView& cache, bool rotate,
                                  StreamHandle stream, const ApplyOptions& options) const {
+  RETURN_IF_ERROR(CheckKernelChoice(options.kernel));
   const int element_size = DTypeSize(config_.dtype);
   bool aligned = true;
   if (q != nullptr) {
@@ -471,7 +494,8 @@ absl::Status Rope::LaunchKvCache(const DeviceTensor* q, const DeviceTensor* q_ou
                                                         : ROPE_KV_FP8_E5M2;
   args.rotate = rotate ? 1 : 0;
 
-  const bool vector = aligned && !PrefersNarrowKernel(config_, tokens, args.rope.total_heads);
+  const bool vector =
+      UseVectorKernel(options.kernel, aligned, config_, tokens, args.rope.total_heads);
   const int width = vector ? vector_width_ : UnalignedVectorWidth(config_);
   ASSIGN_OR_RETURN(const RopeLaunchShape shape,
                    CheckedLaunchShape(config_, tokens, args.rope.total_heads, width));

@@ -81,6 +81,9 @@ struct Positions {
 };
 
 // Per-call choices of an apply; the defaults are what a plain call does.
+// ApplyOptions::kernel.
+enum class KernelChoice { kAuto, kVector, kNarrow };
+
 struct ApplyOptions {
   // Longrope (Phi-3) only: the factor list of this call. HF uses long_factor when the
   // sequence is longer than original_max_position_embeddings and short_factor otherwise
@@ -98,6 +101,13 @@ struct ApplyOptions {
   // next kernel on the stream begin launching early: that kernel must itself wait for its
   // inputs (any kernel not launched with the attribute does).
   bool programmatic_dependent_launch = false;
+
+  // Which kernel runs views aligned for vector accesses: kAuto picks by launch size (the
+  // narrow kernel for small NeoX launches, PrefersNarrowKernel in rope/kernel_specs.h);
+  // kVector and kNarrow force one, for an engine that tunes per shape on its own card and
+  // for tests that check both kernels at any size. Views that are not aligned always
+  // take the narrow kernel. Every choice computes the same result.
+  KernelChoice kernel = KernelChoice::kAuto;
 };
 
 class Rope {

@@ -98,6 +98,34 @@ TEST_F(RopeApiTest, DecodeTakesTheNarrowKernelAndSplitsHeadsPrefillDoesNot) {
   EXPECT_EQ(launches[1].args.head_splits, 10);  // 4 heads a thread when there are many: 40 in 10
 }
 
+// ApplyOptions::kernel forces either kernel on aligned views; misaligned views always take
+// the narrow one; a value outside the enum is refused before anything launches.
+TEST_F(RopeApiTest, KernelChoiceForcesEitherKernelOnAlignedViews) {
+  std::unique_ptr<Rope> rope = Make(Bf16Config());
+  ASSERT_NE(rope, nullptr);
+  DeviceTensor q = DeviceTensor::Contiguous(data_, 1, 32, 128, DType::kBF16);
+  DeviceTensor k = DeviceTensor::Contiguous(data_, 1, 8, 128, DType::kBF16);
+  DeviceTensor misaligned = DeviceTensor::Contiguous(static_cast<char*>(data_) + 2, 1, 8, 128,
+                                                     DType::kBF16);
+  ApplyOptions vector, narrow, bad;
+  vector.kernel = KernelChoice::kVector;
+  narrow.kernel = KernelChoice::kNarrow;
+  bad.kernel = static_cast<KernelChoice>(7);
+  const Positions at = Positions::FromOffset(0);
+  ASSERT_TRUE(rope->ApplyPositionEmbeddingsDevice(q, k, at, nullptr, nullptr, nullptr, vector).ok());
+  ASSERT_TRUE(rope->ApplyPositionEmbeddingsDevice(q, k, at, nullptr, nullptr, nullptr, narrow).ok());
+  ASSERT_TRUE(rope->ApplyKDevice(misaligned, at, nullptr, nullptr, vector).ok());
+  const absl::Status refused = rope->ApplyQDevice(q, at, nullptr, nullptr, bad);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StrContains(refused.message(), "options.kernel")) << refused;
+  std::vector<FakeRuntime::LaunchRecord> launches = runtime_.launches();
+  ASSERT_EQ(launches.size(), 3u);
+  EXPECT_EQ(runtime_.FunctionName(launches[0].function), "rope_qk_apply_aligned");
+  EXPECT_EQ(launches[0].grid.x, 2u);  // 8 vector lanes a head x 40 heads: 320 threads
+  EXPECT_EQ(runtime_.FunctionName(launches[1].function), "rope_qk_apply_unaligned");
+  EXPECT_EQ(runtime_.FunctionName(launches[2].function), "rope_apply_unaligned");
+}
+
 TEST_F(RopeApiTest, ProgrammaticDependentLaunchIsAskedOnlyWhenChosen) {
   std::unique_ptr<Rope> rope = Make(Bf16Config());
   ASSERT_NE(rope, nullptr);

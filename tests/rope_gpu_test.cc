@@ -48,6 +48,9 @@ struct Case {
   bool offset_positions = false;
   int64_t max_sampled_position = 1 << 20;  // positions drawn from [0, this]
   int misalign_elements = 0;  // shift the buffers to force the unaligned kernel
+  // Aligned views: the vector kernel unless a test asks otherwise (kAuto takes the narrow
+  // one for most of these small NeoX launches, which would leave the vector kernel unchecked).
+  KernelChoice kernel = KernelChoice::kVector;
   int device = 0;
 };
 
@@ -67,7 +70,7 @@ void RunCase(DeviceRuntime& runtime, const Case& c) {
                             " rotary_dim=", rotary_dim, " tokens=", c.tokens, " q=", c.q_heads,
                             " k=", c.k_heads, " packed=", c.packed_qkv, " out_of_place=",
                             c.out_of_place, " int64=", c.int64_positions, " misalign=",
-                            c.misalign_elements));
+                            c.misalign_elements, " kernel=", static_cast<int>(c.kernel)));
 
   auto rope = Rope::Create(config, runtime, c.device);
   ASSERT_TRUE(rope.ok()) << rope.status();
@@ -133,12 +136,15 @@ void RunCase(DeviceRuntime& runtime, const Case& c) {
                                       : Positions::Int32(static_cast<const int32_t*>(pos_dev.get()));
   const DeviceTensor* q_out_arg = c.out_of_place ? &q_out : nullptr;
   const DeviceTensor* k_out_arg = c.out_of_place ? &k_out : nullptr;
+  ApplyOptions options;
+  options.kernel = c.kernel;
   absl::Status applied;
   switch (c.entry) {
-    case Entry::kQ: applied = (*rope)->ApplyQDevice(q, pos, nullptr, q_out_arg); break;
-    case Entry::kK: applied = (*rope)->ApplyKDevice(k, pos, nullptr, k_out_arg); break;
+    case Entry::kQ: applied = (*rope)->ApplyQDevice(q, pos, nullptr, q_out_arg, options); break;
+    case Entry::kK: applied = (*rope)->ApplyKDevice(k, pos, nullptr, k_out_arg, options); break;
     case Entry::kQK:
-      applied = (*rope)->ApplyPositionEmbeddingsDevice(q, k, pos, nullptr, q_out_arg, k_out_arg);
+      applied =
+          (*rope)->ApplyPositionEmbeddingsDevice(q, k, pos, nullptr, q_out_arg, k_out_arg, options);
       break;
   }
   ASSERT_TRUE(applied.ok()) << applied;
@@ -256,10 +262,14 @@ TEST_P(RopeGpuTest, EveryDtypeStyleAndHeadDim) {
       for (int shape = 0; shape < 9; ++shape) {
         const int head_dim = std::array{32, 64, 72, 80, 96, 128, 160, 256, 512}[shape];
         if (!InSweep(*runtime, dtype, style, shape, head_dim)) continue;
-        Case c;
-        c.config = Config(head_dim, dtype, style);
-        c.tokens = 24;
-        ASSERT_NO_FATAL_FAILURE(RunCase(*runtime, c));
+        // Both kernels on aligned views (misaligned ones: UnalignedViewsTakeTheUnalignedKernel).
+        for (KernelChoice kernel : {KernelChoice::kVector, KernelChoice::kNarrow}) {
+          Case c;
+          c.config = Config(head_dim, dtype, style);
+          c.tokens = 24;
+          c.kernel = kernel;
+          ASSERT_NO_FATAL_FAILURE(RunCase(*runtime, c));
+        }
       }
 }
 
@@ -273,6 +283,7 @@ TEST_P(RopeGpuTest, EveryEntryPointInPlaceAndOutOfPlace) {
           c.config = Config(128, dtype, style);
           c.entry = entry;
           c.out_of_place = out_of_place;
+          c.kernel = KernelChoice::kAuto;  // what an engine gets
           ASSERT_NO_FATAL_FAILURE(RunCase(*runtime, c));
         }
 }

@@ -207,6 +207,11 @@ TEST_F(RopeKvCacheApiTest, BadInputMatrix) {
   DeviceTensor q_out_wrong = DeviceTensor::Contiguous(q_.data, kTokens, kQHeads - 1, kDim, DType::kBF16);
   cases.push_back({"q_out is [64, 31, 128]", [this, q_out_wrong] { return Apply(q_, k_, v_, cache_, &q_out_wrong); }});
   cases.push_back({"offset 4090", [this] { return Apply(q_, k_, v_, cache_, nullptr, Positions::FromOffset(4090)); }});
+  cases.push_back({"options.kernel = 9", [this] {
+                     ApplyOptions bad;
+                     bad.kernel = static_cast<KernelChoice>(9);
+                     return rope_->WriteKvCacheDevice(k_, v_, slots_, cache_, nullptr, bad);
+                   }});
   // The cache write alone validates K, V, slots and cache the same way.
   cases.push_back({"v.heads = 16 but cache.kv_heads = 8", [this] {
                      DeviceTensor v = v_;

@@ -54,6 +54,9 @@ struct KvCase {
   // With more than one position column (MRoPE, ChatGLM-v1): the HF / vLLM [columns, tokens]
   // layout instead of token-major [tokens, columns].
   bool positions_column_major = false;
+  // Aligned views: the vector kernel unless a case asks otherwise (kAuto takes the narrow
+  // one for most of these small NeoX launches, which would leave the vector kernel unchecked).
+  KernelChoice kernel = KernelChoice::kVector;
 };
 
 Fp8Format FormatOf(KvDType dtype) {
@@ -101,7 +104,8 @@ void RunKvCase(DeviceRuntime& runtime, const Rope& rope, const KvCase& c) {
                             " q=", c.q_heads, " kv=", c.kv_heads, " ", KvLayoutName(c.layout), " ",
                             KvDTypeName(c.kv_dtype), " block_size=", c.block_size, " packed=",
                             c.packed_qkv, " q_out=", c.q_out_of_place, " position_columns=",
-                            config.position_columns, c.positions_column_major ? " [columns, tokens]" : ""));
+                            config.position_columns, c.positions_column_major ? " [columns, tokens]" : "",
+                            " kernel=", static_cast<int>(c.kernel)));
   const int64_t num_blocks = (c.tokens + c.block_size - 1) / c.block_size + 2;
   const int64_t num_slots = num_blocks * c.block_size;
 
@@ -196,9 +200,11 @@ void RunKvCase(DeviceRuntime& runtime, const Rope& rope, const KvCase& c) {
   }
   Positions device_positions = Positions::Int64(static_cast<const int64_t*>(pos_dev.get()));
   if (c.positions_column_major) device_positions = device_positions.ColumnMajor(c.tokens);
+  ApplyOptions options;
+  options.kernel = c.kernel;
   absl::Status applied = rope.ApplyAndCacheKvDevice(
-      q, k, v, device_positions,
-      static_cast<const int64_t*>(slot_dev.get()), cache, nullptr, c.q_out_of_place ? &q_out : nullptr);
+      q, k, v, device_positions, static_cast<const int64_t*>(slot_dev.get()), cache, nullptr,
+      c.q_out_of_place ? &q_out : nullptr, options);
   ASSERT_TRUE(applied.ok()) << applied;
   ASSERT_TRUE(runtime.SynchronizeStream(device, nullptr).ok());
 
@@ -338,6 +344,8 @@ TEST_P(RopeKvCacheTest, EveryDtypeStyleHeadDimLayoutAndCacheFormat) {
             c.q_out_of_place = (n / 2) % 2 == 0;
             c.k_scale = ScaleFor(kv_dtype, n);
             c.v_scale = ScaleFor(kv_dtype, n + 1);
+            // Alternates with the head_dim: each dtype and style runs both kernels.
+            c.kernel = (n / 6) % 2 == 0 ? KernelChoice::kVector : KernelChoice::kNarrow;
             ASSERT_NO_FATAL_FAILURE(RunKvCase(*runtime, *rope, c));
           }
       }
@@ -408,7 +416,9 @@ TEST_P(RopeKvCacheTest, Fp8ConversionMatchesTheHostEncoderEverywhere) {
   ASSERT_NE(rope, nullptr);
   for (Fp8Format format : {Fp8Format::kE4M3Fn, Fp8Format::kE5M2}) {
     std::vector<float> values = {0.0f, -0.0f, std::numeric_limits<float>::infinity(),
-                                 std::numeric_limits<float>::quiet_NaN(), 1e30f, 1e-30f,
+                                 std::numeric_limits<float>::quiet_NaN(),
+                                 -std::numeric_limits<float>::quiet_NaN(),
+                                 -std::numeric_limits<float>::infinity(), 1e30f, 1e-30f,
                                  std::numeric_limits<float>::denorm_min()};
     const Fp8Traits traits = TraitsOf(format);
     for (int code = 0; code <= traits.max_code; ++code) {
@@ -443,26 +453,38 @@ TEST_P(RopeKvCacheTest, Fp8ConversionMatchesTheHostEncoderEverywhere) {
     cache.head_dim = D;
     cache.dtype = format == Fp8Format::kE4M3Fn ? KvDType::kFp8E4M3 : KvDType::kFp8E5M2;
     cache.k_scale = cache.v_scale = static_cast<const float*>(scale.get());
-    ASSERT_TRUE(rope->WriteKvCacheDevice(tensor, tensor, static_cast<const int64_t*>(slots_dev.get()),
-                                         cache, nullptr)
-                    .ok());
-    ASSERT_TRUE(runtime->SynchronizeStream(0, nullptr).ok());
-    std::vector<uint8_t> k_bytes(values.size()), v_bytes(values.size());
-    ASSERT_TRUE(runtime->CopyToHost(0, k_bytes.data(), k_cache.get(), values.size()).ok());
-    ASSERT_TRUE(runtime->CopyToHost(0, v_bytes.data(), v_cache.get(), values.size()).ok());
-    for (int t = 0; t < tokens; ++t)
-      for (int d = 0; d < D; ++d) {
-        const float x = values[static_cast<size_t>(t) * D + d];
-        const size_t stored = static_cast<size_t>(slots[t]) * D + d;
-        const uint8_t want = EncodeFp8(format, x);
-        for (uint8_t got : {k_bytes[stored], v_bytes[stored]}) {
-          if (std::isnan(x)) {
-            ASSERT_TRUE(Fp8IsNan(format, got)) << "NaN stored as 0x" << std::hex << int{got};
-          } else {
-            ASSERT_EQ(got, want) << "value " << x << " (" << std::hexfloat << x << ")";
+    // Both kernels: they convert in pairs (vector) and one value at a time (narrow).
+    for (KernelChoice kernel : {KernelChoice::kVector, KernelChoice::kNarrow}) {
+      SCOPED_TRACE(absl::StrCat(format == Fp8Format::kE4M3Fn ? "e4m3" : "e5m2", " kernel=",
+                                static_cast<int>(kernel)));
+      ApplyOptions options;
+      options.kernel = kernel;
+      ASSERT_TRUE(runtime->MemsetAsync(0, k_cache.get(), kPoison, values.size(), nullptr).ok());
+      ASSERT_TRUE(runtime->MemsetAsync(0, v_cache.get(), kPoison, values.size(), nullptr).ok());
+      ASSERT_TRUE(rope->WriteKvCacheDevice(tensor, tensor,
+                                           static_cast<const int64_t*>(slots_dev.get()), cache,
+                                           nullptr, options)
+                      .ok());
+      ASSERT_TRUE(runtime->SynchronizeStream(0, nullptr).ok());
+      std::vector<uint8_t> k_bytes(values.size()), v_bytes(values.size());
+      ASSERT_TRUE(runtime->CopyToHost(0, k_bytes.data(), k_cache.get(), values.size()).ok());
+      ASSERT_TRUE(runtime->CopyToHost(0, v_bytes.data(), v_cache.get(), values.size()).ok());
+      for (int t = 0; t < tokens; ++t)
+        for (int d = 0; d < D; ++d) {
+          const float x = values[static_cast<size_t>(t) * D + d];
+          const size_t stored = static_cast<size_t>(slots[t]) * D + d;
+          const uint8_t want = EncodeFp8(format, x);
+          for (uint8_t got : {k_bytes[stored], v_bytes[stored]}) {
+            // NaN stays NaN; its code may differ (NVIDIA's multiply by the scale returns
+            // the canonical NaN, sign dropped, and its converter has its own NaN code).
+            if (std::isnan(x)) {
+              ASSERT_TRUE(Fp8IsNan(format, got)) << "NaN stored as 0x" << std::hex << int{got};
+            } else {
+              ASSERT_EQ(got, want) << "value " << x << " (" << std::hexfloat << x << ")";
+            }
           }
         }
-      }
+    }
   }
 }
 

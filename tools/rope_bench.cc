@@ -791,24 +791,12 @@ absl::StatusOr<KernelRow> MeasureKernelRow(const Gpu& gpu, const BenchOptions& o
 
   if (PrefersNarrowKernel(config, tokens, heads.q + heads.kv)) {
     // Rope took the narrow kernel for these aligned views: the vector kernel it passed
-    // over, launched bare over the same sets, is the other side of that choice.
-    ASSIGN_OR_RETURN(FunctionHandle vector_function,
-                     PositionEmbeddingsFunction(gpu, config, /*vector_kernel=*/true));
-    const RopeFrequencies& freqs = rope.frequencies();
-    ASSIGN_OR_RETURN(DeviceBuffer inv_freq, DeviceBuffer::Allocate(rt, gpu.device,
-                                                                   freqs.inv_freq.size() * sizeof(double)));
-    RETURN_IF_ERROR(
-        rt.CopyToDevice(gpu.device, inv_freq.data(), freqs.inv_freq.data(), inv_freq.bytes()));
-    const int64_t* pos = reinterpret_cast<const int64_t*>(positions_buffer.data());
-    const Op vector_launch = [&](int64_t set) {
-      char* base = arena.data() + (set % row.sets) * set_bytes;
-      BareLaunch bare = BuildBareLaunch(config, freqs, inv_freq.data(), base, base + q_bytes,
-                                        tokens, heads, pos, /*vector_kernel=*/true);
-      void* params[] = {&bare.args};
-      return rt.Launch(gpu.device, vector_function, bare.grid, bare.block, 0, gpu.stream, params);
-    };
+    // over, on the same sets, is the other side of that choice.
+    ApplyOptions vector_kernel;
+    vector_kernel.kernel = KernelChoice::kVector;
+    const Op apply_vector = [&](int64_t set) { return apply_set_with(set, vector_kernel); };
     next = 0;
-    ASSIGN_OR_RETURN(Timing vector_timing, TimeOps(gpu, options, vector_launch, &next));
+    ASSIGN_OR_RETURN(Timing vector_timing, TimeOps(gpu, options, apply_vector, &next));
     row.vector_kernel = vector_timing;
   }
 

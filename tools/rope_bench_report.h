@@ -64,7 +64,7 @@ struct KernelRow {
   std::optional<Timing> graph;             // per apply
   std::optional<Timing> unaligned_kernel;  // rows <= 4096 tokens: views one element off
   // Rows where Rope takes the narrow kernel (PrefersNarrowKernel): the vector kernel it
-  // passed over, launched bare with the grid Rope would give it.
+  // passed over (ApplyOptions::kernel).
   std::optional<Timing> vector_kernel;
   std::optional<Timing> graph_pdl;         // per apply, launched with programmatic dependent launch
   int graph_count = 0;                     // distinct graphs replayed in turn
