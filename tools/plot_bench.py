@@ -123,11 +123,15 @@ def collect(args):
         if matches(row, args.dtype, args.head_dim):
             add_timing(series, rope_panel(row), "rope_jit", row, "kernel", OURS)
             add_timing(series, rope_panel(row), "D2D copy", row, "copy", COPY)
-    # Our fused RoPE + KV-cache write, if this rope_bench reports one under "fused_kv"
-    # (rows with tokens, q_heads, kv_heads, style, copy_bytes, kernel, copy).
-    for row in rope.get("fused_kv", []):
-        add_timing(series, fused_panel(row), "rope_jit fused", row, "kernel", OURS)
-        add_timing(series, fused_panel(row), "D2D copy (fused bytes)", row, "copy", COPY)
+    # Our fused RoPE + KV-cache write (rope_bench part 5, "kv_cache": NeoX rows, a bf16
+    # and an E4M3 cache): GB/s of the bytes it moves ("fused_bytes"); the ratio is against
+    # the same run's copy of the QKV bytes.
+    for row in rope.get("kv_cache", []):
+        panel = ("fused", row["q_heads"], row["kv_heads"], row.get("style", "neox"))
+        e4m3 = row.get("cache_dtype") == "fp8_e4m3"
+        label = "rope_jit fused, e4m3 cache" if e4m3 else "rope_jit fused, bf16 cache"
+        style = OURS if e4m3 else dict(color="dimgray", marker="o", linewidth=1)
+        add_timing(series, panel, label, row, "fused", style, row_bytes=row["fused_bytes"])
 
     if args.peers:
         peers = load(args.peers)
