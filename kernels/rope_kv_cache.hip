@@ -261,7 +261,7 @@ struct RopeKvCacheHeads {
 // NVIDIA: at most 80 registers a thread, so that 3 blocks of 256 threads fit an SM. ptxas
 // otherwise gives the NeoX 16-bit vector kernel 93 (2 blocks, 16 warps: too few loads in
 // flight to reach full bandwidth); with the limit it spills 16 bytes. The rope kernels
-// fit in 71 unasked. AMD reads a second __launch_bounds__ argument differently (waves
+// fit in 74 unasked. AMD reads a second __launch_bounds__ argument differently (waves
 // per execution unit) and the host and plain-clang stand-ins take one.
 #if ROPE_AMD || defined(ROPE_HOST)
 #define ROPE_KV_LAUNCH_BOUNDS __launch_bounds__(ROPE_THREADS_PER_BLOCK)

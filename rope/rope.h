@@ -80,10 +80,10 @@ struct Positions {
   }
 };
 
-// Per-call choices of an apply; the defaults are what a plain call does.
 // ApplyOptions::kernel.
 enum class KernelChoice { kAuto, kVector, kNarrow };
 
+// Per-call choices of an apply; the defaults are what a plain call does.
 struct ApplyOptions {
   // Longrope (Phi-3) only: the factor list of this call. HF uses long_factor when the
   // sequence is longer than original_max_position_embeddings and short_factor otherwise

@@ -171,11 +171,11 @@ using Op = std::function<absl::Status(int64_t i)>;
 absl::StatusOr<Timing> TimeOps(const Gpu& gpu, const BenchOptions& options, const Op& op,
                                int64_t* next, double per_op = 1) {
   DeviceRuntime& rt = *gpu.runtime;
-  // Warm-up: first-use costs (module data, TLB) stay out of the numbers, and so do the
-  // GPU's clocks, which drop while the host sets up a row (allocating and filling its
-  // buffers): three launches, or two untimed batches, left the first figure of a row
-  // 0.1-0.25 us per decode launch above the same kernel timed later in the row
-  // (BENCHMARKS.md, 89c21c5). So the op runs for kWarmupUs of host time first.
+  // Warm-up: first-use costs (module data, TLB) stay out of the numbers. Three launches,
+  // or two untimed batches, left the first figure of a row 0.1-0.25 us per decode launch
+  // above the same kernel timed later in the row (BENCHMARKS.md, 89c21c5), most likely
+  // because the GPU idles, and its clocks drop, while the host sets up the row; 20 ms of
+  // the op first brought that to within 0.04-0.12 us (7f7702b).
   const auto warmup_start = std::chrono::steady_clock::now();
   for (int i = 0; i < 3 || MicrosecondsSince(warmup_start) < kWarmupUs; ++i) {
     RETURN_IF_ERROR(op((*next)++));
