@@ -5,9 +5,10 @@
 // ROPE_ROTARY_DIM, ROPE_STYLE (0 NeoX rotate-half, 1 interleaved), ROPE_SEGMENTS (1, or
 // 2 for ChatGLM-v1 2D positions: each half of the rotary part has its own position),
 // ROPE_VEC (elements per vector access; the host picks the widest that divides the
-// pairing and fits 16 bytes). MRoPE (RopeConfig::mrope_section) adds ROPE_MROPE (1
-// contiguous sections, 2 interleaved) and the section sizes ROPE_MROPE_S0/S1/S2; without
-// them ROPE_MROPE is 0 and nothing below changes.
+// pairing and fits 16 bytes, or 8 for NeoX with 16-bit elements). MRoPE
+// (RopeConfig::mrope_section) adds ROPE_MROPE (1 contiguous sections, 2 interleaved) and
+// the section sizes ROPE_MROPE_S0/S1/S2; without them ROPE_MROPE is 0 and nothing below
+// changes.
 //
 // Thread mapping: thread g -> (token, head split, lane). A lane owns kPairs consecutive
 // pairs of one segment, computes their cos/sin once and reuses them for every head it

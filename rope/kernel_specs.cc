@@ -46,9 +46,25 @@ const char* UnalignedFunctionName(RopeKernel kernel) {
   return "?";
 }
 
+namespace {
+
+// NeoX with 16-bit elements moves 8 bytes (4 pairs) per access, not 16. Measured on an
+// H200 (BENCHMARKS.md, issue 18 at 0d6f1b2; bf16, same call): the vector kernel needs 48
+// registers instead of 74 (5 blocks of 256 threads an SM instead of 3) for the same cos/sin
+// work per pair, and 4096-token rows went from 1.40-1.60x to 1.37-1.53x a copy, 32768-token
+// rows from 1.03-1.11x to 1.03-1.10x, 64-token decode in a CUDA graph with PDL from 2.03
+// to 1.82 us (32q/8kv, hd128). Interleaved lost (1.03 -> 1.22x at 32768 tokens: 2 pairs a
+// lane are too little work per cos/sin batch), so it keeps 16 bytes, as f32 does.
+bool UsesHalfWidthVectors(const RopeConfig& config) {
+  return config.style == RopeStyle::kNeox && DTypeSize(config.dtype) == 2;
+}
+
+}  // namespace
+
 int VectorWidth(const RopeConfig& config) {
   const int segment_pairs = config.SegmentDim() / 2;
-  for (int width = 16 / DTypeSize(config.dtype); width >= 2; width /= 2) {
+  const int access_bytes = UsesHalfWidthVectors(config) ? 8 : 16;
+  for (int width = access_bytes / DTypeSize(config.dtype); width >= 2; width /= 2) {
     const int pairs_per_lane = config.style == RopeStyle::kNeox ? width : width / 2;
     if (segment_pairs % pairs_per_lane == 0) return width;
   }
@@ -64,8 +80,8 @@ int LanesPerHead(const RopeConfig& config, int vector_width) {
   return config.Segments() * (config.SegmentDim() / 2 / pairs_per_lane);
 }
 
-RopeLaunchShape ComputeLaunchShape(const RopeConfig& config, int64_t tokens, int total_heads,
-                                   int vector_width) {
+RopeLaunchShape ComputeLaunchShape(const RopeConfig& config, RopeKernel kernel, int64_t tokens,
+                                   int total_heads, int vector_width) {
   // Few (token, lane) pairs (decode, short prompts): the kernel is latency-bound, so heads
   // are split across threads until about this many threads run, down to one head per
   // thread, and no thread needs more than one batch of ROPE_HEAD_UNROLL heads (a second
@@ -74,8 +90,12 @@ RopeLaunchShape ComputeLaunchShape(const RopeConfig& config, int64_t tokens, int
   // Prefill: bandwidth-bound; a thread moves a few heads so that its cos/sin (and its
   // position and inv_freq loads) serve several heads. Measured on an H200 (BENCHMARKS.md),
   // 32768 tokens: with 32q/8kv, 4 heads a thread gave 1.01-1.05x copy (8 heads: up to
-  // 1.08x); with 8q/1kv, 8 heads gave up to 1.11x (4 heads: up to 1.15x).
-  const int heads_per_thread = total_heads >= 16 ? 4 : 8;
+  // 1.08x); with 8q/1kv, 8 heads gave up to 1.11x (4 heads: up to 1.15x). The fused
+  // KV-cache kernel with 8-byte vectors does best with 8 (same call as VectorWidth's
+  // figures, 32q/8kv + V, bf16 cache, 32768 tokens: 1.062x copy against 1.146x with 4;
+  // 1.087x at 16 bytes and 4 heads before).
+  const bool fused_half_width = kernel == RopeKernel::kRopeKvCache && UsesHalfWidthVectors(config);
+  const int heads_per_thread = total_heads >= 16 && !fused_half_width ? 4 : 8;
   RopeLaunchShape shape;
   const int64_t lanes = LanesPerHead(config, vector_width);
   if (tokens <= 0 || total_heads <= 0) return shape;

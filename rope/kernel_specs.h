@@ -30,8 +30,9 @@ inline constexpr RopeKernel kAllRopeKernels[] = {RopeKernel::kRope, RopeKernel::
 const char* AlignedFunctionName(RopeKernel kernel);
 const char* UnalignedFunctionName(RopeKernel kernel);
 
-// Elements per vector access: the widest power of two that fits 16 bytes and divides
-// the pairing (NeoX: the pairs of a segment; interleaved: an even count).
+// Elements per vector access: the widest power of two that fits 16 bytes (8 for NeoX with
+// 16-bit elements) and divides the pairing (NeoX: the pairs of a segment; interleaved:
+// an even count).
 int VectorWidth(const RopeConfig& config);
 // Elements per access of the unaligned path.
 int UnalignedVectorWidth(const RopeConfig& config);
@@ -45,8 +46,8 @@ struct RopeLaunchShape {
   int head_splits = 1;  // threads sharing one (token, lane); they split the heads
   int64_t blocks = 0;
 };
-RopeLaunchShape ComputeLaunchShape(const RopeConfig& config, int64_t tokens, int total_heads,
-                                   int vector_width);
+RopeLaunchShape ComputeLaunchShape(const RopeConfig& config, RopeKernel kernel, int64_t tokens,
+                                   int total_heads, int vector_width);
 
 // Whether a launch this small (decode, a few tokens) runs faster on the narrow kernel (the
 // unaligned one: one NeoX pair a thread) than on the vector kernel, even when the data is

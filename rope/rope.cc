@@ -197,9 +197,9 @@ bool IsAligned(const void* pointer, int64_t token_stride, int64_t head_stride, i
          head_stride % elements == 0;
 }
 
-absl::StatusOr<RopeLaunchShape> CheckedLaunchShape(const RopeConfig& config, int64_t tokens,
-                                                   int total_heads, int width) {
-  const RopeLaunchShape shape = ComputeLaunchShape(config, tokens, total_heads, width);
+absl::StatusOr<RopeLaunchShape> CheckedLaunchShape(const RopeConfig& config, RopeKernel kernel,
+                                                   int64_t tokens, int total_heads, int width) {
+  const RopeLaunchShape shape = ComputeLaunchShape(config, kernel, tokens, total_heads, width);
   // The kernels index threads in 32 bits.
   if (shape.blocks * RopeLaunchShape::kThreadsPerBlock > UINT32_MAX) {
     return Invalid(absl::StrCat("too many tokens for one launch: ", tokens));
@@ -379,7 +379,8 @@ absl::Status Rope::Launch(const Kernel& kernel, const DeviceTensor* tensors, con
   const bool vector = UseVectorKernel(options.kernel, aligned, config_, tokens, args.total_heads);
   const int width = vector ? vector_width_ : UnalignedVectorWidth(config_);
   ASSIGN_OR_RETURN(const RopeLaunchShape shape,
-                   CheckedLaunchShape(config_, tokens, args.total_heads, width));
+                   CheckedLaunchShape(config_, single ? RopeKernel::kRope : RopeKernel::kPositionEmbeddings,
+                                      tokens, args.total_heads, width));
   args.head_splits = shape.head_splits;
 
   void* params[] = {&args};
@@ -498,7 +499,8 @@ absl::Status Rope::LaunchKvCache(const DeviceTensor* q, const DeviceTensor* q_ou
       UseVectorKernel(options.kernel, aligned, config_, tokens, args.rope.total_heads);
   const int width = vector ? vector_width_ : UnalignedVectorWidth(config_);
   ASSIGN_OR_RETURN(const RopeLaunchShape shape,
-                   CheckedLaunchShape(config_, tokens, args.rope.total_heads, width));
+                   CheckedLaunchShape(config_, RopeKernel::kRopeKvCache, tokens, args.rope.total_heads,
+                                      width));
   args.rope.head_splits = shape.head_splits;
 
   void* params[] = {&args};

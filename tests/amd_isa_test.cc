@@ -99,6 +99,8 @@ std::map<std::string, KernelIsa> CheckIsa(Compiler& compiler, const char* label,
   const bool gfx9 = absl::StartsWith(processor, "gfx9");
   const std::string load16 = gfx9 ? "global_load_dwordx4" : "global_load_b128";
   const std::string store16 = gfx9 ? "global_store_dwordx4" : "global_store_b128";
+  const std::string load8 = gfx9 ? "global_load_dwordx2" : "global_load_b64";
+  const std::string store8 = gfx9 ? "global_store_dwordx2" : "global_store_b64";
   const std::string path = TempPath(absl::StrCat(label, "_", processor, ".hsaco"));
   for (DType dtype : {DType::kF32, DType::kF16, DType::kBF16}) {
     for (RopeStyle style : {RopeStyle::kNeox, RopeStyle::kInterleaved}) {
@@ -130,10 +132,13 @@ std::map<std::string, KernelIsa> CheckIsa(Compiler& compiler, const char* label,
           EXPECT_FALSE(text.empty())
               << label << " " << target << " " << what << ": " << kernel << " not in the listing";
           const bool aligned = !absl::StrContains(kernel, "unaligned");
-          if (aligned && VectorWidth(config) * DTypeSize(dtype) == 16) {
-            EXPECT_TRUE(absl::StrContains(text, load16))
+          // The vector path's access width (16 bytes, or 8 for NeoX with 16-bit
+          // elements: rope/kernel_specs.cc) in one instruction each way.
+          const int access_bytes = VectorWidth(config) * DTypeSize(dtype);
+          if (aligned && (access_bytes == 16 || access_bytes == 8)) {
+            EXPECT_TRUE(absl::StrContains(text, access_bytes == 16 ? load16 : load8))
                 << label << " " << target << " " << what << ": " << kernel;
-            EXPECT_TRUE(absl::StrContains(text, store16))
+            EXPECT_TRUE(absl::StrContains(text, access_bytes == 16 ? store16 : store8))
                 << label << " " << target << " " << what << ": " << kernel;
           }
           EXPECT_FALSE(absl::StrContains(text, "scratch_"))

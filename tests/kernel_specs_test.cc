@@ -10,18 +10,27 @@ namespace rope_jit {
 namespace {
 
 // The launch shape per regime (rope/kernel_specs.cc): prefill gives a thread 4 heads when
-// there are many and 8 when there are few; latency-bound launches split heads until no
-// thread needs more than one batch (ROPE_HEAD_UNROLL heads).
+// there are many and 8 when there are few (always 8 in the fused kernel with 8-byte
+// vectors); latency-bound launches split heads until no thread needs more than one batch
+// (ROPE_HEAD_UNROLL heads).
 TEST(LaunchShapeTest, HeadsPerThreadByRegime) {
+  constexpr RopeKernel kQk = RopeKernel::kPositionEmbeddings;
   RopeConfig bf16;
-  bf16.dtype = DType::kBF16;  // head_dim 128, NeoX: 8 elements per access, 8 lanes a head
+  bf16.dtype = DType::kBF16;  // head_dim 128, NeoX: 4 elements (8 bytes) per access, 16 lanes a head
   const int bf16_width = VectorWidth(bf16);
-  ASSERT_EQ(LanesPerHead(bf16, bf16_width), 8);
-  EXPECT_EQ(ComputeLaunchShape(bf16, 32768, 40, bf16_width).head_splits, 10);  // 4 heads a thread
-  EXPECT_EQ(ComputeLaunchShape(bf16, 32768, 9, bf16_width).head_splits, 2);    // 8q/1kv: 5 and 4
-  EXPECT_EQ(ComputeLaunchShape(bf16, 1, 40, bf16_width).head_splits, 40);      // decode: 1 head each
-  const RopeLaunchShape prefill = ComputeLaunchShape(bf16, 32768, 40, bf16_width);
-  EXPECT_EQ(prefill.blocks, int64_t{32768} * 8 * 10 / RopeLaunchShape::kThreadsPerBlock);
+  ASSERT_EQ(bf16_width, 4);
+  ASSERT_EQ(LanesPerHead(bf16, bf16_width), 16);
+  EXPECT_EQ(ComputeLaunchShape(bf16, kQk, 32768, 40, bf16_width).head_splits, 10);  // 4 heads a thread
+  EXPECT_EQ(ComputeLaunchShape(bf16, kQk, 32768, 9, bf16_width).head_splits, 2);    // 8q/1kv: 5 and 4
+  EXPECT_EQ(ComputeLaunchShape(bf16, kQk, 1, 40, bf16_width).head_splits, 40);      // decode: 1 head each
+  const RopeLaunchShape prefill = ComputeLaunchShape(bf16, kQk, 32768, 40, bf16_width);
+  EXPECT_EQ(prefill.blocks, int64_t{32768} * 16 * 10 / RopeLaunchShape::kThreadsPerBlock);
+  // The fused kernel: 32q/8kv and V are 48 heads, 8 a thread.
+  EXPECT_EQ(ComputeLaunchShape(bf16, RopeKernel::kRopeKvCache, 32768, 48, bf16_width).head_splits, 6);
+  RopeConfig bf16_interleaved = bf16;  // 16 bytes: 8 elements = 4 pairs, 16 lanes a head
+  bf16_interleaved.style = RopeStyle::kInterleaved;
+  ASSERT_EQ(VectorWidth(bf16_interleaved), 8);
+  EXPECT_EQ(ComputeLaunchShape(bf16_interleaved, RopeKernel::kRopeKvCache, 32768, 48, 8).head_splits, 12);
 
   RopeConfig f32;
   f32.dtype = DType::kF32;
@@ -30,8 +39,8 @@ TEST(LaunchShapeTest, HeadsPerThreadByRegime) {
   ASSERT_EQ(LanesPerHead(f32, f32_width), 32);
   // 64 tokens x 32 lanes = 2048 pairs: 16 splits would fill the GPU, but would leave 3
   // heads (two batches) to some threads; 20 splits leave 2.
-  EXPECT_EQ(ComputeLaunchShape(f32, 64, 40, f32_width).head_splits, 20);
-  EXPECT_EQ(ComputeLaunchShape(f32, 0, 40, f32_width).blocks, 0);
+  EXPECT_EQ(ComputeLaunchShape(f32, kQk, 64, 40, f32_width).head_splits, 20);
+  EXPECT_EQ(ComputeLaunchShape(f32, kQk, 0, 40, f32_width).blocks, 0);
 }
 
 // Small launches take the narrow kernel (rope/kernel_specs.cc has the H200 measurements

@@ -69,8 +69,8 @@ TEST_F(RopeApiTest, PositionEmbeddingsLaunchOnceWithTheViewsGiven) {
   EXPECT_EQ(args.tensors[1].out, k.data);  // in place
   EXPECT_EQ(args.num_tokens, 4096);
   EXPECT_EQ(launches[0].block.x, 256u);
-  // bf16, head_dim 128, NeoX: 8 elements per access, 8 lanes per head.
-  const int64_t threads = int64_t{4096} * 8 * args.head_splits;
+  // bf16, head_dim 128, NeoX: 4 elements (8 bytes) per access, 16 lanes per head.
+  const int64_t threads = int64_t{4096} * 16 * args.head_splits;
   EXPECT_EQ(launches[0].grid.x, static_cast<uint32_t>((threads + 255) / 256));
 }
 
@@ -121,7 +121,7 @@ TEST_F(RopeApiTest, KernelChoiceForcesEitherKernelOnAlignedViews) {
   std::vector<FakeRuntime::LaunchRecord> launches = runtime_.launches();
   ASSERT_EQ(launches.size(), 3u);
   EXPECT_EQ(runtime_.FunctionName(launches[0].function), "rope_qk_apply_aligned");
-  EXPECT_EQ(launches[0].grid.x, 2u);  // 8 vector lanes a head x 40 heads: 320 threads
+  EXPECT_EQ(launches[0].grid.x, 3u);  // 16 vector lanes a head x 40 heads: 640 threads
   EXPECT_EQ(runtime_.FunctionName(launches[1].function), "rope_qk_apply_unaligned");
   EXPECT_EQ(runtime_.FunctionName(launches[2].function), "rope_apply_unaligned");
 }

@@ -98,7 +98,8 @@ TEST_F(RopeKvCacheApiTest, OneLaunchWithTheCacheGeometry) {
     EXPECT_EQ(a.rope.num_tokens, kTokens);
     EXPECT_EQ(a.cache_block_stride, 16 * kKvHeads * kDim);
     // The launch shape is the rotation's, over Q, K and V heads.
-    const RopeLaunchShape shape = ComputeLaunchShape(rope_->config(), kTokens, 48, 8);
+    const RopeLaunchShape shape = ComputeLaunchShape(rope_->config(), RopeKernel::kRopeKvCache, kTokens,
+                                                     48, VectorWidth(rope_->config()));
     EXPECT_EQ(a.rope.head_splits, shape.head_splits);
     EXPECT_EQ(launch.grid.x, static_cast<uint32_t>(shape.blocks));
   }
@@ -134,15 +135,15 @@ TEST_F(RopeKvCacheApiTest, Fp8OutOfPlaceAndTheCacheWriteAlone) {
 
 TEST_F(RopeKvCacheApiTest, MisalignedViewsTakeTheUnalignedKernel) {
   KvCacheView shifted = cache_;
-  shifted.k = static_cast<char*>(cache_.k) + 2;  // bf16-aligned, not 16-byte aligned
+  shifted.k = static_cast<char*>(cache_.k) + 2;  // bf16-aligned, not 8-byte aligned
   ASSERT_TRUE(Apply(q_, k_, v_, shifted).ok());
   KvCacheView fp8 = cache_;
   fp8.dtype = KvDType::kFp8E4M3;
   fp8.k_scale = &scales_[0];
   fp8.v_scale = &scales_[1];
-  fp8.v = static_cast<char*>(cache_.v) + 4;  // 8 FP8 bytes per access need 8-byte alignment
+  fp8.v = static_cast<char*>(cache_.v) + 2;  // 4 FP8 bytes per access need 4-byte alignment
   ASSERT_TRUE(Apply(q_, k_, v_, fp8).ok());
-  fp8.v = static_cast<char*>(cache_.v) + 8;
+  fp8.v = static_cast<char*>(cache_.v) + 4;
   ASSERT_TRUE(Apply(q_, k_, v_, fp8).ok());
   DeviceTensor v_odd = v_;
   v_odd.token_stride = kRow + 1;

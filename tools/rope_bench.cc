@@ -544,7 +544,7 @@ BareLaunch BuildBareLaunch(const RopeConfig& config, const RopeFrequencies& freq
   a.attention_factor = static_cast<float>(freqs.attention_factor);
   a.num_tokens = static_cast<int>(tokens);
   const RopeLaunchShape shape =
-      ComputeLaunchShape(config, tokens, a.total_heads,
+      ComputeLaunchShape(config, RopeKernel::kPositionEmbeddings, tokens, a.total_heads,
                          vector_kernel ? VectorWidth(config) : UnalignedVectorWidth(config));
   a.head_splits = shape.head_splits;
   launch.grid = Dim3{static_cast<uint32_t>(shape.blocks), 1, 1};
