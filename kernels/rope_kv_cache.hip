@@ -260,10 +260,11 @@ struct RopeKvCacheHeads {
 
 // NVIDIA: at most 80 registers a thread, so that 3 blocks of 256 threads fit an SM. ptxas
 // gave the NeoX 16-bit vector kernel 93 when it moved 16 bytes an access (2 blocks, 16
-// warps: too few loads in flight to reach full bandwidth); with 8-byte accesses it needs
-// 64, f32 NeoX 76 and interleaved 16-bit 64 (hd128), so the limit now only guards
-// against such growth. The rope kernels fit in 48-74 unasked. AMD reads a second __launch_bounds__ argument differently (waves
-// per execution unit) and the host and plain-clang stand-ins take one.
+// warps: too few loads in flight to reach full bandwidth). Unbounded it now gives 64
+// (NeoX 16-bit, 8-byte accesses), 62 (interleaved 16-bit), 78 and 58 (f32) at hd128, so
+// the limit only guards against such growth; the rope kernels take 48-74. AMD reads a
+// second __launch_bounds__ argument differently (waves per execution unit) and the host
+// and plain-clang stand-ins take one.
 #if ROPE_AMD || defined(ROPE_HOST)
 #define ROPE_KV_LAUNCH_BOUNDS __launch_bounds__(ROPE_THREADS_PER_BLOCK)
 #else

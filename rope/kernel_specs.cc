@@ -48,13 +48,14 @@ const char* UnalignedFunctionName(RopeKernel kernel) {
 
 namespace {
 
-// NeoX with 16-bit elements moves 8 bytes (4 pairs) per access, not 16. Measured on an
-// H200 (BENCHMARKS.md, issue 18 at 0d6f1b2; bf16, same call): the vector kernel needs 48
-// registers instead of 74 (5 blocks of 256 threads an SM instead of 3) for the same cos/sin
-// work per pair, and 4096-token rows went from 1.40-1.60x to 1.37-1.53x a copy, 32768-token
-// rows from 1.03-1.11x to 1.03-1.10x, 64-token decode in a CUDA graph with PDL from 2.03
-// to 1.82 us (32q/8kv, hd128). Interleaved lost (1.03 -> 1.22x at 32768 tokens: 2 pairs a
-// lane are too little work per cos/sin batch), so it keeps 16 bytes, as f32 does.
+// NeoX with 16-bit elements moves 8 bytes (4 pairs) per access, not 16: the vector kernel
+// then needs 48 registers instead of 74 (5 blocks of 256 threads an SM instead of 3) for
+// the same cos/sin work per pair. Measured on an H200 against 16 bytes in the same call
+// (BENCHMARKS.md; benchmarks/h200-ab-e255fba, ab4: f16 and bf16, head_dim 64-256):
+// 4096-token rows 1.06-1.63x -> 1.04-1.54x a copy; 32768-token rows 1.03-1.12x ->
+// 1.03-1.11x, all but 32q/8kv hd256 (1.007-1.012x -> 1.012-1.017x) faster; 64 tokens in
+// a CUDA graph with PDL 2.07 -> 1.85 us (32q/8kv hd128). Interleaved 16-bit lost at 8
+// bytes (1.03x -> 1.22x at 32768 tokens, ab3; not profiled), so it keeps 16, as f32 does.
 bool UsesHalfWidthVectors(const RopeConfig& config) {
   return config.style == RopeStyle::kNeox && DTypeSize(config.dtype) == 2;
 }
@@ -111,22 +112,26 @@ RopeLaunchShape ComputeLaunchShape(const RopeConfig& config, RopeKernel kernel, 
 }
 
 bool PrefersNarrowKernel(const RopeConfig& config, int64_t tokens, int total_heads) {
-  // A NeoX vector-kernel thread computes the cos/sin of 4 (f32) or 8 (16-bit) pairs one
-  // after another; in a launch too small to fill the GPU that chain is the kernel's
-  // time, and spreading the pairs over 4-8x the threads shortens it. The narrow kernel
-  // wins while its thread count (one per token, head and pair) stays under a limit.
-  // Measured on an H200 (BENCHMARKS.md, b45d58b; rope_bench's "narrow us" and "vector us"
-  // columns, timed in the same row; 1, 8 and 64 tokens):
-  //  - NeoX, 16-bit: won in every row up to 81920 threads, by 0.02-0.75 us (1 token
-  //    32q/8kv hd128: 2.44 vs 2.86 us); the vector kernel wins at 163840 (64 tokens
-  //    32q/8kv hd128: 3.56 vs 4.06 us);
+  // A NeoX vector-kernel thread computes the cos/sin of 4 pairs one after another; in a
+  // launch too small to fill the GPU that chain is the kernel's time, and spreading the
+  // pairs over 4x the threads shortens it. The narrow kernel wins while its thread count
+  // (one per token, head and pair) stays under a limit. Measured on an H200 (BENCHMARKS.md,
+  // b45d58b; rope_bench's "narrow us" and "vector us" columns, timed in the same row; 1, 8
+  // and 64 tokens):
+  //  - NeoX, 16-bit: against the 16-byte vector kernel (8 pairs a thread) the narrow one
+  //    won in every row up to 81920 threads, by 0.02-0.75 us (1 token 32q/8kv hd128: 2.44
+  //    vs 2.86 us). Against the 8-byte one (VectorWidth) the limit is 48K (ab4 in
+  //    benchmarks/h200-ab-e255fba, same call as 96K and 24K): 64 tokens 32q/8kv hd64
+  //    (81920 threads) then takes the vector kernel, 1.77 -> 1.63 us a step in a CUDA
+  //    graph with PDL, and 8q/1kv hd256 (73728) 1.69 -> 1.62 us; 24K lost at 8q/1kv hd128
+  //    (36864 threads: 1.56 -> 1.61 us);
   //  - NeoX, f32: won by up to 0.21 us at 576-20480 threads (lost once, by 0.15 us at
   //    288: 1 token 8q/1kv hd64);
   //  - interleaved: never won by more than 0.02 us and lost by up to 0.35 us (its narrow
   //    kernel moves elements one at a time, and the vector kernel only has 2-4 pairs
   //    a thread), so interleaved launches always take the vector kernel.
   if (tokens <= 0 || total_heads <= 0 || config.style == RopeStyle::kInterleaved) return false;
-  const int64_t limit = DTypeSize(config.dtype) == 2 ? 96 * 1024 : 32 * 1024;
+  const int64_t limit = DTypeSize(config.dtype) == 2 ? 48 * 1024 : 32 * 1024;
   const int64_t lanes = LanesPerHead(config, UnalignedVectorWidth(config));
   // tokens < 2^31, total_heads <= 2^21, lanes <= 2^16: the product fits in 64 bits.
   return tokens * total_heads * lanes <= limit;

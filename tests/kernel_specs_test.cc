@@ -49,7 +49,8 @@ TEST(LaunchShapeTest, NarrowKernelForSmallLaunches) {
   RopeConfig bf16;
   bf16.dtype = DType::kBF16;  // head_dim 128, NeoX: 64 narrow lanes a head
   EXPECT_TRUE(PrefersNarrowKernel(bf16, 1, 40));
-  EXPECT_TRUE(PrefersNarrowKernel(bf16, 64, 10));   // 40960 threads, under 96K
+  EXPECT_TRUE(PrefersNarrowKernel(bf16, 64, 10));   // 40960 threads, under 48K
+  EXPECT_FALSE(PrefersNarrowKernel(bf16, 64, 20));  // 81920
   EXPECT_FALSE(PrefersNarrowKernel(bf16, 64, 40));  // 163840 threads
   EXPECT_FALSE(PrefersNarrowKernel(bf16, 32768, 40));
   EXPECT_FALSE(PrefersNarrowKernel(bf16, 0, 40));
