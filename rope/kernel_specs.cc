@@ -52,9 +52,9 @@ namespace {
 // then needs 48 registers instead of 74 (5 blocks of 256 threads an SM instead of 3) for
 // the same cos/sin work per pair. Measured on an H200 against 16 bytes in the same call
 // (BENCHMARKS.md; benchmarks/h200-ab-e255fba, ab4: f16 and bf16, head_dim 64-256):
-// 4096-token rows 1.06-1.63x -> 1.04-1.54x a copy; 32768-token rows 1.03-1.12x ->
-// 1.03-1.11x, all but 32q/8kv hd256 (1.007-1.012x -> 1.012-1.017x) faster; 64 tokens in
-// a CUDA graph with PDL 2.07 -> 1.85 us (32q/8kv hd128). Interleaved 16-bit lost at 8
+// 4096-token rows 1.06-1.63x -> 1.04-1.54x a copy; 32768-token rows 1.007-1.118x ->
+// 1.012-1.107x, every row faster but 32q/8kv hd256 (1.007-1.012x -> 1.012-1.017x); 64
+// tokens in a CUDA graph with PDL 2.07 -> 1.85 us (32q/8kv hd128). Interleaved 16-bit lost at 8
 // bytes (1.03x -> 1.22x at 32768 tokens, ab3; not profiled), so it keeps 16, as f32 does.
 bool UsesHalfWidthVectors(const RopeConfig& config) {
   return config.style == RopeStyle::kNeox && DTypeSize(config.dtype) == 2;

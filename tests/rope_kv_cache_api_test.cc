@@ -129,8 +129,15 @@ TEST_F(RopeKvCacheApiTest, Fp8OutOfPlaceAndTheCacheWriteAlone) {
   EXPECT_EQ(write.rotate, 0);
   EXPECT_EQ(write.rope.tensors[0].num_heads, 0);
   EXPECT_EQ(write.rope.total_heads, 2 * kKvHeads);
-  // 64 tokens of 16 K and V heads is small enough for the narrow kernel (PrefersNarrowKernel).
-  EXPECT_EQ(runtime_.FunctionName(launches[1].function), "rope_kv_cache_unaligned");
+  // The write alone chooses its kernel as the rotation does (PrefersNarrowKernel): 64 tokens
+  // of 16 K and V heads (65536 narrow threads, over the 48K limit) take the vector kernel,
+  // 16 tokens (16384) the narrow one.
+  EXPECT_EQ(runtime_.FunctionName(launches[1].function), "rope_kv_cache_aligned");
+  DeviceTensor k16 = k_, v16 = v_;
+  k16.tokens = v16.tokens = 16;
+  ASSERT_TRUE(rope_->WriteKvCacheDevice(k16, v16, slots_, fp8, nullptr).ok());
+  ASSERT_EQ(runtime_.launches().size(), 3u);
+  EXPECT_EQ(runtime_.FunctionName(runtime_.launches()[2].function), "rope_kv_cache_unaligned");
 }
 
 TEST_F(RopeKvCacheApiTest, MisalignedViewsTakeTheUnalignedKernel) {
