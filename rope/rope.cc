@@ -378,9 +378,9 @@ absl::Status Rope::Launch(const Kernel& kernel, const DeviceTensor* tensors, con
 
   const bool vector = UseVectorKernel(options.kernel, aligned, config_, tokens, args.total_heads);
   const int width = vector ? vector_width_ : UnalignedVectorWidth(config_);
+  const RopeKernel which = single ? RopeKernel::kRope : RopeKernel::kPositionEmbeddings;
   ASSIGN_OR_RETURN(const RopeLaunchShape shape,
-                   CheckedLaunchShape(config_, single ? RopeKernel::kRope : RopeKernel::kPositionEmbeddings,
-                                      tokens, args.total_heads, width));
+                   CheckedLaunchShape(config_, which, tokens, args.total_heads, width));
   args.head_splits = shape.head_splits;
 
   void* params[] = {&args};
@@ -499,8 +499,8 @@ absl::Status Rope::LaunchKvCache(const DeviceTensor* q, const DeviceTensor* q_ou
       UseVectorKernel(options.kernel, aligned, config_, tokens, args.rope.total_heads);
   const int width = vector ? vector_width_ : UnalignedVectorWidth(config_);
   ASSIGN_OR_RETURN(const RopeLaunchShape shape,
-                   CheckedLaunchShape(config_, RopeKernel::kRopeKvCache, tokens, args.rope.total_heads,
-                                      width));
+                   CheckedLaunchShape(config_, RopeKernel::kRopeKvCache, tokens,
+                                      args.rope.total_heads, width));
   args.rope.head_splits = shape.head_splits;
 
   void* params[] = {&args};

@@ -15,22 +15,23 @@ namespace {
 // (ROPE_HEAD_UNROLL heads).
 TEST(LaunchShapeTest, HeadsPerThreadByRegime) {
   constexpr RopeKernel kQk = RopeKernel::kPositionEmbeddings;
+  constexpr RopeKernel kFused = RopeKernel::kRopeKvCache;
   RopeConfig bf16;
-  bf16.dtype = DType::kBF16;  // head_dim 128, NeoX: 4 elements (8 bytes) per access, 16 lanes a head
-  const int bf16_width = VectorWidth(bf16);
-  ASSERT_EQ(bf16_width, 4);
-  ASSERT_EQ(LanesPerHead(bf16, bf16_width), 16);
-  EXPECT_EQ(ComputeLaunchShape(bf16, kQk, 32768, 40, bf16_width).head_splits, 10);  // 4 heads a thread
-  EXPECT_EQ(ComputeLaunchShape(bf16, kQk, 32768, 9, bf16_width).head_splits, 2);    // 8q/1kv: 5 and 4
-  EXPECT_EQ(ComputeLaunchShape(bf16, kQk, 1, 40, bf16_width).head_splits, 40);      // decode: 1 head each
-  const RopeLaunchShape prefill = ComputeLaunchShape(bf16, kQk, 32768, 40, bf16_width);
+  bf16.dtype = DType::kBF16;  // head_dim 128, NeoX: 4 elements (8 bytes) an access, 16 lanes a head
+  const int width = VectorWidth(bf16);
+  ASSERT_EQ(width, 4);
+  ASSERT_EQ(LanesPerHead(bf16, width), 16);
+  EXPECT_EQ(ComputeLaunchShape(bf16, kQk, 32768, 40, width).head_splits, 10);  // 4 heads a thread
+  EXPECT_EQ(ComputeLaunchShape(bf16, kQk, 32768, 9, width).head_splits, 2);    // 8q/1kv: 5 and 4
+  EXPECT_EQ(ComputeLaunchShape(bf16, kQk, 1, 40, width).head_splits, 40);      // decode: 1 each
+  const RopeLaunchShape prefill = ComputeLaunchShape(bf16, kQk, 32768, 40, width);
   EXPECT_EQ(prefill.blocks, int64_t{32768} * 16 * 10 / RopeLaunchShape::kThreadsPerBlock);
   // The fused kernel: 32q/8kv and V are 48 heads, 8 a thread.
-  EXPECT_EQ(ComputeLaunchShape(bf16, RopeKernel::kRopeKvCache, 32768, 48, bf16_width).head_splits, 6);
-  RopeConfig bf16_interleaved = bf16;  // 16 bytes: 8 elements = 4 pairs, 16 lanes a head
-  bf16_interleaved.style = RopeStyle::kInterleaved;
-  ASSERT_EQ(VectorWidth(bf16_interleaved), 8);
-  EXPECT_EQ(ComputeLaunchShape(bf16_interleaved, RopeKernel::kRopeKvCache, 32768, 48, 8).head_splits, 12);
+  EXPECT_EQ(ComputeLaunchShape(bf16, kFused, 32768, 48, width).head_splits, 6);
+  RopeConfig interleaved = bf16;  // 16 bytes: 8 elements = 4 pairs, 16 lanes a head
+  interleaved.style = RopeStyle::kInterleaved;
+  ASSERT_EQ(VectorWidth(interleaved), 8);
+  EXPECT_EQ(ComputeLaunchShape(interleaved, kFused, 32768, 48, 8).head_splits, 12);  // 4 a thread
 
   RopeConfig f32;
   f32.dtype = DType::kF32;

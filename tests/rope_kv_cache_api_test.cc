@@ -98,8 +98,8 @@ TEST_F(RopeKvCacheApiTest, OneLaunchWithTheCacheGeometry) {
     EXPECT_EQ(a.rope.num_tokens, kTokens);
     EXPECT_EQ(a.cache_block_stride, 16 * kKvHeads * kDim);
     // The launch shape is the rotation's, over Q, K and V heads.
-    const RopeLaunchShape shape = ComputeLaunchShape(rope_->config(), RopeKernel::kRopeKvCache, kTokens,
-                                                     48, VectorWidth(rope_->config()));
+    const RopeLaunchShape shape = ComputeLaunchShape(
+        rope_->config(), RopeKernel::kRopeKvCache, kTokens, 48, VectorWidth(rope_->config()));
     EXPECT_EQ(a.rope.head_splits, shape.head_splits);
     EXPECT_EQ(launch.grid.x, static_cast<uint32_t>(shape.blocks));
   }
