@@ -54,10 +54,23 @@ namespace {
 // (BENCHMARKS.md; benchmarks/h200-ab-e255fba, ab4: f16 and bf16, head_dim 64-256):
 // 4096-token rows 1.06-1.63x -> 1.04-1.54x a copy; 32768-token rows 1.007-1.118x ->
 // 1.012-1.107x, every row faster but 32q/8kv hd256 (1.007-1.012x -> 1.012-1.017x); 64
-// tokens in a CUDA graph with PDL 2.07 -> 1.85 us (32q/8kv hd128). Interleaved 16-bit lost at 8
-// bytes (1.03x -> 1.22x at 32768 tokens, ab3; not profiled), so it keeps 16, as f32 does.
+// tokens in a CUDA graph with PDL 2.07 -> 1.85 us (32q/8kv hd128). Interleaved 16-bit
+// lost at 8 bytes (1.03x -> 1.22x at 32768 tokens, ab3; not profiled), so it keeps 16, as
+// f32 does.
 bool UsesHalfWidthVectors(const RopeConfig& config) {
   return config.style == RopeStyle::kNeox && DTypeSize(config.dtype) == 2;
+}
+
+// Prefill: bandwidth-bound; a thread moves a few heads so that its cos/sin (and its
+// position and inv_freq loads) serve several heads. Measured on an H200 (BENCHMARKS.md),
+// 32768 tokens: with 32q/8kv, 4 heads a thread gave 1.01-1.05x copy (8 heads: up to
+// 1.08x); with 8q/1kv, 8 heads gave up to 1.11x (4 heads: up to 1.15x). The fused
+// KV-cache kernel with 8-byte vectors does best with 8 (same call as VectorWidth's
+// figures, 32q/8kv + V, bf16 cache, 32768 tokens: 1.062x copy against 1.146x with 4;
+// 1.087x at 16 bytes and 4 heads before).
+int PrefillHeadsPerThread(const RopeConfig& config, RopeKernel kernel, int total_heads) {
+  if (kernel == RopeKernel::kRopeKvCache && UsesHalfWidthVectors(config)) return 8;
+  return total_heads >= 16 ? 4 : 8;
 }
 
 }  // namespace
@@ -88,15 +101,7 @@ RopeLaunchShape ComputeLaunchShape(const RopeConfig& config, RopeKernel kernel, 
   // thread, and no thread needs more than one batch of ROPE_HEAD_UNROLL heads (a second
   // batch is a second memory round trip on the critical path).
   constexpr int64_t kTargetThreads = 32 * 1024;
-  // Prefill: bandwidth-bound; a thread moves a few heads so that its cos/sin (and its
-  // position and inv_freq loads) serve several heads. Measured on an H200 (BENCHMARKS.md),
-  // 32768 tokens: with 32q/8kv, 4 heads a thread gave 1.01-1.05x copy (8 heads: up to
-  // 1.08x); with 8q/1kv, 8 heads gave up to 1.11x (4 heads: up to 1.15x). The fused
-  // KV-cache kernel with 8-byte vectors does best with 8 (same call as VectorWidth's
-  // figures, 32q/8kv + V, bf16 cache, 32768 tokens: 1.062x copy against 1.146x with 4;
-  // 1.087x at 16 bytes and 4 heads before).
-  const bool fused_half_width = kernel == RopeKernel::kRopeKvCache && UsesHalfWidthVectors(config);
-  const int heads_per_thread = total_heads >= 16 && !fused_half_width ? 4 : 8;
+  const int heads_per_thread = PrefillHeadsPerThread(config, kernel, total_heads);
   RopeLaunchShape shape;
   const int64_t lanes = LanesPerHead(config, vector_width);
   if (tokens <= 0 || total_heads <= 0) return shape;
