@@ -24,9 +24,10 @@ def index(rows, key_fields):
 
 def layout_table(ours, peers, q, kv):
     print(f"\n### {q}q/{kv}kv, head_dim 128, bf16\n")
-    print("| shape | ours us | copy us | ours / copy | FlashInfer us | SGLang us | SGLang, PDL us |"
-          " FlashInfer / copy | SGLang / copy | fastest peer / ours |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| shape | ours us | copy us | ours / copy | FlashInfer us | SGLang us | ours, PDL us |"
+          " SGLang, PDL us | FlashInfer / copy | SGLang / copy | fastest peer / ours |"
+          " SGLang PDL / ours PDL |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for style in ("neox", "interleaved"):
         for tokens in (1, 64, 4096, 32768):
             key = (tokens, q, kv, 128, "bf16", style)
@@ -37,6 +38,7 @@ def layout_table(ours, peers, q, kv):
             if mine is None:
                 continue
             ours_us = median(mine["kernel"])
+            ours_pdl_us = median(mine.get("kernel_pdl"))
             copy_us = median(mine["copy"])
             fi_us = median(fi["kernel"]) if fi else None
             sg_us = median(sg["kernel"]) if sg else None
@@ -45,9 +47,12 @@ def layout_table(ours, peers, q, kv):
             sg_copy = sg_us / median(sg["copy"]) if sg else None
             plain_peers = [v for v in (fi_us, sg_us) if v is not None]
             fastest = min(plain_peers) / ours_us if plain_peers else None
+            pdl_ratio = sg_pdl_us / ours_pdl_us if sg_pdl_us and ours_pdl_us else None
             print(f"| {tokens} tok, {style} | {fmt(ours_us)} | {fmt(copy_us)} | "
-                  f"{fmt(ours_us / copy_us, '%.3fx')} | {fmt(fi_us)} | {fmt(sg_us)} | {fmt(sg_pdl_us)} | "
-                  f"{fmt(fi_copy, '%.3fx')} | {fmt(sg_copy, '%.3fx')} | {fmt(fastest, '%.3f')} |")
+                  f"{fmt(ours_us / copy_us, '%.3fx')} | {fmt(fi_us)} | {fmt(sg_us)} | "
+                  f"{fmt(ours_pdl_us)} | {fmt(sg_pdl_us)} | "
+                  f"{fmt(fi_copy, '%.3fx')} | {fmt(sg_copy, '%.3fx')} | {fmt(fastest, '%.3f')} | "
+                  f"{fmt(pdl_ratio, '%.3f')} |")
 
 
 def graph_table(ours, peers):

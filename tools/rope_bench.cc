@@ -769,6 +769,14 @@ absl::StatusOr<KernelRow> MeasureKernelRow(const Gpu& gpu, const BenchOptions& o
   auto apply_set = [&](int64_t set) { return apply_set_with(set, ApplyOptions{}); };
   int64_t next = 0;
   ASSIGN_OR_RETURN(row.kernel, TimeOps(gpu, options, apply_set, &next));
+  if (gpu.cuda != nullptr) {
+    ApplyOptions pdl;
+    pdl.programmatic_dependent_launch = true;
+    const Op apply_pdl = [&](int64_t set) { return apply_set_with(set, pdl); };
+    next = 0;
+    ASSIGN_OR_RETURN(Timing pdl_timing, TimeOps(gpu, options, apply_pdl, &next));
+    row.kernel_pdl = pdl_timing;
+  }
 
   next = 0;
   const Op copy = [&](int64_t i) {

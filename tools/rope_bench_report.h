@@ -61,6 +61,9 @@ struct KernelRow {
   int64_t copy_bytes = 0;    // Q + K read and written
   int64_t sets = 0;          // buffer sets the launches rotate through
   Timing kernel, copy;
+  // The same back-to-back launches with programmatic dependent launch (NVIDIA): each may
+  // start while the one before finishes, as SGLang launches its kernel on sm_90.
+  std::optional<Timing> kernel_pdl;
   std::optional<Timing> graph;             // per apply
   std::optional<Timing> unaligned_kernel;  // rows <= 4096 tokens: views one element off
   // Rows where Rope takes the narrow kernel (PrefersNarrowKernel): the vector kernel it
