@@ -767,11 +767,11 @@ absl::StatusOr<KernelRow> MeasureKernelRow(const Gpu& gpu, const BenchOptions& o
                                               apply_options);
   };
   auto apply_set = [&](int64_t set) { return apply_set_with(set, ApplyOptions{}); };
+  ApplyOptions pdl;
+  pdl.programmatic_dependent_launch = true;
   int64_t next = 0;
   ASSIGN_OR_RETURN(row.kernel, TimeOps(gpu, options, apply_set, &next));
   if (gpu.cuda != nullptr) {
-    ApplyOptions pdl;
-    pdl.programmatic_dependent_launch = true;
     const Op apply_pdl = [&](int64_t set) { return apply_set_with(set, pdl); };
     next = 0;
     ASSIGN_OR_RETURN(Timing pdl_timing, TimeOps(gpu, options, apply_pdl, &next));
@@ -841,8 +841,6 @@ absl::StatusOr<KernelRow> MeasureKernelRow(const Gpu& gpu, const BenchOptions& o
       row.graph_count = static_cast<int>(graphs);
       ASSIGN_OR_RETURN(Timing graph_timing, time_graphs(ApplyOptions{}));
       row.graph = graph_timing;
-      ApplyOptions pdl;
-      pdl.programmatic_dependent_launch = true;
       ASSIGN_OR_RETURN(Timing pdl_timing, time_graphs(pdl));
       row.graph_pdl = pdl_timing;
     }

@@ -27,6 +27,15 @@ void WriteTiming(JsonWriter& j, const Timing& t) {
   j.EndObject();
 }
 
+// A timing that only some rows or runs have: null where it is absent.
+void WriteOptionalTiming(JsonWriter& j, const std::optional<Timing>& t) {
+  if (t) {
+    WriteTiming(j, *t);
+  } else {
+    j.Null();
+  }
+}
+
 void WriteSamples(JsonWriter& j, const std::vector<double>& samples) {
   j.BeginArray();
   for (double s : samples) j.Number(s);
@@ -128,19 +137,19 @@ void PrintEmptyKernel(const Timing& t) {
 
 void PrintKernelRow(const KernelRow& r) {
   const std::string heads = absl::StrCat(r.heads.q, "/", r.heads.kv);
-  auto graph_cell = [](const std::optional<Timing>& t) {
+  auto cell = [](const std::optional<Timing>& t) {
     return t ? absl::StrFormat("%9.2f", t->median_us) : absl::StrFormat("%9s", "-");
   };
-  const std::string graph = absl::StrCat(graph_cell(r.kernel_pdl), " ", graph_cell(r.graph), " ",
-                                         graph_cell(r.graph_pdl), " ",
-                                         graph_cell(r.unaligned_kernel), " ",
-                                         graph_cell(r.vector_kernel));
+  const std::string optional_cells =
+      absl::StrCat(cell(r.kernel_pdl), " ", cell(r.graph), " ", cell(r.graph_pdl), " ",
+                   cell(r.unaligned_kernel), " ", cell(r.vector_kernel));
   std::printf(
       "%6lld %6s %4d %5s %-11s %8.3f %9.2f%s %7.0f %9.2f%s %7.0f %6.3f %s  %s\n",
       static_cast<long long>(r.tokens), heads.c_str(), r.head_dim, DTypeName(r.dtype),
       StyleName(r.style), r.qk_bytes / 1e6, r.kernel.median_us, r.kernel.host_bound ? "*" : " ",
       r.kernel_bytes / r.kernel.median_us / 1e3, r.copy.median_us, r.copy.host_bound ? "*" : " ",
-      r.copy_bytes / r.copy.median_us / 1e3, r.ratio(), graph.c_str(), RowTarget(r).c_str());
+      r.copy_bytes / r.copy.median_us / 1e3, r.ratio(), optional_cells.c_str(),
+      RowTarget(r).c_str());
   std::fflush(stdout);
 }
 
@@ -375,11 +384,7 @@ std::string ReportJson(const Report& r, const BenchOptions& o) {
   j.EndArray();
 
   j.Key("empty_kernel");
-  if (r.empty_kernel) {
-    WriteTiming(j, *r.empty_kernel);
-  } else {
-    j.Null();
-  }
+  WriteOptionalTiming(j, r.empty_kernel);
   j.Key("kv_cache").BeginArray();
   for (const KvCacheRow& k : r.kv_cache) {
     j.BeginObject();
@@ -425,35 +430,15 @@ std::string ReportJson(const Report& r, const BenchOptions& o) {
     j.Key("copy_gbps").Number(k.copy_bytes / k.copy.median_us / 1e3);
     j.Key("ratio_kernel_over_copy").Number(k.ratio());
     j.Key("kernel_pdl");
-    if (k.kernel_pdl) {
-      WriteTiming(j, *k.kernel_pdl);
-    } else {
-      j.Null();
-    }
+    WriteOptionalTiming(j, k.kernel_pdl);
     j.Key("graph_per_apply");
-    if (k.graph) {
-      WriteTiming(j, *k.graph);
-    } else {
-      j.Null();
-    }
+    WriteOptionalTiming(j, k.graph);
     j.Key("unaligned_kernel");
-    if (k.unaligned_kernel) {
-      WriteTiming(j, *k.unaligned_kernel);
-    } else {
-      j.Null();
-    }
+    WriteOptionalTiming(j, k.unaligned_kernel);
     j.Key("vector_kernel");
-    if (k.vector_kernel) {
-      WriteTiming(j, *k.vector_kernel);
-    } else {
-      j.Null();
-    }
+    WriteOptionalTiming(j, k.vector_kernel);
     j.Key("graph_pdl_per_apply");
-    if (k.graph_pdl) {
-      WriteTiming(j, *k.graph_pdl);
-    } else {
-      j.Null();
-    }
+    WriteOptionalTiming(j, k.graph_pdl);
     j.Key("graphs_rotated").Int(k.graph_count);
     j.Key("graph_note").String(k.graph_note);
     j.Key("target").String(RowTarget(k));
