@@ -7,13 +7,13 @@
 extern "C" __global__ void __launch_bounds__(ROPE_THREADS_PER_BLOCK)
     rope_qk_apply_aligned(RopeLaunchArgs args) {
   RopeTensorHeads<2> heads{args};
-  rope_apply_impl<RopeTensorHeads<2>, ROPE_VEC, true>(heads);
+  rope_apply<RopeTensorHeads<2>, ROPE_VEC, true>(heads);
 }
 ROPE_HOST_ENTRY(rope_qk_apply_aligned, RopeLaunchArgs)
 
 extern "C" __global__ void __launch_bounds__(ROPE_THREADS_PER_BLOCK)
     rope_qk_apply_unaligned(RopeLaunchArgs args) {
   RopeTensorHeads<2> heads{args};
-  rope_apply_impl<RopeTensorHeads<2>, ROPE_UNALIGNED_VEC, false>(heads);
+  rope_apply<RopeTensorHeads<2>, ROPE_UNALIGNED_VEC, false>(heads);
 }
 ROPE_HOST_ENTRY(rope_qk_apply_unaligned, RopeLaunchArgs)

@@ -252,11 +252,22 @@ ROPE_DEVICE void rope_store(rope_elem* p, const float (&in)[N]) {
 // Programmatic dependent launch (NVIDIA sm_90+, LaunchOptions in jit/device_runtime.h). A
 // kernel launched with it may start before the previous kernel on its stream has finished;
 // rope_wait_for_prior_grid() returns once that kernel has completed and its writes are
-// visible, so it must come before the first global memory access. It returns at once
-// when the launch was a plain one, and compiles to nothing on other targets.
+// visible, so it must come before the first read of anything that kernel may write. It
+// returns at once when the launch was a plain one, and compiles to nothing on other
+// targets.
 // rope_release_dependent_grid() lets the next such kernel begin launching (it still waits
 // for this one to finish before it reads anything); issued early, the next launch's
 // latency overlaps this kernel's work.
+// Whether reads may be moved ahead of that wait (RopeLaunchArgs::read_positions_early):
+// on GPUs without it the launch is a plain one, and the reordering would only lengthen
+// a thread's chain (positions and cos/sin before the data loads instead of beside them).
+// The host backend keeps the reordering so that CI runs that path of the kernels.
+#if defined(ROPE_HOST) || (!ROPE_AMD && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900)
+#define ROPE_CAN_READ_POSITIONS_EARLY 1
+#else
+#define ROPE_CAN_READ_POSITIONS_EARLY 0
+#endif
+
 ROPE_DEVICE void rope_wait_for_prior_grid() {
 #if !ROPE_AMD && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.wait;" ::: "memory");

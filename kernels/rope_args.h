@@ -41,7 +41,9 @@ typedef struct RopeLaunchArgs {
   int num_tokens;
   int head_splits;           /* threads sharing one (token, lane): they split the heads */
   int total_heads;           /* tensors[0].num_heads + tensors[1].num_heads */
-  int reserved;
+  /* 1: positions, inv_freq and the slot mapping are read before waiting for the prior
+   * kernel (ApplyOptions::positions_not_written_by_prior_kernel); 0: after */
+  int read_positions_early;
 } RopeLaunchArgs;
 
 /* Cache element formats of RopeKvCacheArgs::cache_dtype (rope/kv_cache.h, KvDType). */

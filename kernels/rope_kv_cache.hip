@@ -273,13 +273,13 @@ struct RopeKvCacheHeads {
 
 extern "C" __global__ void ROPE_KV_LAUNCH_BOUNDS rope_kv_cache_aligned(RopeKvCacheArgs args) {
   RopeKvCacheHeads heads{args};
-  rope_apply_impl<RopeKvCacheHeads, ROPE_VEC, true>(heads);
+  rope_apply<RopeKvCacheHeads, ROPE_VEC, true>(heads);
 }
 ROPE_HOST_ENTRY(rope_kv_cache_aligned, RopeKvCacheArgs)
 
 extern "C" __global__ void __launch_bounds__(ROPE_THREADS_PER_BLOCK)
     rope_kv_cache_unaligned(RopeKvCacheArgs args) {
   RopeKvCacheHeads heads{args};
-  rope_apply_impl<RopeKvCacheHeads, ROPE_UNALIGNED_VEC, false>(heads);
+  rope_apply<RopeKvCacheHeads, ROPE_UNALIGNED_VEC, false>(heads);
 }
 ROPE_HOST_ENTRY(rope_kv_cache_unaligned, RopeKvCacheArgs)

@@ -180,6 +180,12 @@ absl::Status CheckKernelChoice(KernelChoice choice) {
                               " is not a KernelChoice value"));
 }
 
+// RopeLaunchArgs::read_positions_early: only a launch that overlaps the kernel ahead of it
+// has anything to gain from reading its positions first.
+int ReadsPositionsEarly(const ApplyOptions& options) {
+  return options.programmatic_dependent_launch && options.positions_not_written_by_prior_kernel;
+}
+
 // The vector kernel for aligned views unless `choice` (or, for kAuto, the launch size)
 // says the narrow one. `choice` has passed CheckKernelChoice.
 bool UseVectorKernel(KernelChoice choice, bool aligned, const RopeConfig& config, int64_t tokens,
@@ -382,6 +388,7 @@ absl::Status Rope::Launch(const Kernel& kernel, const DeviceTensor* tensors, con
   ASSIGN_OR_RETURN(const RopeLaunchShape shape,
                    CheckedLaunchShape(config_, which, tokens, args.total_heads, width));
   args.head_splits = shape.head_splits;
+  args.read_positions_early = ReadsPositionsEarly(options);
 
   void* params[] = {&args};
   LaunchOptions launch;
@@ -502,6 +509,7 @@ absl::Status Rope::LaunchKvCache(const DeviceTensor* q, const DeviceTensor* q_ou
                    CheckedLaunchShape(config_, RopeKernel::kRopeKvCache, tokens,
                                       args.rope.total_heads, width));
   args.rope.head_splits = shape.head_splits;
+  args.rope.read_positions_early = ReadsPositionsEarly(options);
 
   void* params[] = {&args};
   LaunchOptions launch;

@@ -102,6 +102,16 @@ struct ApplyOptions {
   // inputs (any kernel not launched with the attribute does).
   bool programmatic_dependent_launch = false;
 
+  // With programmatic_dependent_launch: the caller's promise that the positions (and the
+  // slot mapping of a cache write) were not written by the kernel this launch overlaps,
+  // e.g. one positions array written once per decode step, before the layers, as
+  // engines do. The kernel then reads them and computes cos/sin while that kernel
+  // finishes, and only Q/K (and V) wait for it: on an H200 that takes a decode step to
+  // about the time of a copy of its bytes (BENCHMARKS.md). Wrong if the kernel ahead does
+  // write them (it would read stale positions); off by default. No effect without
+  // programmatic_dependent_launch, nor on GPUs that do not take it.
+  bool positions_not_written_by_prior_kernel = false;
+
   // Which kernel runs views aligned for vector accesses: kAuto picks by launch size (the
   // narrow kernel for small NeoX launches, PrefersNarrowKernel in rope/kernel_specs.h);
   // kVector and kNarrow force one, for an engine that tunes per shape on its own card and

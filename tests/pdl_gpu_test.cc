@@ -21,8 +21,9 @@
 namespace rope_jit {
 namespace {
 
-TEST(PdlGpuTest, ChainedDependentAppliesGiveTheChainedReference) {
-  ROPE_JIT_GPU_OR_SKIP(runtime);
+// `early`: also ApplyOptions::positions_not_written_by_prior_kernel (the positions were
+// written before the chain began), so each kernel reads them before its wait.
+void RunChain(DeviceRuntime* runtime, bool early) {
   RopeConfig config;
   config.head_dim = 128;
   config.dtype = DType::kF32;
@@ -62,6 +63,7 @@ TEST(PdlGpuTest, ChainedDependentAppliesGiveTheChainedReference) {
 
   ApplyOptions options;
   options.programmatic_dependent_launch = true;
+  options.positions_not_written_by_prior_kernel = early;
   const Positions pos = Positions::Int64(static_cast<const int64_t*>(*pos_dev));
   for (int i = 0; i < kSteps; ++i) {
     DeviceTensor in = DeviceTensor::Contiguous(buffers[i], kTokens, kHeads, 128, DType::kF32);
@@ -85,11 +87,22 @@ TEST(PdlGpuTest, ChainedDependentAppliesGiveTheChainedReference) {
     max_error = std::max(max_error, error);
   }
   EXPECT_LE(max_error, kSteps * 2e-6);
-  printf("PDL chain of %d applies: max abs error %.3g\n", kSteps, max_error);
+  printf("PDL chain of %d applies%s: max abs error %.3g\n", kSteps,
+         early ? ", positions read before the wait" : "", max_error);
 
   for (DevicePointer buffer : buffers) EXPECT_TRUE(runtime->Free(0, buffer).ok());
   EXPECT_TRUE(runtime->Free(0, *pos_dev).ok());
   EXPECT_TRUE(runtime->DestroyStream(0, *stream).ok());
+}
+
+TEST(PdlGpuTest, ChainedDependentAppliesGiveTheChainedReference) {
+  ROPE_JIT_GPU_OR_SKIP(runtime);
+  RunChain(runtime, /*early=*/false);
+}
+
+TEST(PdlGpuTest, ChainReadingPositionsBeforeTheWaitGivesTheChainedReference) {
+  ROPE_JIT_GPU_OR_SKIP(runtime);
+  RunChain(runtime, /*early=*/true);
 }
 
 }  // namespace

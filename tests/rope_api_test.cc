@@ -145,6 +145,30 @@ TEST_F(RopeApiTest, ProgrammaticDependentLaunchIsAskedOnlyWhenChosen) {
   for (int i = 1; i < 4; ++i) EXPECT_TRUE(launches[i].options.programmatic_dependent_launch) << i;
 }
 
+TEST_F(RopeApiTest, PositionsAreReadEarlyOnlyUnderPdlAndWhenPromised) {
+  std::unique_ptr<Rope> rope = Make(Bf16Config());
+  ASSERT_NE(rope, nullptr);
+  DeviceTensor q = DeviceTensor::Contiguous(data_, 1, 32, 128, DType::kBF16);
+  DeviceTensor k = DeviceTensor::Contiguous(data_, 1, 8, 128, DType::kBF16);
+  ApplyOptions promise_only;
+  promise_only.positions_not_written_by_prior_kernel = true;
+  ApplyOptions pdl_only;
+  pdl_only.programmatic_dependent_launch = true;
+  ApplyOptions both = promise_only;
+  both.programmatic_dependent_launch = true;
+  for (const ApplyOptions& options : {ApplyOptions{}, promise_only, pdl_only, both}) {
+    ASSERT_TRUE(rope->ApplyPositionEmbeddingsDevice(q, k, Positions::FromOffset(0), nullptr,
+                                                    nullptr, nullptr, options)
+                    .ok());
+  }
+  ASSERT_TRUE(rope->ApplyQDevice(q, Positions::FromOffset(0), nullptr, nullptr, both).ok());
+  std::vector<FakeRuntime::LaunchRecord> launches = runtime_.launches();
+  ASSERT_EQ(launches.size(), 5u);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(launches[i].args.read_positions_early, 0) << i;
+  EXPECT_EQ(launches[3].args.read_positions_early, 1);
+  EXPECT_EQ(launches[4].args.read_positions_early, 1);
+}
+
 TEST_F(RopeApiTest, MisalignedViewTakesTheUnalignedKernel) {
   std::unique_ptr<Rope> rope = Make(Bf16Config());
   ASSERT_NE(rope, nullptr);

@@ -51,6 +51,9 @@ struct Case {
   // Aligned views: the vector kernel unless a test asks otherwise (kAuto takes the narrow
   // one for most of these small NeoX launches, which would leave the vector kernel unchecked).
   KernelChoice kernel = KernelChoice::kVector;
+  // Launched with programmatic dependent launch and the promise that the positions were
+  // not written by the kernel ahead (the kernel reads them before it waits).
+  bool read_positions_early = false;
   int device = 0;
 };
 
@@ -70,7 +73,8 @@ void RunCase(DeviceRuntime& runtime, const Case& c) {
                             " rotary_dim=", rotary_dim, " tokens=", c.tokens, " q=", c.q_heads,
                             " k=", c.k_heads, " packed=", c.packed_qkv, " out_of_place=",
                             c.out_of_place, " int64=", c.int64_positions, " misalign=",
-                            c.misalign_elements, " kernel=", static_cast<int>(c.kernel)));
+                            c.misalign_elements, " kernel=", static_cast<int>(c.kernel),
+                            " early=", c.read_positions_early));
 
   auto rope = Rope::Create(config, runtime, c.device);
   ASSERT_TRUE(rope.ok()) << rope.status();
@@ -138,6 +142,8 @@ void RunCase(DeviceRuntime& runtime, const Case& c) {
   const DeviceTensor* k_out_arg = c.out_of_place ? &k_out : nullptr;
   ApplyOptions options;
   options.kernel = c.kernel;
+  options.programmatic_dependent_launch = c.read_positions_early;
+  options.positions_not_written_by_prior_kernel = c.read_positions_early;
   absl::Status applied;
   switch (c.entry) {
     case Entry::kQ: applied = (*rope)->ApplyQDevice(q, pos, nullptr, q_out_arg, options); break;
@@ -331,6 +337,26 @@ TEST_P(RopeGpuTest, Int32Int64AndOffsetPositions) {
   }
 }
 
+// The kernels' other order (positions and cos/sin before the wait for the prior kernel,
+// then the head loads): the host backend runs it too, so CI checks it on every commit.
+TEST_P(RopeGpuTest, PositionsReadBeforeTheWaitGiveTheSameResult) {
+  ROPE_JIT_BACKEND_OR_SKIP(runtime);
+  for (DType dtype : kDtypes)
+    for (RopeStyle style : kStyles)
+      for (KernelChoice kernel : {KernelChoice::kVector, KernelChoice::kNarrow})
+        for (int positions = 0; positions < 3; ++positions) {
+          Case c;
+          c.config = Config(128, dtype, style);
+          c.kernel = kernel;
+          c.int64_positions = positions == 0;
+          c.offset_positions = positions == 2;
+          c.entry = positions == 1 ? Entry::kQ : Entry::kQK;
+          c.out_of_place = positions == 1;
+          c.read_positions_early = true;
+          ASSERT_NO_FATAL_FAILURE(RunCase(*runtime, c));
+        }
+}
+
 TEST_P(RopeGpuTest, UnalignedViewsTakeTheUnalignedKernel) {
   ROPE_JIT_BACKEND_OR_SKIP(runtime);
   for (DType dtype : kDtypes)
@@ -438,14 +464,21 @@ TEST_P(RopeGpuTest, CheckedModeFlagsPositionsOutOfRange) {
   DeviceBuffer data(*runtime, 2 * 64 * 2), pos(*runtime, 2 * 8);
   ASSERT_TRUE(runtime->MemsetAsync(0, data.get(), 0x3c, 2 * 64 * 2, nullptr).ok());
   DeviceTensor x = DeviceTensor::Contiguous(data.get(), 2, 1, 64, DType::kBF16);
-  for (int64_t bad : {int64_t{5}, int64_t{100}, int64_t{-1}}) {
-    const int64_t positions[2] = {3, bad};
-    ASSERT_TRUE(runtime->CopyToDevice(0, pos.get(), positions, sizeof(positions)).ok());
-    ASSERT_TRUE((*rope)->ApplyQDevice(x, Positions::Int64(static_cast<int64_t*>(pos.get())), nullptr).ok());
-    auto flagged = (*rope)->TakePositionError(nullptr);
-    ASSERT_TRUE(flagged.ok()) << flagged.status();
-    EXPECT_EQ(*flagged, bad != 5) << "position " << bad;
-  }
+  ApplyOptions early;  // positions read before the wait; the flag is raised after it
+  early.programmatic_dependent_launch = true;
+  early.positions_not_written_by_prior_kernel = true;
+  for (const ApplyOptions& options : {ApplyOptions{}, early})
+    for (int64_t bad : {int64_t{5}, int64_t{100}, int64_t{-1}}) {
+      const int64_t positions[2] = {3, bad};
+      ASSERT_TRUE(runtime->CopyToDevice(0, pos.get(), positions, sizeof(positions)).ok());
+      ASSERT_TRUE((*rope)->ApplyQDevice(x, Positions::Int64(static_cast<int64_t*>(pos.get())),
+                                        nullptr, nullptr, options)
+                      .ok());
+      auto flagged = (*rope)->TakePositionError(nullptr);
+      ASSERT_TRUE(flagged.ok()) << flagged.status();
+      EXPECT_EQ(*flagged, bad != 5)
+          << "position " << bad << (options.positions_not_written_by_prior_kernel ? " (early)" : "");
+    }
 }
 
 // One Rope per device, both used at once from two threads.

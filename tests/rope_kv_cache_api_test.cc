@@ -109,6 +109,27 @@ TEST_F(RopeKvCacheApiTest, OneLaunchWithTheCacheGeometry) {
   EXPECT_EQ(launches[1].kv_args.cache_head_stride, 16 * kDim);
 }
 
+TEST_F(RopeKvCacheApiTest, PositionsAndSlotsAreReadEarlyOnlyUnderPdlAndWhenPromised) {
+  ApplyOptions pdl;
+  pdl.programmatic_dependent_launch = true;
+  ApplyOptions early = pdl;
+  early.positions_not_written_by_prior_kernel = true;
+  for (const ApplyOptions& options : {pdl, early}) {
+    ASSERT_TRUE(rope_->ApplyAndCacheKvDevice(q_, k_, v_, Positions::FromOffset(0), slots_, cache_,
+                                             nullptr, nullptr, options)
+                    .ok());
+  }
+  ASSERT_TRUE(rope_->WriteKvCacheDevice(k_, v_, slots_, cache_, nullptr, early).ok());
+  std::vector<FakeRuntime::LaunchRecord> launches = runtime_.launches();
+  ASSERT_EQ(launches.size(), 3u);
+  EXPECT_EQ(launches[0].kv_args.rope.read_positions_early, 0);
+  EXPECT_EQ(launches[1].kv_args.rope.read_positions_early, 1);
+  EXPECT_EQ(launches[2].kv_args.rope.read_positions_early, 1);
+  for (const FakeRuntime::LaunchRecord& launch : launches) {
+    EXPECT_TRUE(launch.options.programmatic_dependent_launch);
+  }
+}
+
 TEST_F(RopeKvCacheApiTest, Fp8OutOfPlaceAndTheCacheWriteAlone) {
   KvCacheView fp8 = cache_;
   fp8.dtype = KvDType::kFp8E5M2;

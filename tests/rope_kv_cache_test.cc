@@ -57,6 +57,9 @@ struct KvCase {
   // Aligned views: the vector kernel unless a case asks otherwise (kAuto takes the narrow
   // one for most of these small NeoX launches, which would leave the vector kernel unchecked).
   KernelChoice kernel = KernelChoice::kVector;
+  // Launched with programmatic dependent launch and the promise that positions and slots
+  // were not written by the kernel ahead (the kernel reads them before it waits).
+  bool read_positions_early = false;
 };
 
 Fp8Format FormatOf(KvDType dtype) {
@@ -202,6 +205,8 @@ void RunKvCase(DeviceRuntime& runtime, const Rope& rope, const KvCase& c) {
   if (c.positions_column_major) device_positions = device_positions.ColumnMajor(c.tokens);
   ApplyOptions options;
   options.kernel = c.kernel;
+  options.programmatic_dependent_launch = c.read_positions_early;
+  options.positions_not_written_by_prior_kernel = c.read_positions_early;
   absl::Status applied = rope.ApplyAndCacheKvDevice(
       q, k, v, device_positions, static_cast<const int64_t*>(slot_dev.get()), cache, nullptr,
       c.q_out_of_place ? &q_out : nullptr, options);
@@ -346,6 +351,9 @@ TEST_P(RopeKvCacheTest, EveryDtypeStyleHeadDimLayoutAndCacheFormat) {
             c.v_scale = ScaleFor(kv_dtype, n + 1);
             // Alternates with the head_dim: each dtype and style runs both kernels.
             c.kernel = (n / 6) % 2 == 0 ? KernelChoice::kVector : KernelChoice::kNarrow;
+            // Half the cases read positions and slots before the wait (the host backend
+            // runs that order too).
+            c.read_positions_early = (n / 4) % 2 == 1;
             ASSERT_NO_FATAL_FAILURE(RunKvCase(*runtime, *rope, c));
           }
       }
@@ -512,28 +520,35 @@ TEST_P(RopeKvCacheTest, SlotsPastTheEndAreSkippedAndFlagged) {
   cache.block_size = 4;
   cache.kv_heads = 1;
   cache.head_dim = D;
-  for (int64_t bad : {int64_t{-1}, int64_t{8}, int64_t{1} << 40}) {
-    ASSERT_TRUE(runtime->MemsetAsync(0, k_cache.get(), kPoison, cache_bytes, nullptr).ok());
-    ASSERT_TRUE(runtime->MemsetAsync(0, v_cache.get(), kPoison, cache_bytes, nullptr).ok());
-    const int64_t slots[tokens] = {0, bad, 7, -5};
-    ASSERT_TRUE(runtime->CopyToDevice(0, slots_dev.get(), slots, sizeof(slots)).ok());
-    ASSERT_TRUE(rope->ApplyAndCacheKvDevice(q, k, v, Positions::FromOffset(0),
-                                            static_cast<const int64_t*>(slots_dev.get()), cache, nullptr)
-                    .ok());
-    auto flagged = rope->TakePositionError(nullptr);
-    ASSERT_TRUE(flagged.ok()) << flagged.status();
-    EXPECT_EQ(*flagged, bad >= 0) << "slot " << bad;
-    std::vector<uint8_t> k_bytes(cache_bytes), v_bytes(cache_bytes);
-    ASSERT_TRUE(runtime->CopyToHost(0, k_bytes.data(), k_cache.get(), cache_bytes).ok());
-    ASSERT_TRUE(runtime->CopyToHost(0, v_bytes.data(), v_cache.get(), cache_bytes).ok());
-    // Slots 0 and 7 hold V's bits (0x3c3c), the other six are untouched.
-    for (int slot = 0; slot < 8; ++slot) {
-      const bool cached = slot == 0 || slot == 7;
-      for (int byte = 0; byte < D * 2; ++byte) {
-        const size_t i = static_cast<size_t>(slot) * D * 2 + byte;
-        ASSERT_EQ(v_bytes[i], cached ? 0x3c : kPoison) << "slot " << slot << " byte " << byte;
-        if (!cached) {
-          ASSERT_EQ(k_bytes[i], kPoison) << "slot " << slot << " byte " << byte;
+  ApplyOptions early;  // slots read before the wait; the flag is raised after it
+  early.programmatic_dependent_launch = true;
+  early.positions_not_written_by_prior_kernel = true;
+  for (const ApplyOptions& options : {ApplyOptions{}, early}) {
+    for (int64_t bad : {int64_t{-1}, int64_t{8}, int64_t{1} << 40}) {
+      SCOPED_TRACE(options.positions_not_written_by_prior_kernel ? "early" : "plain");
+      ASSERT_TRUE(runtime->MemsetAsync(0, k_cache.get(), kPoison, cache_bytes, nullptr).ok());
+      ASSERT_TRUE(runtime->MemsetAsync(0, v_cache.get(), kPoison, cache_bytes, nullptr).ok());
+      const int64_t slots[tokens] = {0, bad, 7, -5};
+      ASSERT_TRUE(runtime->CopyToDevice(0, slots_dev.get(), slots, sizeof(slots)).ok());
+      ASSERT_TRUE(rope->ApplyAndCacheKvDevice(q, k, v, Positions::FromOffset(0),
+                                              static_cast<const int64_t*>(slots_dev.get()), cache, nullptr,
+                                              nullptr, options)
+                      .ok());
+      auto flagged = rope->TakePositionError(nullptr);
+      ASSERT_TRUE(flagged.ok()) << flagged.status();
+      EXPECT_EQ(*flagged, bad >= 0) << "slot " << bad;
+      std::vector<uint8_t> k_bytes(cache_bytes), v_bytes(cache_bytes);
+      ASSERT_TRUE(runtime->CopyToHost(0, k_bytes.data(), k_cache.get(), cache_bytes).ok());
+      ASSERT_TRUE(runtime->CopyToHost(0, v_bytes.data(), v_cache.get(), cache_bytes).ok());
+      // Slots 0 and 7 hold V's bits (0x3c3c), the other six are untouched.
+      for (int slot = 0; slot < 8; ++slot) {
+        const bool cached = slot == 0 || slot == 7;
+        for (int byte = 0; byte < D * 2; ++byte) {
+          const size_t i = static_cast<size_t>(slot) * D * 2 + byte;
+          ASSERT_EQ(v_bytes[i], cached ? 0x3c : kPoison) << "slot " << slot << " byte " << byte;
+          if (!cached) {
+            ASSERT_EQ(k_bytes[i], kPoison) << "slot " << slot << " byte " << byte;
+          }
         }
       }
     }

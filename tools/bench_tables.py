@@ -57,9 +57,10 @@ def layout_table(ours, peers, q, kv):
 
 def graph_table(ours, peers):
     print("\n### Decode in a CUDA graph (per apply, dependent launches)\n")
-    print("| shape | ours us | ours, PDL us | FlashInfer us | SGLang, no PDL us | SGLang, PDL us |"
-          " fastest peer / ours with PDL |")
-    print("|---|---|---|---|---|---|---|")
+    print("| shape | ours us | ours, PDL us | ours, PDL + early positions us | FlashInfer us |"
+          " SGLang, no PDL us | SGLang, PDL us | fastest peer / ours with PDL |"
+          " fastest peer / ours, early positions |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for tokens in (1, 64):
         for q, kv in ((32, 8), (8, 1)):
             for style in ("neox", "interleaved"):
@@ -69,14 +70,17 @@ def graph_table(ours, peers):
                     continue
                 g = median(mine.get("graph_per_apply"))
                 g_pdl = median(mine.get("graph_pdl_per_apply"))
+                g_early = median(mine.get("graph_pdl_early_positions_per_apply"))
                 cells = []
                 for name in ("flashinfer", "sglang_no_pdl", "sglang"):
                     row = peers.get((name,) + key)
                     cells.append(median(row.get("graph_per_apply")) if row else None)
                 present = [c for c in cells if c is not None]
                 ratio = min(present) / g_pdl if present and g_pdl else None
+                ratio_early = min(present) / g_early if present and g_early else None
                 print(f"| {tokens} tok, {q}q/{kv}kv, {style} | {fmt(g)} | {fmt(g_pdl)} | "
-                      + " | ".join(fmt(c) for c in cells) + f" | {fmt(ratio, '%.3f')} |")
+                      f"{fmt(g_early)} | " + " | ".join(fmt(c) for c in cells)
+                      + f" | {fmt(ratio, '%.3f')} | {fmt(ratio_early, '%.3f')} |")
 
 
 def fused_table(ours_fused, peer_fused):

@@ -70,6 +70,9 @@ struct KernelRow {
   // passed over (ApplyOptions::kernel).
   std::optional<Timing> vector_kernel;
   std::optional<Timing> graph_pdl;         // per apply, launched with programmatic dependent launch
+  // The same, each kernel reading its positions before it waits for the one ahead
+  // (ApplyOptions::positions_not_written_by_prior_kernel; true here: no kernel writes them).
+  std::optional<Timing> graph_pdl_early;
   int graph_count = 0;                     // distinct graphs replayed in turn
   std::string graph_note;                  // why there is no graph figure
 
