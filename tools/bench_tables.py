@@ -86,8 +86,9 @@ def graph_table(ours, peers):
 def fused_table(ours_fused, peer_fused):
     print("\n### Fused RoPE + FP8 (E4M3) + paged KV-cache write, 32q/8kv, hd128\n")
     print("| shape | ours fused us | ours unfused us | ours copy us | ours / copy |"
-          " FlashInfer us | FlashInfer, PDL us | FlashInfer copy us | FlashInfer / copy | FlashInfer / ours |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          " FlashInfer us | FlashInfer, PDL us | FlashInfer copy us | FlashInfer / copy | FlashInfer / ours |"
+          " ours, PDL us | ours, PDL + early positions us | FlashInfer PDL / ours PDL + early |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for style in ("neox", "interleaved"):
         for tokens in (1, 64, 4096, 32768):
             mine = ours_fused.get((tokens, style, "e4m3"))
@@ -101,10 +102,14 @@ def fused_table(ours_fused, peer_fused):
             fi_us = median(fi["kernel"]) if fi else None
             fi_pdl_us = median(fi_pdl["kernel"]) if fi_pdl else None
             fi_c = median(fi["copy"]) if fi else None
+            f_pdl = median(mine.get("fused_pdl")) if mine else None
+            f_early = median(mine.get("fused_pdl_early_positions")) if mine else None
             print(f"| {tokens} tok, {style} | {fmt(f_us)} | {fmt(u_us)} | {fmt(c_us)} | "
                   f"{fmt(f_us / c_us if f_us and c_us else None, '%.3fx')} | {fmt(fi_us)} | {fmt(fi_pdl_us)} | "
                   f"{fmt(fi_c)} | {fmt(fi_us / fi_c if fi_us and fi_c else None, '%.3fx')} | "
-                  f"{fmt(fi_us / f_us if fi_us and f_us else None, '%.3f')} |")
+                  f"{fmt(fi_us / f_us if fi_us and f_us else None, '%.3f')} | "
+                  f"{fmt(f_pdl)} | {fmt(f_early)} | "
+                  f"{fmt(fi_pdl_us / f_early if fi_pdl_us and f_early else None, '%.3f')} |")
 
 
 def main():

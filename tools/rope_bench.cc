@@ -953,6 +953,25 @@ absl::StatusOr<KvCacheRow> MeasureKvCacheRow(const Gpu& gpu, const BenchOptions&
   ASSIGN_OR_RETURN(row.copy, TimeOps(gpu, options, copy, &next));
   next = 0;
   ASSIGN_OR_RETURN(row.unfused, TimeOps(gpu, options, unfused, &next));
+  if (gpu.cuda != nullptr) {
+    auto time_fused = [&](const ApplyOptions& apply_options) {
+      const Op fused_with = [&](int64_t i) {
+        const Views s = views(i);
+        return rope.ApplyAndCacheKvDevice(s.q, s.k, s.v, positions, slot_mapping, s.cache,
+                                          gpu.stream, nullptr, apply_options);
+      };
+      next = 0;
+      return TimeOps(gpu, options, fused_with, &next);
+    };
+    ApplyOptions pdl;
+    pdl.programmatic_dependent_launch = true;
+    ASSIGN_OR_RETURN(Timing pdl_timing, time_fused(pdl));
+    row.fused_pdl = pdl_timing;
+    // One positions array and one slot array for every set, written by no kernel.
+    pdl.positions_not_written_by_prior_kernel = true;
+    ASSIGN_OR_RETURN(Timing early_timing, time_fused(pdl));
+    row.fused_pdl_early = early_timing;
+  }
   return row;
 }
 

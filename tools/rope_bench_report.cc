@@ -110,6 +110,15 @@ std::string RowTarget(const KernelRow& r) {
   return "";
 }
 
+namespace {
+
+// A median in a 9-wide column, or "-" where the figure was not taken.
+std::string TimingCell(const std::optional<Timing>& t) {
+  return t ? absl::StrFormat("%9.2f", t->median_us) : absl::StrFormat("%9s", "-");
+}
+
+}  // namespace
+
 void PrintKernelHeader() {
   std::printf(
       "\n== Kernel (ApplyPositionEmbeddingsDevice, in place, int64 positions) vs D2D copy of the "
@@ -139,13 +148,10 @@ void PrintEmptyKernel(const Timing& t) {
 
 void PrintKernelRow(const KernelRow& r) {
   const std::string heads = absl::StrCat(r.heads.q, "/", r.heads.kv);
-  auto cell = [](const std::optional<Timing>& t) {
-    return t ? absl::StrFormat("%9.2f", t->median_us) : absl::StrFormat("%9s", "-");
-  };
-  const std::string optional_cells =
-      absl::StrCat(cell(r.kernel_pdl), " ", cell(r.graph), " ", cell(r.graph_pdl), " ",
-                   cell(r.graph_pdl_early), " ", cell(r.unaligned_kernel), " ",
-                   cell(r.vector_kernel));
+  const std::string optional_cells = absl::StrCat(
+      TimingCell(r.kernel_pdl), " ", TimingCell(r.graph), " ", TimingCell(r.graph_pdl), " ",
+      TimingCell(r.graph_pdl_early), " ", TimingCell(r.unaligned_kernel), " ",
+      TimingCell(r.vector_kernel));
   std::printf(
       "%6lld %6s %4d %5s %-11s %8.3f %9.2f%s %7.0f %9.2f%s %7.0f %6.3f %s  %s\n",
       static_cast<long long>(r.tokens), heads.c_str(), r.head_dim, DTypeName(r.dtype),
@@ -161,19 +167,22 @@ void PrintKvCacheHeader() {
       "\nfused RoPE + KV-cache write (packed QKV, NHD cache, block 16) vs a copy of the QKV bytes "
       "and "
       "vs our unfused path (rope, then a cache write)\n");
-  std::printf("%6s %6s %4s %5s %-9s %8s %9s %7s %9s %9s %7s %7s\n", "tokens", "heads", "hd",
-              "dtype", "cache", "QKV MB", "fused us", "GB/s", "copy us", "unfused", "/copy",
-              "/unfus");
+  std::printf("pdl us = the fused launches back to back with programmatic dependent launch; "
+              "early us = that with positions and slots read before the wait\n");
+  std::printf("%6s %6s %4s %5s %-9s %8s %9s %7s %9s %9s %7s %7s %9s %9s\n", "tokens", "heads",
+              "hd", "dtype", "cache", "QKV MB", "fused us", "GB/s", "copy us", "unfused", "/copy",
+              "/unfus", "pdl us", "early us");
 }
 
 void PrintKvCacheRow(const KvCacheRow& r) {
   const std::string heads = absl::StrCat(r.heads.q, "/", r.heads.kv);
-  std::printf("%6lld %6s %4d %5s %-9s %8.3f %9.2f%s %6.0f %9.2f%s %9.2f%s %6.3f %7.3f\n",
+  std::printf("%6lld %6s %4d %5s %-9s %8.3f %9.2f%s %6.0f %9.2f%s %9.2f%s %6.3f %7.3f %s %s\n",
               static_cast<long long>(r.tokens), heads.c_str(), r.head_dim, DTypeName(r.dtype),
               KvDTypeName(r.cache_dtype), r.qkv_bytes / 1e6, r.fused.median_us,
               r.fused.host_bound ? "*" : " ", r.fused_bytes / r.fused.median_us / 1e3,
               r.copy.median_us, r.copy.host_bound ? "*" : " ", r.unfused.median_us,
-              r.unfused.host_bound ? "*" : " ", r.copy_ratio(), r.unfused_ratio());
+              r.unfused.host_bound ? "*" : " ", r.copy_ratio(), r.unfused_ratio(),
+              TimingCell(r.fused_pdl).c_str(), TimingCell(r.fused_pdl_early).c_str());
   std::fflush(stdout);
 }
 
@@ -407,6 +416,10 @@ std::string ReportJson(const Report& r, const BenchOptions& o) {
     WriteTiming(j, k.copy);
     j.Key("unfused");
     WriteTiming(j, k.unfused);
+    j.Key("fused_pdl");
+    WriteOptionalTiming(j, k.fused_pdl);
+    j.Key("fused_pdl_early_positions");
+    WriteOptionalTiming(j, k.fused_pdl_early);
     j.Key("ratio_fused_over_copy").Number(k.copy_ratio());
     j.Key("ratio_fused_over_unfused").Number(k.unfused_ratio());
     j.EndObject();

@@ -100,6 +100,10 @@ struct KvCacheRow {
   int64_t copy_bytes = 0;   // QKV read and written
   int64_t sets = 0;
   Timing fused, copy, unfused;
+  // The fused launches back to back with programmatic dependent launch (NVIDIA), as
+  // FlashInfer's enable_pdl runs; and that with positions and slots read before the wait
+  // (ApplyOptions::positions_not_written_by_prior_kernel; true here: no kernel writes them).
+  std::optional<Timing> fused_pdl, fused_pdl_early;
 
   double copy_ratio() const { return fused.median_us / copy.median_us; }
   double unfused_ratio() const { return fused.median_us / unfused.median_us; }
