@@ -62,10 +62,17 @@ ROPE_DEVICE long long rope_position(const RopeLaunchArgs& a, long long token, in
                                : static_cast<const int*>(a.positions)[index];
 }
 
-// Checked mode: whether pos is outside [0, max_position). The flag itself is raised
-// later, after the wait for the prior kernel (rope_apply_impl).
-ROPE_DEVICE bool rope_position_out_of_range(const RopeLaunchArgs& a, long long pos) {
-  return a.error_flag != nullptr && (pos < 0 || pos >= a.max_position);
+// Checked mode: a position outside [0, max_position) raises the flag, at once, or with
+// kDefer (rope_apply_impl's early order, where no write may come before the wait) by
+// setting *deferred for the caller to raise after its wait.
+template <bool kDefer>
+ROPE_DEVICE void rope_check_position(const RopeLaunchArgs& a, long long pos, bool* deferred) {
+  const bool out_of_range = a.error_flag != nullptr && (pos < 0 || pos >= a.max_position);
+  if (kDefer) {
+    *deferred = *deferred || out_of_range;
+  } else if (out_of_range) {
+    atomicOr(a.error_flag, 1);
+  }
 }
 
 // The positions a lane's pairs are rotated by: at(pair) for pair index `pair` of the
@@ -77,10 +84,11 @@ struct RopeLanePositions {
   ROPE_DEVICE double at(int /*pair*/) const { return pos; }
 };
 
+template <bool kDefer>
 ROPE_DEVICE RopeLanePositions rope_lane_positions(const RopeLaunchArgs& a, long long token,
-                                                  int segment, bool* out_of_range) {
+                                                  int segment, bool* deferred) {
   const long long pos = rope_position(a, token, segment);
-  *out_of_range = rope_position_out_of_range(a, pos);
+  rope_check_position<kDefer>(a, pos, deferred);
   RopeLanePositions positions;
   positions.pos = static_cast<double>(pos);
   return positions;
@@ -108,13 +116,15 @@ struct RopeLanePositions {
   }
 };
 
+template <bool kDefer>
 ROPE_DEVICE RopeLanePositions rope_lane_positions(const RopeLaunchArgs& a, long long token,
-                                                  int /*segment*/, bool* out_of_range) {
+                                                  int /*segment*/, bool* deferred) {
   const long long t = rope_position(a, token, 0);
   const long long h = rope_position(a, token, 1);
   const long long w = rope_position(a, token, 2);
-  *out_of_range = rope_position_out_of_range(a, t) || rope_position_out_of_range(a, h) ||
-                  rope_position_out_of_range(a, w);
+  rope_check_position<kDefer>(a, t, deferred);
+  rope_check_position<kDefer>(a, h, deferred);
+  rope_check_position<kDefer>(a, w, deferred);
   RopeLanePositions positions;
   positions.column0 = static_cast<double>(t);
   positions.column1 = static_cast<double>(h);
@@ -335,7 +345,7 @@ ROPE_DEVICE void rope_apply_impl(Heads& heads) {
   if (!kEarly) rope_load_batch<Heads, kVec, kVectorAccess>(heads, token, split, offset, current);
 
   float c[kPairs], s[kPairs];
-  bool position_out_of_range = false;
+  bool position_out_of_range = false;  // kEarly: raised after the wait, like every write
   heads.begin_token(token);
   if (heads.rotates_any()) {
     double inv_freq[kPairs];
@@ -343,10 +353,7 @@ ROPE_DEVICE void rope_apply_impl(Heads& heads) {
     for (int p = 0; p < kPairs; ++p) inv_freq[p] = a.inv_freq[first_pair + p];
 
     const RopeLanePositions positions =
-        rope_lane_positions(a, token, segment, &position_out_of_range);
-    // Checked mode raises the flag for a position out of range; with kEarly, after the
-    // wait, like every write.
-    if (!kEarly && position_out_of_range) atomicOr(a.error_flag, 1);
+        rope_lane_positions<kEarly>(a, token, segment, &position_out_of_range);
 #pragma unroll
     for (int p = 0; p < kPairs; ++p) {
       rope_cos_sin(positions.at(first_pair + p), inv_freq[p], a.attention_factor, &c[p], &s[p]);
@@ -384,11 +391,14 @@ ROPE_DEVICE void rope_apply_impl(Heads& heads) {
 // ROPE_CAN_READ_POSITIONS_EARLY) the one that reads positions before the wait. Two
 // instantiations rather than a run-time test inside one body: given one body, the
 // compiler sinks the default order's first head loads below the cos/sin math (measured on
-// an H200: up to +0.08 us a decode step, +2.7% at 4096 tokens).
+// an H200: up to +0.08 us a decode step, +2.7% at 4096 tokens). Only the narrow kernel
+// (!kVectorAccess: decode-sized launches, the ones the host lets read early) carries the
+// second body; in the vector kernels it cost the default order up to 2.5% at 4096-32768
+// tokens (interleaved 16-bit, same call), so they keep one.
 template <class Heads, int kVec, bool kVectorAccess>
 ROPE_DEVICE void rope_apply(Heads& heads) {
 #if ROPE_CAN_READ_POSITIONS_EARLY
-  if (heads.launch().read_positions_early != 0) {
+  if (!kVectorAccess && heads.launch().read_positions_early != 0) {
     rope_apply_impl<Heads, kVec, kVectorAccess, true>(heads);
     return;
   }

@@ -181,9 +181,17 @@ absl::Status CheckKernelChoice(KernelChoice choice) {
 }
 
 // RopeLaunchArgs::read_positions_early: only a launch that overlaps the kernel ahead of it
-// has anything to gain from reading its positions first.
-int ReadsPositionsEarly(const ApplyOptions& options) {
-  return options.programmatic_dependent_launch && options.positions_not_written_by_prior_kernel;
+// has anything to gain from reading its positions first, and only a small one gains:
+// measured on an H200 in CUDA graphs of dependent launches with PDL (BENCHMARKS.md), 1-8
+// tokens and 64 tokens with 8q/1kv (up to 576 token-heads) took 0.02-0.2 us less a step,
+// 64 tokens with 32q/8kv (2560) 0.1-0.2 us more. Such launches take the narrow kernel,
+// the only one with that order (kernels/rope.hip, rope_apply).
+constexpr int64_t kMaxEarlyPositionTokenHeads = 1024;
+
+int ReadsPositionsEarly(const ApplyOptions& options, bool vector, int64_t tokens,
+                        int total_heads) {
+  return options.programmatic_dependent_launch && options.positions_not_written_by_prior_kernel &&
+         !vector && tokens * total_heads <= kMaxEarlyPositionTokenHeads;
 }
 
 // The vector kernel for aligned views unless `choice` (or, for kAuto, the launch size)
@@ -388,7 +396,7 @@ absl::Status Rope::Launch(const Kernel& kernel, const DeviceTensor* tensors, con
   ASSIGN_OR_RETURN(const RopeLaunchShape shape,
                    CheckedLaunchShape(config_, which, tokens, args.total_heads, width));
   args.head_splits = shape.head_splits;
-  args.read_positions_early = ReadsPositionsEarly(options);
+  args.read_positions_early = ReadsPositionsEarly(options, vector, tokens, args.total_heads);
 
   void* params[] = {&args};
   LaunchOptions launch;
@@ -509,7 +517,8 @@ absl::Status Rope::LaunchKvCache(const DeviceTensor* q, const DeviceTensor* q_ou
                    CheckedLaunchShape(config_, RopeKernel::kRopeKvCache, tokens,
                                       args.rope.total_heads, width));
   args.rope.head_splits = shape.head_splits;
-  args.rope.read_positions_early = ReadsPositionsEarly(options);
+  args.rope.read_positions_early =
+      ReadsPositionsEarly(options, vector, tokens, args.rope.total_heads);
 
   void* params[] = {&args};
   LaunchOptions launch;

@@ -106,9 +106,10 @@ struct ApplyOptions {
   // slot mapping of a cache write) were not written by the kernel this launch overlaps,
   // e.g. one positions array written once per decode step, before the layers, as
   // engines do. The kernel then reads them and computes cos/sin while that kernel
-  // finishes, and only Q/K (and V) wait for it: on an H200 that takes a decode step to
-  // about the time of a copy of its bytes (BENCHMARKS.md). Wrong if the kernel ahead does
-  // write them (it would read stale positions); off by default. No effect without
+  // finishes, and only Q/K (and V) wait for it (BENCHMARKS.md: 0.02-0.7 us less a decode
+  // step on an H200). Wrong if the kernel ahead does write them (it would read stale
+  // positions); off by default. Taken only by decode-sized launches (the narrow kernel,
+  // at most 1024 tokens x heads), where it measured faster; no effect without
   // programmatic_dependent_launch, nor on GPUs that do not take it.
   bool positions_not_written_by_prior_kernel = false;
 

@@ -162,11 +162,27 @@ TEST_F(RopeApiTest, PositionsAreReadEarlyOnlyUnderPdlAndWhenPromised) {
                     .ok());
   }
   ASSERT_TRUE(rope->ApplyQDevice(q, Positions::FromOffset(0), nullptr, nullptr, both).ok());
+  // Only decode-sized launches on the narrow kernel read early: not the vector kernel,
+  // not 64 tokens x 40 heads.
+  ApplyOptions both_vector = both;
+  both_vector.kernel = KernelChoice::kVector;
+  ASSERT_TRUE(rope->ApplyPositionEmbeddingsDevice(q, k, Positions::FromOffset(0), nullptr,
+                                                  nullptr, nullptr, both_vector)
+                  .ok());
+  DeviceTensor q64 = DeviceTensor::Contiguous(data_, 64, 32, 128, DType::kBF16);
+  DeviceTensor k64 = DeviceTensor::Contiguous(data_, 64, 8, 128, DType::kBF16);
+  ApplyOptions both_narrow = both;
+  both_narrow.kernel = KernelChoice::kNarrow;
+  ASSERT_TRUE(rope->ApplyPositionEmbeddingsDevice(q64, k64, Positions::FromOffset(0), nullptr,
+                                                  nullptr, nullptr, both_narrow)
+                  .ok());
   std::vector<FakeRuntime::LaunchRecord> launches = runtime_.launches();
-  ASSERT_EQ(launches.size(), 5u);
+  ASSERT_EQ(launches.size(), 7u);
   for (int i = 0; i < 3; ++i) EXPECT_EQ(launches[i].args.read_positions_early, 0) << i;
   EXPECT_EQ(launches[3].args.read_positions_early, 1);
   EXPECT_EQ(launches[4].args.read_positions_early, 1);
+  EXPECT_EQ(launches[5].args.read_positions_early, 0);
+  EXPECT_EQ(launches[6].args.read_positions_early, 0);
 }
 
 TEST_F(RopeApiTest, MisalignedViewTakesTheUnalignedKernel) {

@@ -114,17 +114,25 @@ TEST_F(RopeKvCacheApiTest, PositionsAndSlotsAreReadEarlyOnlyUnderPdlAndWhenPromi
   pdl.programmatic_dependent_launch = true;
   ApplyOptions early = pdl;
   early.positions_not_written_by_prior_kernel = true;
+  // One token (a decode step): the narrow kernel, which reads early when asked.
+  DeviceTensor q = q_, k = k_, v = v_;
+  q.tokens = k.tokens = v.tokens = 1;
   for (const ApplyOptions& options : {pdl, early}) {
-    ASSERT_TRUE(rope_->ApplyAndCacheKvDevice(q_, k_, v_, Positions::FromOffset(0), slots_, cache_,
+    ASSERT_TRUE(rope_->ApplyAndCacheKvDevice(q, k, v, Positions::FromOffset(0), slots_, cache_,
                                              nullptr, nullptr, options)
                     .ok());
   }
-  ASSERT_TRUE(rope_->WriteKvCacheDevice(k_, v_, slots_, cache_, nullptr, early).ok());
+  ASSERT_TRUE(rope_->WriteKvCacheDevice(k, v, slots_, cache_, nullptr, early).ok());
+  // 64 tokens x 48 heads: too large to gain, so the promise is not used.
+  ASSERT_TRUE(rope_->ApplyAndCacheKvDevice(q_, k_, v_, Positions::FromOffset(0), slots_, cache_,
+                                           nullptr, nullptr, early)
+                  .ok());
   std::vector<FakeRuntime::LaunchRecord> launches = runtime_.launches();
-  ASSERT_EQ(launches.size(), 3u);
+  ASSERT_EQ(launches.size(), 4u);
   EXPECT_EQ(launches[0].kv_args.rope.read_positions_early, 0);
   EXPECT_EQ(launches[1].kv_args.rope.read_positions_early, 1);
   EXPECT_EQ(launches[2].kv_args.rope.read_positions_early, 1);
+  EXPECT_EQ(launches[3].kv_args.rope.read_positions_early, 0);
   for (const FakeRuntime::LaunchRecord& launch : launches) {
     EXPECT_TRUE(launch.options.programmatic_dependent_launch);
   }
