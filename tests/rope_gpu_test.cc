@@ -344,18 +344,17 @@ TEST_P(RopeGpuTest, PositionsReadBeforeTheWaitGiveTheSameResult) {
   ROPE_JIT_BACKEND_OR_SKIP(runtime);
   for (DType dtype : kDtypes)
     for (RopeStyle style : kStyles)
-      for (KernelChoice kernel : {KernelChoice::kAuto, KernelChoice::kNarrow})
-        for (int positions = 0; positions < 3; ++positions) {
-          Case c;
-          c.config = Config(128, dtype, style);
-          c.kernel = kernel;
-          c.int64_positions = positions == 0;
-          c.offset_positions = positions == 2;
-          c.entry = positions == 1 ? Entry::kQ : Entry::kQK;
-          c.out_of_place = positions == 1;
-          c.read_positions_early = true;
-          ASSERT_NO_FATAL_FAILURE(RunCase(*runtime, c));
-        }
+      for (int positions = 0; positions < 3; ++positions) {
+        Case c;
+        c.config = Config(128, dtype, style);
+        c.kernel = KernelChoice::kNarrow;  // the vector kernels have no early order
+        c.int64_positions = positions == 0;
+        c.offset_positions = positions == 2;
+        c.entry = positions == 1 ? Entry::kQ : Entry::kQK;
+        c.out_of_place = positions == 1;
+        c.read_positions_early = true;
+        ASSERT_NO_FATAL_FAILURE(RunCase(*runtime, c));
+      }
 }
 
 TEST_P(RopeGpuTest, UnalignedViewsTakeTheUnalignedKernel) {
