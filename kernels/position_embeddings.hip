@@ -2,6 +2,7 @@
 // head_dim] and K [tokens, kv_heads, head_dim] with their own strides (views into one
 // packed QKV buffer work), sharing each token's cos/sin. GQA/MQA is just different head
 // counts. Same baked parameters as rope.hip.
+#define ROPE_MACHINERY_ONLY 1
 #include "kernels/rope.hip"
 
 extern "C" __global__ void __launch_bounds__(ROPE_THREADS_PER_BLOCK)
@@ -17,3 +18,10 @@ extern "C" __global__ void __launch_bounds__(ROPE_THREADS_PER_BLOCK)
   rope_apply<RopeTensorHeads<2>, ROPE_UNALIGNED_VEC, false>(heads);
 }
 ROPE_HOST_ENTRY(rope_qk_apply_unaligned, RopeLaunchArgs)
+
+extern "C" __global__ void __launch_bounds__(ROPE_THREADS_PER_BLOCK)
+    rope_qk_apply_aligned_early(RopeLaunchArgs args) {
+  RopeTensorHeads<2> heads{args};
+  rope_vector_apply_early(heads);
+}
+ROPE_HOST_ENTRY(rope_qk_apply_aligned_early, RopeLaunchArgs)

@@ -391,10 +391,11 @@ ROPE_DEVICE void rope_apply_impl(Heads& heads) {
 // ROPE_CAN_READ_POSITIONS_EARLY) the one that reads positions before the wait. Two
 // instantiations rather than a run-time test inside one body: given one body, the
 // compiler sinks the default order's first head loads below the cos/sin math (measured on
-// an H200: up to +0.08 us a decode step, +2.7% at 4096 tokens). Only the narrow kernel
-// (!kVectorAccess: decode-sized launches, the ones the host lets read early) carries the
-// second body; in the vector kernels it cost the default order up to 2.5% at 4096-32768
-// tokens (interleaved 16-bit, same call), so they keep one.
+// an H200: up to +0.08 us a decode step, +2.7% at 4096 tokens). The narrow kernel
+// (!kVectorAccess) carries both and picks at run time. The vector kernels keep one body:
+// a second one inside them cost the default order up to 2.5% at 4096-32768 tokens
+// (interleaved 16-bit, same call); their early order is an entry point of its own
+// (rope_vector_apply_early, the *_aligned_early kernels), which leaves their code as it was.
 template <class Heads, int kVec, bool kVectorAccess>
 ROPE_DEVICE void rope_apply(Heads& heads) {
 #if ROPE_CAN_READ_POSITIONS_EARLY
@@ -406,6 +407,19 @@ ROPE_DEVICE void rope_apply(Heads& heads) {
   rope_apply_impl<Heads, kVec, kVectorAccess, false>(heads);
 }
 
+// The *_aligned_early kernels' body: the vector kernel reading positions before the wait.
+// The host launches them for decode-sized launches that may (ReadsPositionsEarly in
+// rope/rope.cc). Where the order does not exist (no griddepcontrol) it is the default one.
+template <class Heads>
+ROPE_DEVICE void rope_vector_apply_early(Heads& heads) {
+  rope_apply_impl<Heads, ROPE_VEC, true, ROPE_CAN_READ_POSITIONS_EARLY != 0>(heads);
+}
+
+// The single-tensor kernels, this module's entry points. position_embeddings.hip and
+// rope_kv_cache.hip include this file for the machinery above and define
+// ROPE_MACHINERY_ONLY: each entry point is a full compile of the body, and their modules
+// need only their own.
+#ifndef ROPE_MACHINERY_ONLY
 extern "C" __global__ void __launch_bounds__(ROPE_THREADS_PER_BLOCK)
     rope_apply_aligned(RopeLaunchArgs args) {
   RopeTensorHeads<1> heads{args};
@@ -419,3 +433,11 @@ extern "C" __global__ void __launch_bounds__(ROPE_THREADS_PER_BLOCK)
   rope_apply<RopeTensorHeads<1>, ROPE_UNALIGNED_VEC, false>(heads);
 }
 ROPE_HOST_ENTRY(rope_apply_unaligned, RopeLaunchArgs)
+
+extern "C" __global__ void __launch_bounds__(ROPE_THREADS_PER_BLOCK)
+    rope_apply_aligned_early(RopeLaunchArgs args) {
+  RopeTensorHeads<1> heads{args};
+  rope_vector_apply_early(heads);
+}
+ROPE_HOST_ENTRY(rope_apply_aligned_early, RopeLaunchArgs)
+#endif  // ROPE_MACHINERY_ONLY

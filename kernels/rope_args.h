@@ -42,8 +42,8 @@ typedef struct RopeLaunchArgs {
   int head_splits;           /* threads sharing one (token, lane): they split the heads */
   int total_heads;           /* tensors[0].num_heads + tensors[1].num_heads */
   /* 1: positions, inv_freq and the slot mapping are read before waiting for the prior
-   * kernel (ApplyOptions::positions_not_written_by_prior_kernel; narrow kernel only);
-   * 0: after */
+   * kernel (ApplyOptions::positions_not_written_by_prior_kernel); 0: after. Read by the
+   * narrow kernel; the vector kernels' order is their entry point (*_aligned_early). */
   int read_positions_early;
 } RopeLaunchArgs;
 

@@ -10,6 +10,7 @@
 // slot, loaded once per thread alongside the position. With rotate = 0 the same kernel
 // is a cache write alone (K and V stored as given, no Q), the second half of the unfused
 // path rope_bench compares with.
+#define ROPE_MACHINERY_ONLY 1
 #include "kernels/rope.hip"
 
 // FP8 stores move kVec bytes; rope.hip's accesses never need a single byte.
@@ -283,3 +284,9 @@ extern "C" __global__ void __launch_bounds__(ROPE_THREADS_PER_BLOCK)
   rope_apply<RopeKvCacheHeads, ROPE_UNALIGNED_VEC, false>(heads);
 }
 ROPE_HOST_ENTRY(rope_kv_cache_unaligned, RopeKvCacheArgs)
+
+extern "C" __global__ void ROPE_KV_LAUNCH_BOUNDS rope_kv_cache_aligned_early(RopeKvCacheArgs args) {
+  RopeKvCacheHeads heads{args};
+  rope_vector_apply_early(heads);
+}
+ROPE_HOST_ENTRY(rope_kv_cache_aligned_early, RopeKvCacheArgs)

@@ -37,6 +37,15 @@ const char* AlignedFunctionName(RopeKernel kernel) {
   return "?";
 }
 
+const char* AlignedEarlyFunctionName(RopeKernel kernel) {
+  switch (kernel) {
+    case RopeKernel::kRope: return "rope_apply_aligned_early";
+    case RopeKernel::kPositionEmbeddings: return "rope_qk_apply_aligned_early";
+    case RopeKernel::kRopeKvCache: return "rope_kv_cache_aligned_early";
+  }
+  return "?";
+}
+
 const char* UnalignedFunctionName(RopeKernel kernel) {
   switch (kernel) {
     case RopeKernel::kRope: return "rope_apply_unaligned";

@@ -29,6 +29,9 @@ inline constexpr RopeKernel kAllRopeKernels[] = {RopeKernel::kRope, RopeKernel::
 // to VectorWidth() elements; the other path makes no alignment assumption.
 const char* AlignedFunctionName(RopeKernel kernel);
 const char* UnalignedFunctionName(RopeKernel kernel);
+// The vector path that reads positions before waiting for the kernel ahead (ApplyOptions::
+// positions_not_written_by_prior_kernel); the narrow path takes that order inside.
+const char* AlignedEarlyFunctionName(RopeKernel kernel);
 
 // Elements per vector access: the widest power of two that fits 16 bytes (8 for NeoX with
 // 16-bit elements) and divides the pairing (NeoX: the pairs of a segment; interleaved:

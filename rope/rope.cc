@@ -184,14 +184,21 @@ absl::Status CheckKernelChoice(KernelChoice choice) {
 // has anything to gain from reading its positions first, and only a small one gains:
 // measured on an H200 in CUDA graphs of dependent launches with PDL (BENCHMARKS.md), 1-8
 // tokens and 64 tokens with 8q/1kv (up to 576 token-heads) took 0.02-0.2 us less a step,
-// 64 tokens with 32q/8kv (2560) 0.1-0.2 us more. Such launches take the narrow kernel,
-// the only one with that order (kernels/rope.hip, rope_apply).
+// 64 tokens with 32q/8kv (2560) 0.1-0.2 us more. The narrow kernel takes that order
+// inside; the vector kernels have it as entry points of their own (Kernel::aligned_early).
 constexpr int64_t kMaxEarlyPositionTokenHeads = 1024;
 
-int ReadsPositionsEarly(const ApplyOptions& options, bool vector, int64_t tokens,
-                        int total_heads) {
+bool ReadsPositionsEarly(const ApplyOptions& options, int64_t tokens, int total_heads) {
   return options.programmatic_dependent_launch && options.positions_not_written_by_prior_kernel &&
-         !vector && tokens * total_heads <= kMaxEarlyPositionTokenHeads;
+         tokens * total_heads <= kMaxEarlyPositionTokenHeads;
+}
+
+// The function one launch runs: the vector kernel (in the early order or not) or the
+// narrow one, which reads RopeLaunchArgs::read_positions_early itself.
+template <typename Kernel>
+FunctionHandle LaunchedFunction(const Kernel& kernel, bool vector, bool early) {
+  if (!vector) return kernel.unaligned;
+  return early ? kernel.aligned_early : kernel.aligned;
 }
 
 // The vector kernel for aligned views unless `choice` (or, for kAuto, the launch size)
@@ -246,6 +253,8 @@ absl::StatusOr<std::unique_ptr<Rope>> Rope::Create(const RopeConfig& config, Dev
                      service.GetFunction(spec, runtime, device, AlignedFunctionName(which)));
     ASSIGN_OR_RETURN(kernels[i]->unaligned,
                      service.GetFunction(spec, runtime, device, UnalignedFunctionName(which)));
+    ASSIGN_OR_RETURN(kernels[i]->aligned_early,
+                     service.GetFunction(spec, runtime, device, AlignedEarlyFunctionName(which)));
     return absl::OkStatus();
   };
   {
@@ -396,12 +405,13 @@ absl::Status Rope::Launch(const Kernel& kernel, const DeviceTensor* tensors, con
   ASSIGN_OR_RETURN(const RopeLaunchShape shape,
                    CheckedLaunchShape(config_, which, tokens, args.total_heads, width));
   args.head_splits = shape.head_splits;
-  args.read_positions_early = ReadsPositionsEarly(options, vector, tokens, args.total_heads);
+  const bool early = ReadsPositionsEarly(options, tokens, args.total_heads);
+  args.read_positions_early = early ? 1 : 0;
 
   void* params[] = {&args};
   LaunchOptions launch;
   launch.programmatic_dependent_launch = options.programmatic_dependent_launch;
-  return runtime_.LaunchWithOptions(device_, vector ? kernel.aligned : kernel.unaligned,
+  return runtime_.LaunchWithOptions(device_, LaunchedFunction(kernel, vector, early),
                                     Dim3{static_cast<uint32_t>(shape.blocks), 1, 1},
                                     Dim3{RopeLaunchShape::kThreadsPerBlock, 1, 1},
                                     /*shared_bytes=*/0, stream, params, launch);
@@ -517,13 +527,13 @@ absl::Status Rope::LaunchKvCache(const DeviceTensor* q, const DeviceTensor* q_ou
                    CheckedLaunchShape(config_, RopeKernel::kRopeKvCache, tokens,
                                       args.rope.total_heads, width));
   args.rope.head_splits = shape.head_splits;
-  args.rope.read_positions_early =
-      ReadsPositionsEarly(options, vector, tokens, args.rope.total_heads);
+  const bool early = ReadsPositionsEarly(options, tokens, args.rope.total_heads);
+  args.rope.read_positions_early = early ? 1 : 0;
 
   void* params[] = {&args};
   LaunchOptions launch;
   launch.programmatic_dependent_launch = options.programmatic_dependent_launch;
-  return runtime_.LaunchWithOptions(device_, vector ? rope_kv_cache_.aligned : rope_kv_cache_.unaligned,
+  return runtime_.LaunchWithOptions(device_, LaunchedFunction(rope_kv_cache_, vector, early),
                                     Dim3{static_cast<uint32_t>(shape.blocks), 1, 1},
                                     Dim3{RopeLaunchShape::kThreadsPerBlock, 1, 1},
                                     /*shared_bytes=*/0, stream, params, launch);

@@ -108,8 +108,8 @@ struct ApplyOptions {
   // engines do. The kernel then reads them and computes cos/sin while that kernel
   // finishes, and only Q/K (and V) wait for it (BENCHMARKS.md: 0.02-0.7 us less a decode
   // step on an H200). Wrong if the kernel ahead does write them (it would read stale
-  // positions); off by default. Taken only by decode-sized launches (the narrow kernel,
-  // at most 1024 tokens x heads), where it measured faster; no effect without
+  // positions); off by default. Taken only by decode-sized launches (at most 1024
+  // tokens x heads), where it measured faster; no effect without
   // programmatic_dependent_launch, nor on GPUs that do not take it.
   bool positions_not_written_by_prior_kernel = false;
 
@@ -174,9 +174,10 @@ class Rope {
   int device() const { return device_; }
 
  private:
-  struct Kernel {  // both functions of one module
+  struct Kernel {  // the functions of one module
     FunctionHandle aligned = nullptr;
     FunctionHandle unaligned = nullptr;
+    FunctionHandle aligned_early = nullptr;  // the vector kernel reading positions early
   };
 
   Rope(const RopeConfig& config, RopeFrequencies frequencies, DeviceRuntime& runtime, int device);

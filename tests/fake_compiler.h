@@ -60,7 +60,8 @@ class FakeCompiler final : public Compiler {
     std::string functions;
     absl::StatusOr<RopeKernel> kernel = ParseRopeKernel(request.source_name);
     if (kernel.ok()) {
-      functions = absl::StrCat(AlignedFunctionName(*kernel), " ", UnalignedFunctionName(*kernel));
+      functions = absl::StrCat(AlignedFunctionName(*kernel), " ", UnalignedFunctionName(*kernel),
+                               " ", AlignedEarlyFunctionName(*kernel));
     }
     // Distinct per request (the bytes differ whenever the key does), and an ELF to
     // FakeRuntime.

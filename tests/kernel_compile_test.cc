@@ -48,6 +48,8 @@ TEST_P(KernelCompileTest, EveryStyleAndHeadDimCompiles) {
         EXPECT_TRUE(absl::StartsWith(*code, "\x7f" "ELF"));
         EXPECT_TRUE(absl::StrContains(*code, AlignedFunctionName(kernel)));
         EXPECT_TRUE(absl::StrContains(*code, UnalignedFunctionName(kernel)));
+      EXPECT_TRUE(absl::StrContains(*code, AlignedEarlyFunctionName(kernel)));
+        EXPECT_TRUE(absl::StrContains(*code, AlignedEarlyFunctionName(kernel)));
       }
     }
   }
@@ -86,6 +88,7 @@ TEST_P(KernelCompileTest, RopeKvCacheCompiles) {
     EXPECT_TRUE(absl::StartsWith(*code, "\x7f" "ELF"));
     EXPECT_TRUE(absl::StrContains(*code, AlignedFunctionName(RopeKernel::kRopeKvCache)));
     EXPECT_TRUE(absl::StrContains(*code, UnalignedFunctionName(RopeKernel::kRopeKvCache)));
+    EXPECT_TRUE(absl::StrContains(*code, AlignedEarlyFunctionName(RopeKernel::kRopeKvCache)));
   }
 }
 
@@ -136,6 +139,7 @@ TEST_P(MropeCompileTest, BothVariantsCompile) {
       EXPECT_TRUE(absl::StartsWith(*code, "\x7f" "ELF"));
       EXPECT_TRUE(absl::StrContains(*code, AlignedFunctionName(kernel)));
       EXPECT_TRUE(absl::StrContains(*code, UnalignedFunctionName(kernel)));
+      EXPECT_TRUE(absl::StrContains(*code, AlignedEarlyFunctionName(kernel)));
     }
   }
 }

@@ -21,8 +21,13 @@
 namespace rope_jit {
 namespace {
 
-// `early`: also ApplyOptions::positions_not_written_by_prior_kernel (the positions were
-// written before the chain began), so each kernel reads them before its wait.
+// `early`: the chain's second and third applies also promise
+// ApplyOptions::positions_not_written_by_prior_kernel (their positions were written before
+// the chain began), so they read them before their wait. That order is taken only by
+// decode-sized launches (at most 1024 tokens x heads), so those two applies rotate 128 of
+// the first apply's tokens (every 32nd: rows that the first, long kernel writes all
+// through its run) into a small buffer, the second on the vector kernel's early entry
+// point and the third on the narrow kernel's early order.
 void RunChain(DeviceRuntime* runtime, bool early) {
   RopeConfig config;
   config.head_dim = 128;
@@ -34,14 +39,17 @@ void RunChain(DeviceRuntime* runtime, bool early) {
   // Large enough that each launch runs for many microseconds: a dependent kernel that did
   // not wait would overtake its predecessor.
   constexpr int kTokens = 4096, kHeads = 8, kSteps = 3;
-  const size_t count = size_t{kTokens} * kHeads * config.head_dim;
+  constexpr int kSampleStride = 32, kSampled = kTokens / kSampleStride;  // early steps' tokens
+  const size_t row = size_t{kHeads} * config.head_dim;
+  const size_t count = kTokens * row;
   std::mt19937_64 rng(std::random_device{}());
   std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
   std::vector<float> x0(count);
   for (float& v : x0) v = uniform(rng);
-  std::vector<int64_t> positions(kTokens);
   std::uniform_int_distribution<int64_t> position_dist(0, config.max_position - 1);
+  std::vector<int64_t> positions(kTokens), sampled_positions(kSampled);
   for (int64_t& p : positions) p = position_dist(rng);
+  for (int64_t& p : sampled_positions) p = position_dist(rng);
 
   auto stream = runtime->CreateStream(0);
   ASSERT_TRUE(stream.ok()) << stream.status();
@@ -58,40 +66,70 @@ void RunChain(DeviceRuntime* runtime, bool early) {
   auto pos_dev = runtime->Allocate(0, positions.size() * sizeof(int64_t));
   ASSERT_TRUE(pos_dev.ok());
   ASSERT_TRUE(runtime->CopyToDevice(0, *pos_dev, positions.data(), positions.size() * 8).ok());
+  auto sampled_pos_dev = runtime->Allocate(0, sampled_positions.size() * sizeof(int64_t));
+  ASSERT_TRUE(sampled_pos_dev.ok());
+  ASSERT_TRUE(runtime->CopyToDevice(0, *sampled_pos_dev, sampled_positions.data(),
+                                    sampled_positions.size() * 8)
+                  .ok());
   ASSERT_TRUE(runtime->CopyToDevice(0, buffers[0], x0.data(), count * sizeof(float)).ok());
   ASSERT_TRUE(runtime->SynchronizeStream(0, *stream).ok());
 
   ApplyOptions options;
   options.programmatic_dependent_launch = true;
-  options.positions_not_written_by_prior_kernel = early;
   const Positions pos = Positions::Int64(static_cast<const int64_t*>(*pos_dev));
+  const Positions sampled_pos = Positions::Int64(static_cast<const int64_t*>(*sampled_pos_dev));
   for (int i = 0; i < kSteps; ++i) {
     DeviceTensor in = DeviceTensor::Contiguous(buffers[i], kTokens, kHeads, 128, DType::kF32);
     DeviceTensor out = DeviceTensor::Contiguous(buffers[i + 1], kTokens, kHeads, 128, DType::kF32);
-    ASSERT_TRUE((*rope)->ApplyQDevice(in, pos, *stream, &out, options).ok());
+    ApplyOptions step_options = options;
+    if (early && i > 0) {
+      step_options.positions_not_written_by_prior_kernel = true;
+      step_options.kernel = i == 1 ? KernelChoice::kVector : KernelChoice::kNarrow;
+      in.tokens = out.tokens = kSampled;
+      if (i == 1) in.token_stride *= kSampleStride;  // every 32nd row of the first output
+    }
+    ASSERT_TRUE(
+        (*rope)->ApplyQDevice(in, early && i > 0 ? sampled_pos : pos, *stream, &out, step_options).ok());
   }
   ASSERT_TRUE(runtime->SynchronizeStream(0, *stream).ok());
-  std::vector<float> result(count);
-  ASSERT_TRUE(runtime->CopyToHost(0, result.data(), buffers[kSteps], count * sizeof(float)).ok());
+  const size_t result_count = early ? kSampled * row : count;
+  std::vector<float> result(result_count);
+  ASSERT_TRUE(
+      runtime->CopyToHost(0, result.data(), buffers[kSteps], result_count * sizeof(float)).ok());
 
   std::vector<double> expected(x0.begin(), x0.end());
   for (int i = 0; i < kSteps; ++i) {
-    expected = ReferenceApply(config, (*rope)->frequencies(), expected, kTokens, kHeads, positions);
-    ASSERT_EQ(expected.size(), count);
+    if (early && i > 0) {
+      if (i == 1) {
+        std::vector<double> sampled(kSampled * row);
+        for (int t = 0; t < kSampled; ++t) {
+          std::copy_n(expected.begin() + static_cast<size_t>(t) * kSampleStride * row, row,
+                      sampled.begin() + t * row);
+        }
+        expected = std::move(sampled);
+      }
+      expected = ReferenceApply(config, (*rope)->frequencies(), expected, kSampled, kHeads,
+                                sampled_positions);
+    } else {
+      expected = ReferenceApply(config, (*rope)->frequencies(), expected, kTokens, kHeads, positions);
+    }
+    ASSERT_EQ(expected.size(), i == 0 ? count : result_count);
   }
   // Each step rounds to f32 once: kSteps times the single-apply bound.
   double max_error = 0;
-  for (size_t i = 0; i < count; ++i) {
+  for (size_t i = 0; i < result_count; ++i) {
     const double error = std::fabs(result[i] - expected[i]);
     ASSERT_FALSE(std::isnan(result[i])) << "element " << i << " was never written";
     max_error = std::max(max_error, error);
   }
   EXPECT_LE(max_error, kSteps * 2e-6);
   printf("PDL chain of %d applies%s: max abs error %.3g\n", kSteps,
-         early ? ", positions read before the wait" : "", max_error);
+         early ? ", the last two reading positions before the wait (vector, then narrow kernel)" : "",
+         max_error);
 
   for (DevicePointer buffer : buffers) EXPECT_TRUE(runtime->Free(0, buffer).ok());
   EXPECT_TRUE(runtime->Free(0, *pos_dev).ok());
+  EXPECT_TRUE(runtime->Free(0, *sampled_pos_dev).ok());
   EXPECT_TRUE(runtime->DestroyStream(0, *stream).ok());
 }
 

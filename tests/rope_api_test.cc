@@ -162,8 +162,8 @@ TEST_F(RopeApiTest, PositionsAreReadEarlyOnlyUnderPdlAndWhenPromised) {
                     .ok());
   }
   ASSERT_TRUE(rope->ApplyQDevice(q, Positions::FromOffset(0), nullptr, nullptr, both).ok());
-  // Only decode-sized launches on the narrow kernel read early: not the vector kernel,
-  // not 64 tokens x 40 heads.
+  // Decode-sized launches read early on either kernel (the vector one through its own
+  // entry point), 64 tokens x 40 heads on neither.
   ApplyOptions both_vector = both;
   both_vector.kernel = KernelChoice::kVector;
   ASSERT_TRUE(rope->ApplyPositionEmbeddingsDevice(q, k, Positions::FromOffset(0), nullptr,
@@ -181,8 +181,40 @@ TEST_F(RopeApiTest, PositionsAreReadEarlyOnlyUnderPdlAndWhenPromised) {
   for (int i = 0; i < 3; ++i) EXPECT_EQ(launches[i].args.read_positions_early, 0) << i;
   EXPECT_EQ(launches[3].args.read_positions_early, 1);
   EXPECT_EQ(launches[4].args.read_positions_early, 1);
-  EXPECT_EQ(launches[5].args.read_positions_early, 0);
+  EXPECT_EQ(launches[5].args.read_positions_early, 1);
   EXPECT_EQ(launches[6].args.read_positions_early, 0);
+  const char* const functions[] = {"rope_qk_apply_unaligned", "rope_qk_apply_unaligned",
+                                   "rope_qk_apply_unaligned", "rope_qk_apply_unaligned",
+                                   "rope_apply_unaligned",    "rope_qk_apply_aligned_early",
+                                   "rope_qk_apply_unaligned"};
+  for (int i = 0; i < 7; ++i) EXPECT_EQ(runtime_.FunctionName(launches[i].function), functions[i]) << i;
+}
+
+TEST_F(RopeApiTest, InterleavedDecodeReadsEarlyThroughTheVectorKernelsEarlyEntry) {
+  RopeConfig config = Bf16Config();
+  config.style = RopeStyle::kInterleaved;
+  std::unique_ptr<Rope> rope = Make(config);
+  ASSERT_NE(rope, nullptr);
+  DeviceTensor q = DeviceTensor::Contiguous(data_, 1, 32, 128, DType::kBF16);
+  DeviceTensor k = DeviceTensor::Contiguous(data_, 1, 8, 128, DType::kBF16);
+  ApplyOptions pdl;
+  pdl.programmatic_dependent_launch = true;
+  ApplyOptions early = pdl;
+  early.positions_not_written_by_prior_kernel = true;
+  for (const ApplyOptions& options : {pdl, early}) {
+    ASSERT_TRUE(rope->ApplyPositionEmbeddingsDevice(q, k, Positions::FromOffset(0), nullptr,
+                                                    nullptr, nullptr, options)
+                    .ok());
+  }
+  std::vector<FakeRuntime::LaunchRecord> launches = runtime_.launches();
+  ASSERT_EQ(launches.size(), 2u);
+  EXPECT_EQ(runtime_.FunctionName(launches[0].function), "rope_qk_apply_aligned");
+  EXPECT_EQ(launches[0].args.read_positions_early, 0);
+  EXPECT_EQ(runtime_.FunctionName(launches[1].function), "rope_qk_apply_aligned_early");
+  EXPECT_EQ(launches[1].args.read_positions_early, 1);
+  // The same launch shape either way: only the order of the reads differs.
+  EXPECT_EQ(launches[0].grid.x, launches[1].grid.x);
+  EXPECT_EQ(launches[0].args.head_splits, launches[1].args.head_splits);
 }
 
 TEST_F(RopeApiTest, MisalignedViewTakesTheUnalignedKernel) {
@@ -213,7 +245,7 @@ TEST_F(RopeApiTest, SecondCreateIsServedFromMemory) {
   const ServiceStats second = service_->stats();
   EXPECT_EQ(second.compiles, first.compiles);
   EXPECT_EQ(second.loads, first.loads);
-  EXPECT_EQ(second.memory_hits, first.memory_hits + 6);  // 3 kernels x 2 functions
+  EXPECT_EQ(second.memory_hits, first.memory_hits + 9);  // 3 kernels x 3 functions
 }
 
 // Every bad argument: InvalidArgument that names it, and nothing launched.

@@ -337,21 +337,22 @@ TEST_P(RopeGpuTest, Int32Int64AndOffsetPositions) {
   }
 }
 
-// The narrow kernel's other order (positions and cos/sin before the wait for the prior
-// kernel, then the head loads): the host backend runs it too, so CI checks it on every
-// commit. 16 tokens x 6 heads: small enough that the host asks for it.
+// The other order (positions and cos/sin before the wait for the prior kernel, then the
+// head loads), in the narrow kernel and in the vector kernels' early entry points: the
+// host backend runs it too, so CI checks it on every commit. 16 tokens x 6 heads: small
+// enough that the host asks for it.
 TEST_P(RopeGpuTest, PositionsReadBeforeTheWaitGiveTheSameResult) {
   ROPE_JIT_BACKEND_OR_SKIP(runtime);
   for (DType dtype : kDtypes)
     for (RopeStyle style : kStyles)
-      for (int positions = 0; positions < 3; ++positions) {
+      for (int variant = 0; variant < 6; ++variant) {
         Case c;
         c.config = Config(128, dtype, style);
-        c.kernel = KernelChoice::kNarrow;  // the vector kernels have no early order
-        c.int64_positions = positions == 0;
-        c.offset_positions = positions == 2;
-        c.entry = positions == 1 ? Entry::kQ : Entry::kQK;
-        c.out_of_place = positions == 1;
+        c.kernel = variant < 3 ? KernelChoice::kNarrow : KernelChoice::kVector;
+        c.int64_positions = variant % 3 == 0;
+        c.offset_positions = variant % 3 == 2;
+        c.entry = variant % 3 == 1 ? Entry::kQ : Entry::kQK;
+        c.out_of_place = variant % 3 == 1;
         c.read_positions_early = true;
         ASSERT_NO_FATAL_FAILURE(RunCase(*runtime, c));
       }

@@ -127,12 +127,22 @@ TEST_F(RopeKvCacheApiTest, PositionsAndSlotsAreReadEarlyOnlyUnderPdlAndWhenPromi
   ASSERT_TRUE(rope_->ApplyAndCacheKvDevice(q_, k_, v_, Positions::FromOffset(0), slots_, cache_,
                                            nullptr, nullptr, early)
                   .ok());
+  // The vector kernel reads early through its own entry point.
+  ApplyOptions early_vector = early;
+  early_vector.kernel = KernelChoice::kVector;
+  ASSERT_TRUE(rope_->ApplyAndCacheKvDevice(q, k, v, Positions::FromOffset(0), slots_, cache_,
+                                           nullptr, nullptr, early_vector)
+                  .ok());
   std::vector<FakeRuntime::LaunchRecord> launches = runtime_.launches();
-  ASSERT_EQ(launches.size(), 4u);
+  ASSERT_EQ(launches.size(), 5u);
   EXPECT_EQ(launches[0].kv_args.rope.read_positions_early, 0);
   EXPECT_EQ(launches[1].kv_args.rope.read_positions_early, 1);
   EXPECT_EQ(launches[2].kv_args.rope.read_positions_early, 1);
   EXPECT_EQ(launches[3].kv_args.rope.read_positions_early, 0);
+  EXPECT_EQ(launches[4].kv_args.rope.read_positions_early, 1);
+  EXPECT_EQ(runtime_.FunctionName(launches[1].function), "rope_kv_cache_unaligned");
+  EXPECT_EQ(runtime_.FunctionName(launches[3].function), "rope_kv_cache_aligned");
+  EXPECT_EQ(runtime_.FunctionName(launches[4].function), "rope_kv_cache_aligned_early");
   for (const FakeRuntime::LaunchRecord& launch : launches) {
     EXPECT_TRUE(launch.options.programmatic_dependent_launch);
   }

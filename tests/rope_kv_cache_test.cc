@@ -351,8 +351,8 @@ TEST_P(RopeKvCacheTest, EveryDtypeStyleHeadDimLayoutAndCacheFormat) {
             c.v_scale = ScaleFor(kv_dtype, n + 1);
             // Alternates with the head_dim: each dtype and style runs both kernels.
             c.kernel = (n / 6) % 2 == 0 ? KernelChoice::kVector : KernelChoice::kNarrow;
-            // Half the cases ask to read positions and slots before the wait: the narrow
-            // kernel's cases take that order (the host backend runs it too).
+            // Half the cases ask to read positions and slots before the wait, on either
+            // kernel (the host backend runs that order too).
             c.read_positions_early = (n / 4) % 2 == 1;
             ASSERT_NO_FATAL_FAILURE(RunKvCase(*runtime, *rope, c));
           }

@@ -304,7 +304,8 @@ class Warmer {
     absl::StatusOr<ModuleHandle> module = device.runtime->LoadModule(device.index, code);
     if (!module.ok()) return module.status();
     absl::Status status;
-    for (const char* name : {AlignedFunctionName(kernel), UnalignedFunctionName(kernel)}) {
+    for (const char* name : {AlignedFunctionName(kernel), UnalignedFunctionName(kernel),
+                             AlignedEarlyFunctionName(kernel)}) {
       absl::StatusOr<FunctionHandle> function = device.runtime->GetFunction(*module, name);
       if (!function.ok() && status.ok()) status = function.status();
     }
