@@ -180,14 +180,9 @@ absl::Status CheckKernelChoice(KernelChoice choice) {
                               " is not a KernelChoice value"));
 }
 
-// RopeLaunchArgs::read_positions_early: only a launch that overlaps the kernel ahead of it
-// has anything to gain from reading its positions first, and only a small one gains:
-// measured on an H200 in CUDA graphs of dependent launches with PDL (BENCHMARKS.md), 1-8
-// tokens and 64 tokens with 8q/1kv (up to 576 token-heads) took 0.02-0.2 us less a step,
-// 64 tokens with 32q/8kv (2560) 0.1-0.2 us more. The narrow kernel takes that order
-// inside; the vector kernels have it as entry points of their own (Kernel::aligned_early).
-constexpr int64_t kMaxEarlyPositionTokenHeads = 1024;
-
+// RopeLaunchArgs::read_positions_early (kMaxEarlyPositionTokenHeads in kernel_specs.h).
+// The narrow kernel takes that order inside; the vector kernels have it as entry points
+// of their own (Kernel::aligned_early).
 bool ReadsPositionsEarly(const ApplyOptions& options, int64_t tokens, int total_heads) {
   return options.programmatic_dependent_launch && options.positions_not_written_by_prior_kernel &&
          tokens * total_heads <= kMaxEarlyPositionTokenHeads;

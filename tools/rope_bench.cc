@@ -849,6 +849,13 @@ absl::StatusOr<KernelRow> MeasureKernelRow(const Gpu& gpu, const BenchOptions& o
       pdl_early.positions_not_written_by_prior_kernel = true;
       ASSIGN_OR_RETURN(Timing early_timing, time_graphs(pdl_early));
       row.graph_pdl_early = early_timing;
+      if (tokens * (heads.q + heads.kv) <= kMaxEarlyPositionTokenHeads) {
+        ApplyOptions other = pdl_early;
+        other.kernel = PrefersNarrowKernel(config, tokens, heads.q + heads.kv) ? KernelChoice::kVector
+                                                                              : KernelChoice::kNarrow;
+        ASSIGN_OR_RETURN(Timing other_timing, time_graphs(other));
+        row.graph_pdl_early_other_kernel = other_timing;
+      }
     }
   }
   return row;

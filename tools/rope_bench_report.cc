@@ -127,15 +127,16 @@ void PrintKernelHeader() {
       "times are medians per launch; GB/s count bytes read + written; b2b pdl = the kernel "
       "column's back-to-back launches with programmatic dependent launch; graph = per apply in "
       "a replayed CUDA graph; pdl us = the same with programmatic dependent launch; early us = "
-      "that with the positions read before the wait for the kernel ahead; narrow us = "
+      "that with the positions read before the wait for the kernel ahead; early oth = early us "
+      "on the kernel Rope did not take (<= 1024 tokens x heads); narrow us = "
       "the unaligned kernel (views one element off; <= 4096 tokens); vector us = the vector "
       "kernel, where Rope takes the narrow one for aligned views (small launches);\n* = most "
       "batches host-bound (the host enqueued slower than the GPU ran: the figure may include "
       "launch gaps)\n");
-  std::printf("%6s %6s %4s %5s %-11s %8s %10s %7s %10s %7s %6s %9s %9s %9s %9s %9s %s\n",
+  std::printf("%6s %6s %4s %5s %-11s %8s %10s %7s %10s %7s %6s %9s %9s %9s %9s %9s %9s %s\n",
               "tokens", "heads", "hd", "dtype", "style", "MB q+k", "kernel us", "GB/s", "copy us",
-              "GB/s", "ratio", "b2b pdl", "graph us", "pdl us", "early us", "narrow us",
-              "vector us  target");
+              "GB/s", "ratio", "b2b pdl", "graph us", "pdl us", "early us", "early oth",
+              "narrow us", "vector us  target");
 }
 
 void PrintEmptyKernel(const Timing& t) {
@@ -150,7 +151,8 @@ void PrintKernelRow(const KernelRow& r) {
   const std::string heads = absl::StrCat(r.heads.q, "/", r.heads.kv);
   const std::string optional_cells = absl::StrCat(
       TimingCell(r.kernel_pdl), " ", TimingCell(r.graph), " ", TimingCell(r.graph_pdl), " ",
-      TimingCell(r.graph_pdl_early), " ", TimingCell(r.unaligned_kernel), " ",
+      TimingCell(r.graph_pdl_early), " ", TimingCell(r.graph_pdl_early_other_kernel), " ",
+      TimingCell(r.unaligned_kernel), " ",
       TimingCell(r.vector_kernel));
   std::printf(
       "%6lld %6s %4d %5s %-11s %8.3f %9.2f%s %7.0f %9.2f%s %7.0f %6.3f %s  %s\n",
@@ -457,6 +459,8 @@ std::string ReportJson(const Report& r, const BenchOptions& o) {
     WriteOptionalTiming(j, k.graph_pdl);
     j.Key("graph_pdl_early_positions_per_apply");
     WriteOptionalTiming(j, k.graph_pdl_early);
+    j.Key("graph_pdl_early_positions_other_kernel_per_apply");
+    WriteOptionalTiming(j, k.graph_pdl_early_other_kernel);
     j.Key("graphs_rotated").Int(k.graph_count);
     j.Key("graph_note").String(k.graph_note);
     j.Key("target").String(RowTarget(k));

@@ -73,6 +73,10 @@ struct KernelRow {
   // The same, each kernel reading its positions before it waits for the one ahead
   // (ApplyOptions::positions_not_written_by_prior_kernel; true here: no kernel writes them).
   std::optional<Timing> graph_pdl_early;
+  // That on the kernel Rope did not take for these views (ApplyOptions::kernel: the vector
+  // kernel's early entry point, or the narrow kernel), where the early order applies:
+  // the other side of the choice for decode steps.
+  std::optional<Timing> graph_pdl_early_other_kernel;
   int graph_count = 0;                     // distinct graphs replayed in turn
   std::string graph_note;                  // why there is no graph figure
 
