@@ -14,6 +14,7 @@
 
 #include "gtest/gtest.h"
 #include "rope/config.h"
+#include "rope/kernel_specs.h"
 #include "rope/reference.h"
 #include "rope/rope.h"
 #include "tests/gpu_test_util.h"
@@ -40,6 +41,9 @@ void RunChain(DeviceRuntime* runtime, bool early) {
   // not wait would overtake its predecessor.
   constexpr int kTokens = 4096, kHeads = 8, kSteps = 3;
   constexpr int kSampleStride = 32, kSampled = kTokens / kSampleStride;  // early steps' tokens
+  // Larger early steps would silently take the default order and test nothing new.
+  static_assert(int64_t{kSampled} * kHeads <= kMaxEarlyPositionTokenHeads,
+                "the early steps must be small enough to read positions early");
   const size_t row = size_t{kHeads} * config.head_dim;
   const size_t count = kTokens * row;
   std::mt19937_64 rng(std::random_device{}());
