@@ -7,21 +7,21 @@
 
 extern "C" __global__ void __launch_bounds__(ROPE_THREADS_PER_BLOCK)
     rope_qk_apply_aligned(RopeLaunchArgs args) {
-  RopeTensorHeads<2> heads{args};
-  rope_apply<RopeTensorHeads<2>, ROPE_VEC, true>(heads);
+  RopeTensorHeads<2, false> heads{args};
+  rope_apply<RopeTensorHeads<2, false>, ROPE_VEC, true>(heads);
 }
 ROPE_HOST_ENTRY(rope_qk_apply_aligned, RopeLaunchArgs)
 
 extern "C" __global__ void __launch_bounds__(ROPE_THREADS_PER_BLOCK)
     rope_qk_apply_unaligned(RopeLaunchArgs args) {
-  RopeTensorHeads<2> heads{args};
-  rope_apply<RopeTensorHeads<2>, ROPE_UNALIGNED_VEC, false>(heads);
+  RopeTensorHeads<2, true> heads{args};
+  rope_apply<RopeTensorHeads<2, true>, ROPE_UNALIGNED_VEC, false>(heads);
 }
 ROPE_HOST_ENTRY(rope_qk_apply_unaligned, RopeLaunchArgs)
 
 extern "C" __global__ void __launch_bounds__(ROPE_THREADS_PER_BLOCK)
     rope_qk_apply_aligned_early(RopeLaunchArgs args) {
-  RopeTensorHeads<2> heads{args};
+  RopeTensorHeads<2, true> heads{args};
   rope_vector_apply_early(heads);
 }
 ROPE_HOST_ENTRY(rope_qk_apply_aligned_early, RopeLaunchArgs)

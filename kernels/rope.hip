@@ -161,16 +161,44 @@ ROPE_DEVICE void rope_cos_sin(double pos, double inv_freq, float scale, float* c
 }
 
 // Where head h of `token` lives: its input and output, `offset` elements into the head.
-template <int kTensors>
-ROPE_DEVICE void rope_head_pointers(const RopeLaunchArgs& a, long long token, int h, int offset,
-                                    const rope_elem** in, rope_elem** out) {
-  const int t = (kTensors == 2 && h >= a.tensors[0].num_heads) ? 1 : 0;
-  const RopeTensorArgs& tensor = a.tensors[t];
-  const long long head = h - (t == 1 ? a.tensors[0].num_heads : 0);
-  *in = static_cast<const rope_elem*>(tensor.in) + token * tensor.in_token_stride +
-        head * tensor.in_head_stride + offset;
-  *out = static_cast<rope_elem*>(tensor.out) + token * tensor.out_token_stride +
-         head * tensor.out_head_stride + offset;
+// kSelectFields: each field is read from both tensors at its fixed offset and one value
+// selected. Indexing the parameter by tensor (a.tensors[t]) is a parameter load from a
+// register address on NVIDIA (ld.param [reg]), a constant-cache round trip in front of a
+// head's first load, on decode's critical path: selecting took a 1-token NeoX step in a
+// CUDA graph from 1.78 to 1.72 us (H200, bf16 hd128 32q/8kv, narrow kernel). It holds both
+// tensors' fields in registers, though (48 -> 56 in the QK vector kernel: 32768 tokens
+// went 163 -> 168 us), so the default vector kernel keeps the index.
+struct RopeHeadPointers {
+  const rope_elem* in;
+  rope_elem* out;
+};
+
+template <int kTensors, bool kSelectFields>
+ROPE_DEVICE RopeHeadPointers rope_head_pointers(const RopeLaunchArgs& a, long long token, int h,
+                                                int offset) {
+  const RopeTensorArgs& first = a.tensors[0];
+  const bool in_second = kTensors == 2 && h >= first.num_heads;
+  RopeHeadPointers p;
+  if (kSelectFields) {
+    const long long head = in_second ? h - first.num_heads : h;
+    const RopeTensorArgs& second = a.tensors[kTensors - 1];
+    const void* in = in_second ? second.in : first.in;
+    void* out = in_second ? second.out : first.out;
+    const long long in_token_stride = in_second ? second.in_token_stride : first.in_token_stride;
+    const long long in_head_stride = in_second ? second.in_head_stride : first.in_head_stride;
+    const long long out_token_stride = in_second ? second.out_token_stride : first.out_token_stride;
+    const long long out_head_stride = in_second ? second.out_head_stride : first.out_head_stride;
+    p.in = static_cast<const rope_elem*>(in) + token * in_token_stride + head * in_head_stride + offset;
+    p.out = static_cast<rope_elem*>(out) + token * out_token_stride + head * out_head_stride + offset;
+  } else {
+    const RopeTensorArgs& tensor = a.tensors[in_second ? 1 : 0];
+    const long long head = h - (in_second ? first.num_heads : 0);
+    p.in = static_cast<const rope_elem*>(tensor.in) + token * tensor.in_token_stride +
+           head * tensor.in_head_stride + offset;
+    p.out = static_cast<rope_elem*>(tensor.out) + token * tensor.out_token_stride +
+            head * tensor.out_head_stride + offset;
+  }
+  return p;
 }
 
 // Which heads a launch moves and where each one lives: rope_apply_impl is written against
@@ -193,8 +221,8 @@ struct RopeRotated {
 };
 
 // Q and/or K rotated from their input tensors into their output tensors (rope.hip,
-// position_embeddings.hip).
-template <int kTensors>
+// position_embeddings.hip); kSelectFields as in rope_head_pointers.
+template <int kTensors, bool kSelectFields>
 struct RopeTensorHeads {
   ROPE_HELD_ARGS(RopeLaunchArgs) a;  // see the prelude
 
@@ -205,17 +233,12 @@ struct RopeTensorHeads {
   ROPE_DEVICE bool rotates(int) const { return true; }
 
   ROPE_DEVICE const rope_elem* input(long long token, int h, int offset) const {
-    const rope_elem* in;
-    rope_elem* out;
-    rope_head_pointers<kTensors>(a, token, h, offset, &in, &out);
-    return in;
+    return rope_head_pointers<kTensors, kSelectFields>(a, token, h, offset).in;
   }
 
   template <int kVec, bool kVectorAccess>
   ROPE_DEVICE void store_rotated(long long token, int h, int offset, const RopeRotated<kVec>& r) const {
-    const rope_elem* in;
-    rope_elem* out;
-    rope_head_pointers<kTensors>(a, token, h, offset, &in, &out);
+    rope_elem* out = rope_head_pointers<kTensors, kSelectFields>(a, token, h, offset).out;
     rope_store<kVec, kVectorAccess>(out, r.x);
 #if ROPE_STYLE == 0
     rope_store<kVec, kVectorAccess>(out + ROPE_SEGMENT_PAIRS, r.y);
@@ -228,15 +251,12 @@ struct RopeTensorHeads {
 
   // Out of place, the dims past rotary_dim are copied through; lanes share them.
   ROPE_DEVICE void copy_pass_through(long long token, int h, int lane, int lanes) const {
-    const int t = (kTensors == 2 && h >= a.tensors[0].num_heads) ? 1 : 0;
-    const RopeTensorArgs& tensor = a.tensors[t];
-    if (tensor.out == tensor.in) return;
-    const int head = h - (t == 1 ? a.tensors[0].num_heads : 0);
-    const rope_elem* in =
-        static_cast<const rope_elem*>(tensor.in) + token * tensor.in_token_stride + head * tensor.in_head_stride;
-    rope_elem* out =
-        static_cast<rope_elem*>(tensor.out) + token * tensor.out_token_stride + head * tensor.out_head_stride;
-    for (int d = ROPE_ROTARY_DIM + lane; d < ROPE_HEAD_DIM; d += lanes) out[d] = in[d];
+    const bool in_second = kTensors == 2 && h >= a.tensors[0].num_heads;
+    const RopeTensorArgs& first = a.tensors[0];
+    const RopeTensorArgs& second = a.tensors[kTensors - 1];
+    if (in_second ? second.out == second.in : first.out == first.in) return;
+    const RopeHeadPointers p = rope_head_pointers<kTensors, kSelectFields>(a, token, h, 0);
+    for (int d = ROPE_ROTARY_DIM + lane; d < ROPE_HEAD_DIM; d += lanes) p.out[d] = p.in[d];
   }
 };
 
@@ -249,6 +269,15 @@ struct RopeBatch {
   RopePacked<kVec> y[ROPE_HEAD_UNROLL];  // NeoX: the partner half; unused when interleaved
 };
 
+// One head's elements of this lane: kVec from x and, NeoX, kVec from the partner half.
+template <int kVec, bool kVectorAccess>
+ROPE_DEVICE void rope_load_head(const rope_elem* in, RopeBatch<kVec>& b, int u) {
+  rope_load<kVec, kVectorAccess>(in, b.x[u]);
+#if ROPE_STYLE == 0
+  rope_load<kVec, kVectorAccess>(in + ROPE_SEGMENT_PAIRS, b.y[u]);
+#endif
+}
+
 template <class Heads, int kVec, bool kVectorAccess>
 ROPE_DEVICE void rope_load_batch(const Heads& heads, long long token, int h0, int offset,
                                  RopeBatch<kVec>& b) {
@@ -257,11 +286,34 @@ ROPE_DEVICE void rope_load_batch(const Heads& heads, long long token, int h0, in
   for (int u = 0; u < ROPE_HEAD_UNROLL; ++u) {
     const int h = h0 + u * a.head_splits;
     if (h >= a.total_heads) break;
-    const rope_elem* in = heads.input(token, h, offset);
-    rope_load<kVec, kVectorAccess>(in, b.x[u]);
-#if ROPE_STYLE == 0
-    rope_load<kVec, kVectorAccess>(in + ROPE_SEGMENT_PAIRS, b.y[u]);
-#endif
+    rope_load_head<kVec, kVectorAccess>(heads.input(token, h, offset), b, u);
+  }
+}
+
+// A batch's input addresses, formed ahead of its loads (null past the last head): the
+// early order forms them before the wait, from launch arguments alone.
+struct RopeBatchInputs {
+  const rope_elem* in[ROPE_HEAD_UNROLL];
+};
+
+template <class Heads>
+ROPE_DEVICE RopeBatchInputs rope_batch_inputs(const Heads& heads, long long token, int h0, int offset) {
+  const RopeLaunchArgs& a = heads.launch();
+  RopeBatchInputs inputs;
+#pragma unroll
+  for (int u = 0; u < ROPE_HEAD_UNROLL; ++u) {
+    const int h = h0 + u * a.head_splits;
+    inputs.in[u] = h < a.total_heads ? heads.input(token, h, offset) : nullptr;
+  }
+  return inputs;
+}
+
+template <int kVec, bool kVectorAccess>
+ROPE_DEVICE void rope_load_inputs(const RopeBatchInputs& inputs, RopeBatch<kVec>& b) {
+#pragma unroll
+  for (int u = 0; u < ROPE_HEAD_UNROLL; ++u) {
+    if (inputs.in[u] == nullptr) break;
+    rope_load_head<kVec, kVectorAccess>(inputs.in[u], b, u);
   }
 }
 
@@ -360,8 +412,13 @@ ROPE_DEVICE void rope_apply_impl(Heads& heads) {
     }
   }
   if (kEarly) {
+    // The first heads' addresses come from launch arguments alone, so they are formed
+    // before the wait too, and after it come only the loads: 1.24 -> 1.05 us a 1-token
+    // step in a CUDA graph with PDL (H200, bf16 hd128 32q/8kv NeoX; 0.91 -> 0.70 at
+    // 8q/1kv), where formed after the wait they cost a constant-cache round trip.
+    const RopeBatchInputs first_inputs = rope_batch_inputs(heads, token, split, offset);
     rope_wait_for_prior_grid();
-    rope_load_batch<Heads, kVec, kVectorAccess>(heads, token, split, offset, current);
+    rope_load_inputs<kVec, kVectorAccess>(first_inputs, current);
     if (position_out_of_range) atomicOr(a.error_flag, 1);
   }
   // A cache slot past the cache's end (rope_kv_cache.hip) is skipped, and flagged here.
@@ -422,21 +479,21 @@ ROPE_DEVICE void rope_vector_apply_early(Heads& heads) {
 #ifndef ROPE_MACHINERY_ONLY
 extern "C" __global__ void __launch_bounds__(ROPE_THREADS_PER_BLOCK)
     rope_apply_aligned(RopeLaunchArgs args) {
-  RopeTensorHeads<1> heads{args};
-  rope_apply<RopeTensorHeads<1>, ROPE_VEC, true>(heads);
+  RopeTensorHeads<1, false> heads{args};
+  rope_apply<RopeTensorHeads<1, false>, ROPE_VEC, true>(heads);
 }
 ROPE_HOST_ENTRY(rope_apply_aligned, RopeLaunchArgs)
 
 extern "C" __global__ void __launch_bounds__(ROPE_THREADS_PER_BLOCK)
     rope_apply_unaligned(RopeLaunchArgs args) {
-  RopeTensorHeads<1> heads{args};
-  rope_apply<RopeTensorHeads<1>, ROPE_UNALIGNED_VEC, false>(heads);
+  RopeTensorHeads<1, true> heads{args};
+  rope_apply<RopeTensorHeads<1, true>, ROPE_UNALIGNED_VEC, false>(heads);
 }
 ROPE_HOST_ENTRY(rope_apply_unaligned, RopeLaunchArgs)
 
 extern "C" __global__ void __launch_bounds__(ROPE_THREADS_PER_BLOCK)
     rope_apply_aligned_early(RopeLaunchArgs args) {
-  RopeTensorHeads<1> heads{args};
+  RopeTensorHeads<1, true> heads{args};
   rope_vector_apply_early(heads);
 }
 ROPE_HOST_ENTRY(rope_apply_aligned_early, RopeLaunchArgs)
