@@ -258,10 +258,10 @@ ROPE_DEVICE void rope_store(rope_elem* p, const float (&in)[N]) {
 // rope_release_dependent_grid() lets the next such kernel begin launching (it still waits
 // for this one to finish before it reads anything); issued early, the next launch's
 // latency overlaps this kernel's work.
-// Whether reads may be moved ahead of that wait (RopeLaunchArgs::read_positions_early):
-// on GPUs without it the launch is a plain one, and the reordering would only lengthen
-// a thread's chain (positions and cos/sin before the data loads instead of beside them).
-// The host backend keeps the reordering so that CI runs that path of the kernels.
+// Whether work may be moved ahead of that wait (RopeLaunchArgs::launch_order): on GPUs
+// without it the launch is a plain one, and the reordering would only lengthen a
+// thread's chain (positions and cos/sin before the data loads instead of beside them).
+// The host backend keeps the reordering so that CI runs those paths of the kernels.
 #if defined(ROPE_HOST) || (!ROPE_AMD && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900)
 #define ROPE_CAN_READ_POSITIONS_EARLY 1
 #else

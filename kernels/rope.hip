@@ -360,11 +360,12 @@ ROPE_DEVICE void rope_rotate_batch(const Heads& heads, long long token, int h0, 
   }
 }
 
-template <class Heads, int kVec, bool kVectorAccess, bool kEarly>
+template <class Heads, int kVec, bool kVectorAccess, int kOrder>
 ROPE_DEVICE void rope_apply_impl(Heads& heads) {
   const RopeLaunchArgs& a = heads.launch();
   typedef RopeShape<kVec> Shape;
   constexpr int kPairs = Shape::kPairs;
+  constexpr bool kEarly = kOrder == ROPE_ORDER_POSITIONS_FIRST;
   // 32-bit index math (the host keeps a launch under 2^32 threads): 64-bit division by
   // the run-time head_splits would sit on the decode latency path.
   const unsigned g = blockIdx.x * blockDim.x + threadIdx.x;
@@ -375,18 +376,23 @@ ROPE_DEVICE void rope_apply_impl(Heads& heads) {
   if (token >= a.num_tokens) return;
   // Under programmatic dependent launch this kernel may start before the kernel ahead of
   // it has finished; it waits for it before the first read that kernel could have
-  // written. By default that is every read. kEarly (rope_apply) reads the positions,
+  // written (kernels/rope_args.h, ROPE_ORDER_*). Work from launch arguments alone can
+  // come first: the first heads' addresses cost a constant-cache round trip, which after
+  // the wait sits on a decode step's critical path. kEarly also reads the positions,
   // inv_freq and the slot mapping and computes the cos/sin first, overlapping the prior
-  // kernel's tail, and only the head loads wait: a decode step's critical path is then
-  // about a copy's.
-  if (!kEarly) rope_wait_for_prior_grid();
-  rope_release_dependent_grid();
-
+  // kernel's tail, and only the head loads wait: the step is then about a copy's.
+  if (kOrder == ROPE_ORDER_WAIT_FIRST) rope_wait_for_prior_grid();
   const int segment = lane / Shape::kLanesPerSegment;
   const int first_pair = (lane % Shape::kLanesPerSegment) * kPairs;
   // NeoX: x[j] pairs with x[j + S/2]; this lane moves kVec elements from each half.
   // Interleaved: x[2j] pairs with x[2j+1]; this lane moves kVec elements = kPairs pairs.
   const int offset = segment * ROPE_SEGMENT_DIM + (ROPE_STYLE == 0 ? first_pair : 2 * first_pair);
+  RopeBatchInputs first_inputs;
+  if (kOrder == ROPE_ORDER_ADDRESSES_FIRST) {
+    first_inputs = rope_batch_inputs(heads, token, split, offset);
+    rope_wait_for_prior_grid();
+  }
+  rope_release_dependent_grid();
 
   // Every load that does not depend on the position goes out first: the first heads and
   // this lane's inv_freq. Their latency then overlaps the position load and the cos/sin
@@ -394,7 +400,11 @@ ROPE_DEVICE void rope_apply_impl(Heads& heads) {
   // the loads behind the checked-mode atomicOr (which might alias them), one more
   // dependent memory round trip on every thread's path.
   RopeBatch<kVec> current;
-  if (!kEarly) rope_load_batch<Heads, kVec, kVectorAccess>(heads, token, split, offset, current);
+  if (kOrder == ROPE_ORDER_WAIT_FIRST) {
+    rope_load_batch<Heads, kVec, kVectorAccess>(heads, token, split, offset, current);
+  } else if (kOrder == ROPE_ORDER_ADDRESSES_FIRST) {
+    rope_load_inputs<kVec, kVectorAccess>(first_inputs, current);
+  }
 
   float c[kPairs], s[kPairs];
   bool position_out_of_range = false;  // kEarly: raised after the wait, like every write
@@ -412,11 +422,8 @@ ROPE_DEVICE void rope_apply_impl(Heads& heads) {
     }
   }
   if (kEarly) {
-    // The first heads' addresses come from launch arguments alone, so they are formed
-    // before the wait too, and after it come only the loads: 1.24 -> 1.05 us a 1-token
-    // step in a CUDA graph with PDL (H200, bf16 hd128 32q/8kv NeoX; 0.91 -> 0.70 at
-    // 8q/1kv), where formed after the wait they cost a constant-cache round trip.
-    const RopeBatchInputs first_inputs = rope_batch_inputs(heads, token, split, offset);
+    // Formed here rather than first: held across the cos/sin math they cost registers.
+    first_inputs = rope_batch_inputs(heads, token, split, offset);
     rope_wait_for_prior_grid();
     rope_load_inputs<kVec, kVectorAccess>(first_inputs, current);
     if (position_out_of_range) atomicOr(a.error_flag, 1);
@@ -444,32 +451,48 @@ ROPE_DEVICE void rope_apply_impl(Heads& heads) {
 #endif
 }
 
-// A launch's body: the default order, or (RopeLaunchArgs::read_positions_early, where
-// ROPE_CAN_READ_POSITIONS_EARLY) the one that reads positions before the wait. Two
-// instantiations rather than a run-time test inside one body: given one body, the
+// A launch's body in the order RopeLaunchArgs::launch_order names, where
+// ROPE_CAN_READ_POSITIONS_EARLY (elsewhere every order is the default one). One
+// instantiation per order rather than run-time tests inside one body: given one body, the
 // compiler sinks the default order's first head loads below the cos/sin math (measured on
 // an H200: up to +0.08 us a decode step, +2.7% at 4096 tokens). The narrow kernel
-// (!kVectorAccess) carries both and picks at run time. The vector kernels keep one body:
-// a second one inside them cost the default order up to 2.5% at 4096-32768 tokens
-// (interleaved 16-bit, same call); their early order is an entry point of its own
-// (rope_vector_apply_early, the *_aligned_early kernels), which leaves their code as it was.
+// (!kVectorAccess) carries all three and picks at run time. The default vector kernels
+// keep the one body that waits first: a second one inside them cost it up to 2.5% at
+// 4096-32768 tokens (interleaved 16-bit, same call). Their orders before the wait are
+// entry points of their own (rope_vector_apply_early, the *_aligned_early kernels), which
+// leaves their code as it was.
 template <class Heads, int kVec, bool kVectorAccess>
 ROPE_DEVICE void rope_apply(Heads& heads) {
 #if ROPE_CAN_READ_POSITIONS_EARLY
-  if (!kVectorAccess && heads.launch().read_positions_early != 0) {
-    rope_apply_impl<Heads, kVec, kVectorAccess, true>(heads);
-    return;
+  if (!kVectorAccess) {
+    const int order = heads.launch().launch_order;
+    if (order == ROPE_ORDER_POSITIONS_FIRST) {
+      rope_apply_impl<Heads, kVec, kVectorAccess, ROPE_ORDER_POSITIONS_FIRST>(heads);
+      return;
+    }
+    if (order == ROPE_ORDER_ADDRESSES_FIRST) {
+      rope_apply_impl<Heads, kVec, kVectorAccess, ROPE_ORDER_ADDRESSES_FIRST>(heads);
+      return;
+    }
   }
 #endif
-  rope_apply_impl<Heads, kVec, kVectorAccess, false>(heads);
+  rope_apply_impl<Heads, kVec, kVectorAccess, ROPE_ORDER_WAIT_FIRST>(heads);
 }
 
-// The *_aligned_early kernels' body: the vector kernel reading positions before the wait.
-// The host launches them for decode-sized launches that may (ReadsPositionsEarly in
-// rope/rope.cc). Where the order does not exist (no griddepcontrol) it is the default one.
+// The *_aligned_early kernels' body: the vector kernel in an order that works before the
+// wait, for the decode-sized launches under PDL that the host sends here (LaunchOrder in
+// rope/rope.cc). Where those orders do not exist (no griddepcontrol) it is the default one.
 template <class Heads>
 ROPE_DEVICE void rope_vector_apply_early(Heads& heads) {
-  rope_apply_impl<Heads, ROPE_VEC, true, ROPE_CAN_READ_POSITIONS_EARLY != 0>(heads);
+#if ROPE_CAN_READ_POSITIONS_EARLY
+  if (heads.launch().launch_order == ROPE_ORDER_POSITIONS_FIRST) {
+    rope_apply_impl<Heads, ROPE_VEC, true, ROPE_ORDER_POSITIONS_FIRST>(heads);
+    return;
+  }
+  rope_apply_impl<Heads, ROPE_VEC, true, ROPE_ORDER_ADDRESSES_FIRST>(heads);
+#else
+  rope_apply_impl<Heads, ROPE_VEC, true, ROPE_ORDER_WAIT_FIRST>(heads);
+#endif
 }
 
 // The single-tensor kernels, this module's entry points. position_embeddings.hip and

@@ -41,11 +41,21 @@ typedef struct RopeLaunchArgs {
   int num_tokens;
   int head_splits;           /* threads sharing one (token, lane): they split the heads */
   int total_heads;           /* tensors[0].num_heads + tensors[1].num_heads */
-  /* 1: positions, inv_freq and the slot mapping are read before waiting for the prior
-   * kernel (ApplyOptions::positions_not_written_by_prior_kernel); 0: after. Read by the
-   * narrow kernel; the vector kernels' order is their entry point (*_aligned_early). */
-  int read_positions_early;
+  /* ROPE_ORDER_*: what a thread does before waiting for the prior kernel. Read by the
+   * narrow kernel and by the vector kernels' decode entry points (*_aligned_early); the
+   * default vector kernels always wait first. */
+  int launch_order;
 } RopeLaunchArgs;
+
+/* RopeLaunchArgs::launch_order. Under programmatic dependent launch a kernel may start
+ * before the kernel ahead of it has finished and waits for it before its first read of
+ * anything that kernel may have written. */
+#define ROPE_ORDER_WAIT_FIRST 0      /* the wait, then everything (plain launches, prefill) */
+#define ROPE_ORDER_ADDRESSES_FIRST 1 /* the first heads' addresses (launch arguments alone),
+                                        then the wait (decode-sized launches under PDL) */
+#define ROPE_ORDER_POSITIONS_FIRST 2 /* those, positions, inv_freq, the slot mapping and the
+                                        cos/sin, then the wait: only the head loads wait
+                                        (ApplyOptions::positions_not_written_by_prior_kernel) */
 
 /* Cache element formats of RopeKvCacheArgs::cache_dtype (rope/kv_cache.h, KvDType). */
 #define ROPE_KV_SAME 0     /* the Rope's dtype (ROPE_DTYPE) */

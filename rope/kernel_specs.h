@@ -29,8 +29,9 @@ inline constexpr RopeKernel kAllRopeKernels[] = {RopeKernel::kRope, RopeKernel::
 // to VectorWidth() elements; the other path makes no alignment assumption.
 const char* AlignedFunctionName(RopeKernel kernel);
 const char* UnalignedFunctionName(RopeKernel kernel);
-// The vector path that reads positions before waiting for the kernel ahead (ApplyOptions::
-// positions_not_written_by_prior_kernel); the narrow path takes that order inside.
+// The vector path for the orders that work before waiting for the kernel ahead
+// (ROPE_ORDER_ADDRESSES_FIRST, ROPE_ORDER_POSITIONS_FIRST); the narrow path takes every
+// order inside.
 const char* AlignedEarlyFunctionName(RopeKernel kernel);
 
 // Elements per vector access: the widest power of two that fits 16 bytes (8 for NeoX with
@@ -57,14 +58,15 @@ RopeLaunchShape ComputeLaunchShape(const RopeConfig& config, RopeKernel kernel, 
 // aligned for vector accesses. Never for interleaved configs.
 bool PrefersNarrowKernel(const RopeConfig& config, int64_t tokens, int total_heads);
 
-// Launches of at most this many tokens x heads read their positions before waiting for
-// the kernel ahead when the caller allows it (ApplyOptions::positions_not_written_by_prior_
-// kernel, under PDL). Only a launch that overlaps the kernel ahead of it has anything to
-// gain from that, and only a small one gains: measured on an H200 in CUDA graphs of
+// Launches of at most this many tokens x heads under PDL do work before waiting for the
+// kernel ahead (RopeLaunchArgs::launch_order): they form their first heads' addresses
+// first, and with ApplyOptions::positions_not_written_by_prior_kernel also read their
+// positions. Only a launch that overlaps the kernel ahead of it has anything to gain, and
+// only a small one gains from the positions: measured on an H200 in CUDA graphs of
 // dependent launches with PDL (BENCHMARKS.md), 1-8 tokens and 64 tokens with 8q/1kv (up to
 // 576 token-heads) took 0.02-0.2 us less a step, 64 tokens with 32q/8kv (2560) 0.1-0.2 us
 // more.
-inline constexpr int64_t kMaxEarlyPositionTokenHeads = 1024;
+inline constexpr int64_t kMaxDecodeOrderTokenHeads = 1024;
 
 // Validates `config` and returns the spec; `target` may be empty (filled per device).
 absl::StatusOr<KernelSpec> RopeKernelSpec(const RopeConfig& config, RopeKernel kernel,

@@ -180,20 +180,26 @@ absl::Status CheckKernelChoice(KernelChoice choice) {
                               " is not a KernelChoice value"));
 }
 
-// RopeLaunchArgs::read_positions_early (kMaxEarlyPositionTokenHeads in kernel_specs.h).
-// The narrow kernel takes that order inside; the vector kernels have it as entry points
-// of their own (Kernel::aligned_early).
-bool ReadsPositionsEarly(const ApplyOptions& options, int64_t tokens, int total_heads) {
-  return options.programmatic_dependent_launch && options.positions_not_written_by_prior_kernel &&
-         tokens * total_heads <= kMaxEarlyPositionTokenHeads;
+// RopeLaunchArgs::launch_order (kernels/rope_args.h): decode-sized launches under PDL
+// (kMaxDecodeOrderTokenHeads in kernel_specs.h) do work before the wait, and read their
+// positions before it too when the caller promises that the kernel ahead did not write
+// them. The narrow kernel takes the order inside; the vector kernels have the orders
+// before the wait as entry points of their own (Kernel::aligned_early).
+int LaunchOrder(const ApplyOptions& options, int64_t tokens, int total_heads) {
+  if (!options.programmatic_dependent_launch ||
+      tokens * total_heads > kMaxDecodeOrderTokenHeads) {
+    return ROPE_ORDER_WAIT_FIRST;
+  }
+  return options.positions_not_written_by_prior_kernel ? ROPE_ORDER_POSITIONS_FIRST
+                                                       : ROPE_ORDER_ADDRESSES_FIRST;
 }
 
-// The function one launch runs: the vector kernel (in the early order or not) or the
-// narrow one, which reads RopeLaunchArgs::read_positions_early itself.
+// The function one launch runs: the vector kernel (waiting first or not) or the narrow
+// one, which reads RopeLaunchArgs::launch_order itself.
 template <typename Kernel>
-FunctionHandle LaunchedFunction(const Kernel& kernel, bool vector, bool early) {
+FunctionHandle LaunchedFunction(const Kernel& kernel, bool vector, int order) {
   if (!vector) return kernel.unaligned;
-  return early ? kernel.aligned_early : kernel.aligned;
+  return order == ROPE_ORDER_WAIT_FIRST ? kernel.aligned : kernel.aligned_early;
 }
 
 // The vector kernel for aligned views unless `choice` (or, for kAuto, the launch size)
@@ -400,13 +406,13 @@ absl::Status Rope::Launch(const Kernel& kernel, const DeviceTensor* tensors, con
   ASSIGN_OR_RETURN(const RopeLaunchShape shape,
                    CheckedLaunchShape(config_, which, tokens, args.total_heads, width));
   args.head_splits = shape.head_splits;
-  const bool early = ReadsPositionsEarly(options, tokens, args.total_heads);
-  args.read_positions_early = early ? 1 : 0;
+  args.launch_order = LaunchOrder(options, tokens, args.total_heads);
 
   void* params[] = {&args};
   LaunchOptions launch;
   launch.programmatic_dependent_launch = options.programmatic_dependent_launch;
-  return runtime_.LaunchWithOptions(device_, LaunchedFunction(kernel, vector, early),
+  const FunctionHandle function = LaunchedFunction(kernel, vector, args.launch_order);
+  return runtime_.LaunchWithOptions(device_, function,
                                     Dim3{static_cast<uint32_t>(shape.blocks), 1, 1},
                                     Dim3{RopeLaunchShape::kThreadsPerBlock, 1, 1},
                                     /*shared_bytes=*/0, stream, params, launch);
@@ -522,13 +528,13 @@ absl::Status Rope::LaunchKvCache(const DeviceTensor* q, const DeviceTensor* q_ou
                    CheckedLaunchShape(config_, RopeKernel::kRopeKvCache, tokens,
                                       args.rope.total_heads, width));
   args.rope.head_splits = shape.head_splits;
-  const bool early = ReadsPositionsEarly(options, tokens, args.rope.total_heads);
-  args.rope.read_positions_early = early ? 1 : 0;
+  args.rope.launch_order = LaunchOrder(options, tokens, args.rope.total_heads);
 
   void* params[] = {&args};
   LaunchOptions launch;
   launch.programmatic_dependent_launch = options.programmatic_dependent_launch;
-  return runtime_.LaunchWithOptions(device_, LaunchedFunction(rope_kv_cache_, vector, early),
+  const FunctionHandle function = LaunchedFunction(rope_kv_cache_, vector, args.rope.launch_order);
+  return runtime_.LaunchWithOptions(device_, function,
                                     Dim3{static_cast<uint32_t>(shape.blocks), 1, 1},
                                     Dim3{RopeLaunchShape::kThreadsPerBlock, 1, 1},
                                     /*shared_bytes=*/0, stream, params, launch);

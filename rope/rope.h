@@ -99,7 +99,8 @@ struct ApplyOptions {
   // dependent kernels, e.g. a decode step's layers captured in a CUDA graph. The result is
   // the same either way; elsewhere the launch is a plain one. The kernel also lets the
   // next kernel on the stream begin launching early: that kernel must itself wait for its
-  // inputs (any kernel not launched with the attribute does).
+  // inputs (any kernel not launched with the attribute does). A decode-sized launch (at
+  // most 1024 tokens x heads) forms its first addresses before its wait.
   bool programmatic_dependent_launch = false;
 
   // With programmatic_dependent_launch: the caller's promise that the positions (and the
@@ -177,7 +178,7 @@ class Rope {
   struct Kernel {  // the functions of one module
     FunctionHandle aligned = nullptr;
     FunctionHandle unaligned = nullptr;
-    FunctionHandle aligned_early = nullptr;  // the vector kernel reading positions early
+    FunctionHandle aligned_early = nullptr;  // the vector kernel working before the wait (decode, PDL)
   };
 
   Rope(const RopeConfig& config, RopeFrequencies frequencies, DeviceRuntime& runtime, int device);

@@ -22,14 +22,21 @@
 namespace rope_jit {
 namespace {
 
-// `early`: the chain's second and third applies also promise
-// ApplyOptions::positions_not_written_by_prior_kernel (their positions were written before
-// the chain began), so they read them before their wait. That order is taken only by
-// decode-sized launches (at most 1024 tokens x heads), so those two applies rotate 128 of
-// the first apply's tokens (every 32nd: rows that the first, long kernel writes all
-// through its run) into a small buffer, the second on the vector kernel's early entry
-// point and the third on the narrow kernel's early order.
-void RunChain(DeviceRuntime* runtime, bool early) {
+enum class Chain {
+  kLongSteps,              // every apply 4096 tokens: each waits first
+  kDecodeSteps,            // the second and third decode-sized: addresses before the wait
+  kDecodeStepsWithPromise  // and positions too (positions_not_written_by_prior_kernel)
+};
+
+// A chain of kSteps dependent applies under PDL. With decode steps, the second and third
+// applies rotate 128 of the first apply's tokens (every 32nd: rows that the first, long
+// kernel writes all through its run) into a small buffer: decode-sized launches (at most
+// kMaxDecodeOrderTokenHeads tokens x heads) are the ones that work before their wait,
+// the second on the vector kernel's early entry point and the third on the narrow kernel.
+// With the promise they also read their positions (written before the chain began)
+// before the wait.
+void RunChain(DeviceRuntime* runtime, Chain chain) {
+  const bool decode = chain != Chain::kLongSteps;
   RopeConfig config;
   config.head_dim = 128;
   config.dtype = DType::kF32;
@@ -40,10 +47,10 @@ void RunChain(DeviceRuntime* runtime, bool early) {
   // Large enough that each launch runs for many microseconds: a dependent kernel that did
   // not wait would overtake its predecessor.
   constexpr int kTokens = 4096, kHeads = 8, kSteps = 3;
-  constexpr int kSampleStride = 32, kSampled = kTokens / kSampleStride;  // early steps' tokens
-  // Larger early steps would silently take the default order and test nothing new.
-  static_assert(int64_t{kSampled} * kHeads <= kMaxEarlyPositionTokenHeads,
-                "the early steps must be small enough to read positions early");
+  constexpr int kSampleStride = 32, kSampled = kTokens / kSampleStride;  // decode steps' tokens
+  // Larger decode steps would silently take the default order and test nothing new.
+  static_assert(int64_t{kSampled} * kHeads <= kMaxDecodeOrderTokenHeads,
+                "the decode steps must be small enough to work before their wait");
   const size_t row = size_t{kHeads} * config.head_dim;
   const size_t count = kTokens * row;
   std::mt19937_64 rng(std::random_device{}());
@@ -86,24 +93,24 @@ void RunChain(DeviceRuntime* runtime, bool early) {
     DeviceTensor in = DeviceTensor::Contiguous(buffers[i], kTokens, kHeads, 128, DType::kF32);
     DeviceTensor out = DeviceTensor::Contiguous(buffers[i + 1], kTokens, kHeads, 128, DType::kF32);
     ApplyOptions step_options = options;
-    if (early && i > 0) {
-      step_options.positions_not_written_by_prior_kernel = true;
+    if (decode && i > 0) {
+      step_options.positions_not_written_by_prior_kernel = chain == Chain::kDecodeStepsWithPromise;
       step_options.kernel = i == 1 ? KernelChoice::kVector : KernelChoice::kNarrow;
       in.tokens = out.tokens = kSampled;
       if (i == 1) in.token_stride *= kSampleStride;  // every 32nd row of the first output
     }
     ASSERT_TRUE(
-        (*rope)->ApplyQDevice(in, early && i > 0 ? sampled_pos : pos, *stream, &out, step_options).ok());
+        (*rope)->ApplyQDevice(in, decode && i > 0 ? sampled_pos : pos, *stream, &out, step_options).ok());
   }
   ASSERT_TRUE(runtime->SynchronizeStream(0, *stream).ok());
-  const size_t result_count = early ? kSampled * row : count;
+  const size_t result_count = decode ? kSampled * row : count;
   std::vector<float> result(result_count);
   ASSERT_TRUE(
       runtime->CopyToHost(0, result.data(), buffers[kSteps], result_count * sizeof(float)).ok());
 
   std::vector<double> expected(x0.begin(), x0.end());
   for (int i = 0; i < kSteps; ++i) {
-    if (early && i > 0) {
+    if (decode && i > 0) {
       if (i == 1) {
         std::vector<double> sampled(kSampled * row);
         for (int t = 0; t < kSampled; ++t) {
@@ -127,8 +134,11 @@ void RunChain(DeviceRuntime* runtime, bool early) {
     max_error = std::max(max_error, error);
   }
   EXPECT_LE(max_error, kSteps * 2e-6);
-  printf("PDL chain of %d applies%s: max abs error %.3g\n", kSteps,
-         early ? ", the last two reading positions before the wait (vector, then narrow kernel)" : "",
+  const char* const kinds[] = {
+      "", ", the last two decode-sized: addresses before the wait (vector, then narrow kernel)",
+      ", the last two decode-sized: addresses and positions before the wait (vector, then "
+      "narrow kernel)"};
+  printf("PDL chain of %d applies%s: max abs error %.3g\n", kSteps, kinds[static_cast<int>(chain)],
          max_error);
 
   for (DevicePointer buffer : buffers) EXPECT_TRUE(runtime->Free(0, buffer).ok());
@@ -139,12 +149,17 @@ void RunChain(DeviceRuntime* runtime, bool early) {
 
 TEST(PdlGpuTest, ChainedDependentAppliesGiveTheChainedReference) {
   ROPE_JIT_GPU_OR_SKIP(runtime);
-  RunChain(runtime, /*early=*/false);
+  RunChain(runtime, Chain::kLongSteps);
+}
+
+TEST(PdlGpuTest, ChainFormingAddressesBeforeTheWaitGivesTheChainedReference) {
+  ROPE_JIT_GPU_OR_SKIP(runtime);
+  RunChain(runtime, Chain::kDecodeSteps);
 }
 
 TEST(PdlGpuTest, ChainReadingPositionsBeforeTheWaitGivesTheChainedReference) {
   ROPE_JIT_GPU_OR_SKIP(runtime);
-  RunChain(runtime, /*early=*/true);
+  RunChain(runtime, Chain::kDecodeStepsWithPromise);
 }
 
 }  // namespace

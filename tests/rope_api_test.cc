@@ -178,11 +178,14 @@ TEST_F(RopeApiTest, PositionsAreReadEarlyOnlyUnderPdlAndWhenPromised) {
                   .ok());
   std::vector<FakeRuntime::LaunchRecord> launches = runtime_.launches();
   ASSERT_EQ(launches.size(), 7u);
-  for (int i = 0; i < 3; ++i) EXPECT_EQ(launches[i].args.read_positions_early, 0) << i;
-  EXPECT_EQ(launches[3].args.read_positions_early, 1);
-  EXPECT_EQ(launches[4].args.read_positions_early, 1);
-  EXPECT_EQ(launches[5].args.read_positions_early, 1);
-  EXPECT_EQ(launches[6].args.read_positions_early, 0);
+  // No PDL (with or without the promise): the wait first. PDL alone: addresses first.
+  EXPECT_EQ(launches[0].args.launch_order, ROPE_ORDER_WAIT_FIRST);
+  EXPECT_EQ(launches[1].args.launch_order, ROPE_ORDER_WAIT_FIRST);
+  EXPECT_EQ(launches[2].args.launch_order, ROPE_ORDER_ADDRESSES_FIRST);
+  EXPECT_EQ(launches[3].args.launch_order, ROPE_ORDER_POSITIONS_FIRST);
+  EXPECT_EQ(launches[4].args.launch_order, ROPE_ORDER_POSITIONS_FIRST);
+  EXPECT_EQ(launches[5].args.launch_order, ROPE_ORDER_POSITIONS_FIRST);
+  EXPECT_EQ(launches[6].args.launch_order, ROPE_ORDER_WAIT_FIRST);
   const char* const functions[] = {"rope_qk_apply_unaligned", "rope_qk_apply_unaligned",
                                    "rope_qk_apply_unaligned", "rope_qk_apply_unaligned",
                                    "rope_apply_unaligned",    "rope_qk_apply_aligned_early",
@@ -190,7 +193,7 @@ TEST_F(RopeApiTest, PositionsAreReadEarlyOnlyUnderPdlAndWhenPromised) {
   for (int i = 0; i < 7; ++i) EXPECT_EQ(runtime_.FunctionName(launches[i].function), functions[i]) << i;
 }
 
-TEST_F(RopeApiTest, InterleavedDecodeReadsEarlyThroughTheVectorKernelsEarlyEntry) {
+TEST_F(RopeApiTest, InterleavedDecodeUnderPdlTakesTheVectorKernelsEarlyEntry) {
   RopeConfig config = Bf16Config();
   config.style = RopeStyle::kInterleaved;
   std::unique_ptr<Rope> rope = Make(config);
@@ -206,15 +209,23 @@ TEST_F(RopeApiTest, InterleavedDecodeReadsEarlyThroughTheVectorKernelsEarlyEntry
                                                     nullptr, nullptr, options)
                     .ok());
   }
+  ASSERT_TRUE(rope->ApplyPositionEmbeddingsDevice(q, k, Positions::FromOffset(0), nullptr,
+                                                  nullptr, nullptr, ApplyOptions{})
+                  .ok());
   std::vector<FakeRuntime::LaunchRecord> launches = runtime_.launches();
-  ASSERT_EQ(launches.size(), 2u);
-  EXPECT_EQ(runtime_.FunctionName(launches[0].function), "rope_qk_apply_aligned");
-  EXPECT_EQ(launches[0].args.read_positions_early, 0);
+  ASSERT_EQ(launches.size(), 3u);
+  EXPECT_EQ(runtime_.FunctionName(launches[0].function), "rope_qk_apply_aligned_early");
+  EXPECT_EQ(launches[0].args.launch_order, ROPE_ORDER_ADDRESSES_FIRST);
   EXPECT_EQ(runtime_.FunctionName(launches[1].function), "rope_qk_apply_aligned_early");
-  EXPECT_EQ(launches[1].args.read_positions_early, 1);
-  // The same launch shape either way: only the order of the reads differs.
-  EXPECT_EQ(launches[0].grid.x, launches[1].grid.x);
-  EXPECT_EQ(launches[0].args.head_splits, launches[1].args.head_splits);
+  EXPECT_EQ(launches[1].args.launch_order, ROPE_ORDER_POSITIONS_FIRST);
+  // Without PDL there is no wait to work ahead of: the default vector kernel.
+  EXPECT_EQ(runtime_.FunctionName(launches[2].function), "rope_qk_apply_aligned");
+  EXPECT_EQ(launches[2].args.launch_order, ROPE_ORDER_WAIT_FIRST);
+  // The same launch shape every way: only the order of the work differs.
+  for (int i = 1; i < 3; ++i) {
+    EXPECT_EQ(launches[0].grid.x, launches[i].grid.x) << i;
+    EXPECT_EQ(launches[0].args.head_splits, launches[i].args.head_splits) << i;
+  }
 }
 
 TEST_F(RopeApiTest, MisalignedViewTakesTheUnalignedKernel) {

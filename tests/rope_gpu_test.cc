@@ -51,9 +51,11 @@ struct Case {
   // Aligned views: the vector kernel unless a test asks otherwise (kAuto takes the narrow
   // one for most of these small NeoX launches, which would leave the vector kernel unchecked).
   KernelChoice kernel = KernelChoice::kVector;
-  // Launched with programmatic dependent launch and the promise that the positions were
-  // not written by the kernel ahead (the kernel reads them before it waits).
-  bool read_positions_early = false;
+  // Launched with programmatic dependent launch (the kernel forms its first addresses
+  // before it waits, in launches this small) and, with `promise`, the promise that the
+  // positions were not written by the kernel ahead (it reads them before it waits too).
+  bool pdl = false;
+  bool promise = false;
   int device = 0;
 };
 
@@ -74,7 +76,7 @@ void RunCase(DeviceRuntime& runtime, const Case& c) {
                             " k=", c.k_heads, " packed=", c.packed_qkv, " out_of_place=",
                             c.out_of_place, " int64=", c.int64_positions, " misalign=",
                             c.misalign_elements, " kernel=", static_cast<int>(c.kernel),
-                            " early=", c.read_positions_early));
+                            " pdl=", c.pdl, " promise=", c.promise));
 
   auto rope = Rope::Create(config, runtime, c.device);
   ASSERT_TRUE(rope.ok()) << rope.status();
@@ -142,8 +144,8 @@ void RunCase(DeviceRuntime& runtime, const Case& c) {
   const DeviceTensor* k_out_arg = c.out_of_place ? &k_out : nullptr;
   ApplyOptions options;
   options.kernel = c.kernel;
-  options.programmatic_dependent_launch = c.read_positions_early;
-  options.positions_not_written_by_prior_kernel = c.read_positions_early;
+  options.programmatic_dependent_launch = c.pdl;
+  options.positions_not_written_by_prior_kernel = c.promise;
   absl::Status applied;
   switch (c.entry) {
     case Entry::kQ: applied = (*rope)->ApplyQDevice(q, pos, nullptr, q_out_arg, options); break;
@@ -337,23 +339,24 @@ TEST_P(RopeGpuTest, Int32Int64AndOffsetPositions) {
   }
 }
 
-// The other order (positions and cos/sin before the wait for the prior kernel, then the
-// head loads), in the narrow kernel and in the vector kernels' early entry points: the
-// host backend runs it too, so CI checks it on every commit. 16 tokens x 6 heads: small
-// enough that the host asks for it.
-TEST_P(RopeGpuTest, PositionsReadBeforeTheWaitGiveTheSameResult) {
+// The orders that work before the wait for the prior kernel (the first heads' addresses;
+// with the promise, also the positions and cos/sin), in the narrow kernel and in the
+// vector kernels' early entry points: the host backend runs them too, so CI checks them
+// on every commit. 16 tokens x 6 heads: small enough that the host asks for them.
+TEST_P(RopeGpuTest, WorkBeforeTheWaitGivesTheSameResult) {
   ROPE_JIT_BACKEND_OR_SKIP(runtime);
   for (DType dtype : kDtypes)
     for (RopeStyle style : kStyles)
-      for (int variant = 0; variant < 6; ++variant) {
+      for (int variant = 0; variant < 12; ++variant) {
         Case c;
         c.config = Config(128, dtype, style);
-        c.kernel = variant < 3 ? KernelChoice::kNarrow : KernelChoice::kVector;
+        c.kernel = variant % 6 < 3 ? KernelChoice::kNarrow : KernelChoice::kVector;
         c.int64_positions = variant % 3 == 0;
         c.offset_positions = variant % 3 == 2;
         c.entry = variant % 3 == 1 ? Entry::kQ : Entry::kQK;
         c.out_of_place = variant % 3 == 1;
-        c.read_positions_early = true;
+        c.pdl = true;
+        c.promise = variant < 6;
         ASSERT_NO_FATAL_FAILURE(RunCase(*runtime, c));
       }
 }
@@ -465,10 +468,11 @@ TEST_P(RopeGpuTest, CheckedModeFlagsPositionsOutOfRange) {
   DeviceBuffer data(*runtime, 2 * 64 * 2), pos(*runtime, 2 * 8);
   ASSERT_TRUE(runtime->MemsetAsync(0, data.get(), 0x3c, 2 * 64 * 2, nullptr).ok());
   DeviceTensor x = DeviceTensor::Contiguous(data.get(), 2, 1, 64, DType::kBF16);
-  ApplyOptions early;  // positions read before the wait; the flag is raised after it
-  early.programmatic_dependent_launch = true;
+  ApplyOptions pdl;  // addresses formed before the wait, positions read after it
+  pdl.programmatic_dependent_launch = true;
+  ApplyOptions early = pdl;  // positions read before the wait; the flag is raised after it
   early.positions_not_written_by_prior_kernel = true;
-  for (const ApplyOptions& options : {ApplyOptions{}, early})
+  for (const ApplyOptions& options : {ApplyOptions{}, pdl, early})
     for (int64_t bad : {int64_t{5}, int64_t{100}, int64_t{-1}}) {
       const int64_t positions[2] = {3, bad};
       ASSERT_TRUE(runtime->CopyToDevice(0, pos.get(), positions, sizeof(positions)).ok());
@@ -478,7 +482,10 @@ TEST_P(RopeGpuTest, CheckedModeFlagsPositionsOutOfRange) {
       auto flagged = (*rope)->TakePositionError(nullptr);
       ASSERT_TRUE(flagged.ok()) << flagged.status();
       EXPECT_EQ(*flagged, bad != 5)
-          << "position " << bad << (options.positions_not_written_by_prior_kernel ? " (early)" : "");
+          << "position " << bad
+          << (options.positions_not_written_by_prior_kernel ? " (early)"
+              : options.programmatic_dependent_launch       ? " (pdl)"
+                                                            : "");
     }
 }
 

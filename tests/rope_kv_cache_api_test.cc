@@ -135,11 +135,12 @@ TEST_F(RopeKvCacheApiTest, PositionsAndSlotsAreReadEarlyOnlyUnderPdlAndWhenPromi
                   .ok());
   std::vector<FakeRuntime::LaunchRecord> launches = runtime_.launches();
   ASSERT_EQ(launches.size(), 5u);
-  EXPECT_EQ(launches[0].kv_args.rope.read_positions_early, 0);
-  EXPECT_EQ(launches[1].kv_args.rope.read_positions_early, 1);
-  EXPECT_EQ(launches[2].kv_args.rope.read_positions_early, 1);
-  EXPECT_EQ(launches[3].kv_args.rope.read_positions_early, 0);
-  EXPECT_EQ(launches[4].kv_args.rope.read_positions_early, 1);
+  // PDL alone: only the addresses before the wait; the promise adds positions and slots.
+  EXPECT_EQ(launches[0].kv_args.rope.launch_order, ROPE_ORDER_ADDRESSES_FIRST);
+  EXPECT_EQ(launches[1].kv_args.rope.launch_order, ROPE_ORDER_POSITIONS_FIRST);
+  EXPECT_EQ(launches[2].kv_args.rope.launch_order, ROPE_ORDER_POSITIONS_FIRST);
+  EXPECT_EQ(launches[3].kv_args.rope.launch_order, ROPE_ORDER_WAIT_FIRST);
+  EXPECT_EQ(launches[4].kv_args.rope.launch_order, ROPE_ORDER_POSITIONS_FIRST);
   EXPECT_EQ(runtime_.FunctionName(launches[1].function), "rope_kv_cache_unaligned");
   EXPECT_EQ(runtime_.FunctionName(launches[3].function), "rope_kv_cache_aligned");
   EXPECT_EQ(runtime_.FunctionName(launches[4].function), "rope_kv_cache_aligned_early");

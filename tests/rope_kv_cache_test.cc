@@ -57,9 +57,11 @@ struct KvCase {
   // Aligned views: the vector kernel unless a case asks otherwise (kAuto takes the narrow
   // one for most of these small NeoX launches, which would leave the vector kernel unchecked).
   KernelChoice kernel = KernelChoice::kVector;
-  // Launched with programmatic dependent launch and the promise that positions and slots
-  // were not written by the kernel ahead (the kernel reads them before it waits).
-  bool read_positions_early = false;
+  // Launched with programmatic dependent launch (the kernel forms its first addresses
+  // before it waits, in launches this small) and, with `promise`, the promise that
+  // positions and slots were not written by the kernel ahead (it reads them first too).
+  bool pdl = false;
+  bool promise = false;
 };
 
 Fp8Format FormatOf(KvDType dtype) {
@@ -108,7 +110,8 @@ void RunKvCase(DeviceRuntime& runtime, const Rope& rope, const KvCase& c) {
                             KvDTypeName(c.kv_dtype), " block_size=", c.block_size, " packed=",
                             c.packed_qkv, " q_out=", c.q_out_of_place, " position_columns=",
                             config.position_columns, c.positions_column_major ? " [columns, tokens]" : "",
-                            " kernel=", static_cast<int>(c.kernel)));
+                            " kernel=", static_cast<int>(c.kernel), " pdl=", c.pdl,
+                            " promise=", c.promise));
   const int64_t num_blocks = (c.tokens + c.block_size - 1) / c.block_size + 2;
   const int64_t num_slots = num_blocks * c.block_size;
 
@@ -205,8 +208,8 @@ void RunKvCase(DeviceRuntime& runtime, const Rope& rope, const KvCase& c) {
   if (c.positions_column_major) device_positions = device_positions.ColumnMajor(c.tokens);
   ApplyOptions options;
   options.kernel = c.kernel;
-  options.programmatic_dependent_launch = c.read_positions_early;
-  options.positions_not_written_by_prior_kernel = c.read_positions_early;
+  options.programmatic_dependent_launch = c.pdl;
+  options.positions_not_written_by_prior_kernel = c.promise;
   absl::Status applied = rope.ApplyAndCacheKvDevice(
       q, k, v, device_positions, static_cast<const int64_t*>(slot_dev.get()), cache, nullptr,
       c.q_out_of_place ? &q_out : nullptr, options);
@@ -351,9 +354,12 @@ TEST_P(RopeKvCacheTest, EveryDtypeStyleHeadDimLayoutAndCacheFormat) {
             c.v_scale = ScaleFor(kv_dtype, n + 1);
             // Alternates with the head_dim: each dtype and style runs both kernels.
             c.kernel = (n / 6) % 2 == 0 ? KernelChoice::kVector : KernelChoice::kNarrow;
-            // Half the cases ask to read positions and slots before the wait, on either
-            // kernel (the host backend runs that order too).
-            c.read_positions_early = (n / 4) % 2 == 1;
+            // A third of the cases each: the default order, addresses before the wait
+            // (PDL), and positions and slots before it too (the promise), on either
+            // kernel (the host backend runs every order).
+            const int order = (n / 4) % 3;
+            c.pdl = order != 0;
+            c.promise = order == 2;
             ASSERT_NO_FATAL_FAILURE(RunKvCase(*runtime, *rope, c));
           }
       }
@@ -520,12 +526,15 @@ TEST_P(RopeKvCacheTest, SlotsPastTheEndAreSkippedAndFlagged) {
   cache.block_size = 4;
   cache.kv_heads = 1;
   cache.head_dim = D;
-  ApplyOptions early;  // slots read before the wait; the flag is raised after it
-  early.programmatic_dependent_launch = true;
+  ApplyOptions pdl;  // addresses formed before the wait, slots read after it
+  pdl.programmatic_dependent_launch = true;
+  ApplyOptions early = pdl;  // slots read before the wait; the flag is raised after it
   early.positions_not_written_by_prior_kernel = true;
-  for (const ApplyOptions& options : {ApplyOptions{}, early}) {
+  for (const ApplyOptions& options : {ApplyOptions{}, pdl, early}) {
     for (int64_t bad : {int64_t{-1}, int64_t{8}, int64_t{1} << 40}) {
-      SCOPED_TRACE(options.positions_not_written_by_prior_kernel ? "early" : "plain");
+      SCOPED_TRACE(options.positions_not_written_by_prior_kernel ? "early"
+                   : options.programmatic_dependent_launch      ? "pdl"
+                                                                : "plain");
       ASSERT_TRUE(runtime->MemsetAsync(0, k_cache.get(), kPoison, cache_bytes, nullptr).ok());
       ASSERT_TRUE(runtime->MemsetAsync(0, v_cache.get(), kPoison, cache_bytes, nullptr).ok());
       const int64_t slots[tokens] = {0, bad, 7, -5};

@@ -849,7 +849,7 @@ absl::StatusOr<KernelRow> MeasureKernelRow(const Gpu& gpu, const BenchOptions& o
       pdl_early.positions_not_written_by_prior_kernel = true;
       ASSIGN_OR_RETURN(Timing early_timing, time_graphs(pdl_early));
       row.graph_pdl_early = early_timing;
-      if (tokens * (heads.q + heads.kv) <= kMaxEarlyPositionTokenHeads) {
+      if (tokens * (heads.q + heads.kv) <= kMaxDecodeOrderTokenHeads) {
         ApplyOptions other = pdl_early;
         other.kernel = PrefersNarrowKernel(config, tokens, heads.q + heads.kv) ? KernelChoice::kVector
                                                                               : KernelChoice::kNarrow;
