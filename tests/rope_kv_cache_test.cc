@@ -21,7 +21,9 @@
 #include <limits>
 #include <memory>
 #include <random>
+#include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -332,6 +334,7 @@ float ScaleFor(KvDType dtype, int which) {
 TEST_P(RopeKvCacheTest, EveryDtypeStyleHeadDimLayoutAndCacheFormat) {
   ROPE_JIT_BACKEND_OR_SKIP(runtime);
   int case_number = 0;
+  std::set<std::pair<bool, int>> kernel_orders;  // (vector kernel, launch order) that ran
   for (DType dtype : {DType::kF32, DType::kF16, DType::kBF16})
     for (RopeStyle style : {RopeStyle::kNeox, RopeStyle::kInterleaved})
       for (int head_dim : {64, 128, 256}) {
@@ -355,11 +358,13 @@ TEST_P(RopeKvCacheTest, EveryDtypeStyleHeadDimLayoutAndCacheFormat) {
             // Alternates with the head_dim: each dtype and style runs both kernels.
             c.kernel = (n / 6) % 2 == 0 ? KernelChoice::kVector : KernelChoice::kNarrow;
             // A third of the cases each: the default order, addresses before the wait
-            // (PDL), and positions and slots before it too (the promise), on either
-            // kernel (the host backend runs every order).
-            const int order = (n / 4) % 3;
+            // (PDL), and positions and slots before it too (the promise). n / 2 (not a
+            // multiple of the kernel's period of 6) gives every order on both kernels in
+            // each dtype and style; the host backend runs every order.
+            const int order = (n / 2) % 3;
             c.pdl = order != 0;
             c.promise = order == 2;
+            kernel_orders.insert({c.kernel == KernelChoice::kVector, order});
             ASSERT_NO_FATAL_FAILURE(RunKvCase(*runtime, *rope, c));
           }
       }
@@ -367,6 +372,7 @@ TEST_P(RopeKvCacheTest, EveryDtypeStyleHeadDimLayoutAndCacheFormat) {
               "boundary\n",
               static_cast<long long>(Fp8Stats().exact), static_cast<long long>(Fp8Stats().near_boundary));
   EXPECT_GT(Fp8Stats().exact, 0);
+  EXPECT_EQ(kernel_orders.size(), 6u) << "every launch order on both kernels";
 }
 
 // K's and V's dims past rotary_dim go to the cache too; ChatGLM's 2D positions.
